@@ -1,0 +1,944 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
+import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
+import {IVerifierCommittee} from "./interfaces/IVerifierCommittee.sol";
+import {StorageProof} from "./libraries/StorageProof.sol";
+
+/// @title JobEscrow
+/// @notice Escrow of QOR compute jobs and storage deals. See {IJobEscrow}.
+contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /*//////////////////////////////////////////////////////////////
+                               CONSTANTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Size of a storage chunk in bytes.
+    uint256 public constant CHUNK_SIZE = StorageProof.CHUNK_SIZE;
+    /// @notice Basis points in one.
+    uint256 public constant BPS = 10_000;
+    /// @notice The highest protocol fee the owner may set (20%).
+    uint16 public constant MAX_FEE_BPS = 2_000;
+    /// @notice The most replicas a job may ask for.
+    uint8 public constant MAX_REDUNDANCY = 32;
+    /// @notice The most periods a storage deal may have (one bit each in `pendingPeriods`).
+    uint256 public constant MAX_PERIODS = 256;
+    /// @notice The shortest storage period, in blocks: one for the seed block, one to answer in.
+    uint32 public constant MIN_PERIOD_LENGTH = 2;
+    /// @notice Blocks after the seed block in which a proof can still be checked on chain (`blockhash`).
+    uint256 public constant PROOF_WINDOW = 256;
+    /// @notice The longest challenge window or resolution period the owner may set.
+    uint32 public constant MAX_WINDOW = 30 days;
+
+    bytes32 internal constant SETTLEMENT_TYPEHASH =
+        keccak256("Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)");
+    bytes32 internal constant SETTLEMENT_BATCH_TYPEHASH = keccak256(
+        "SettlementBatch(address token,address[] providers,Settlement[] settlements)"
+        "Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
+    );
+    bytes32 internal constant CHALLENGE_RESOLUTION_TYPEHASH = keccak256("ChallengeResolution(uint256 jobId,bool upheld)");
+    bytes32 internal constant STORAGE_ATTESTATION_TYPEHASH =
+        keccak256("StorageAttestation(uint256 dealId,uint256 periods)");
+    bytes32 internal constant STORAGE_ATTESTATION_BATCH_TYPEHASH = keccak256(
+        "StorageAttestationBatch(StorageAttestation[] attestations)StorageAttestation(uint256 dealId,uint256 periods)"
+    );
+    bytes32 internal constant RECEIPT_TYPEHASH = keccak256(
+        "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
+    );
+
+    // Two status bits per compute job, 128 jobs per word. A settled job whose challenge is pending stays
+    // SETTLED; the challenge record tells the rest.
+    uint256 internal constant PHASE_OPEN = 0;
+    uint256 internal constant PHASE_SETTLED = 1;
+    uint256 internal constant PHASE_FINALIZED = 2;
+    uint256 internal constant PHASE_RECLAIMED = 3;
+    uint256 internal constant NO_WORD = type(uint256).max;
+
+    /// @dev One status word being edited in memory.
+    struct PhaseCursor {
+        uint256 wordIndex;
+        uint256 word;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 STATE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Where providers stake and are slashed.
+    IProviderRegistry public immutable registry;
+    /// @notice Whose signatures settle, attest and resolve.
+    IVerifierCommittee public immutable committee;
+
+    EscrowParams internal _params;
+
+    /// @inheritdoc IJobEscrow
+    uint256 public nextJobId;
+    /// @inheritdoc IJobEscrow
+    uint256 public nextBatchId;
+    /// @inheritdoc IJobEscrow
+    uint256 public nextDealId;
+
+    /// @inheritdoc IJobEscrow
+    mapping(address account => mapping(address token => uint256)) public balanceOf;
+
+    mapping(uint256 jobId => bytes32) internal _jobCommitments;
+    mapping(uint256 wordIndex => uint256) internal _jobPhases;
+    mapping(uint256 batchId => ComputeBatch) internal _batches;
+    mapping(uint256 batchId => uint256[]) internal _batchChallengedJobs;
+    mapping(uint256 jobId => Challenge) internal _challenges;
+    mapping(uint256 dealId => StorageDeal) internal _deals;
+
+    constructor(
+        address initialOwner,
+        IProviderRegistry registry_,
+        IVerifierCommittee committee_,
+        EscrowParams memory params_
+    ) EIP712("QOR JobEscrow", "1") Ownable(initialOwner) {
+        if (address(registry_) == address(0)) revert JobEscrow_ZeroAddress("registry");
+        if (address(committee_) == address(0)) revert JobEscrow_ZeroAddress("committee");
+        registry = registry_;
+        committee = committee_;
+        _setParams(params_);
+        // Ids start at 1 so that 0 means "none", and the counters' slots are never written from zero
+        // again: the first job costs what every later one does.
+        nextJobId = 1;
+        nextBatchId = 1;
+        nextDealId = 1;
+    }
+
+    /// @dev Slashed stake arrives from the registry during `_slash`; nobody else sends ETH unasked.
+    receive() external payable {
+        if (msg.sender != address(registry)) revert JobEscrow_UnexpectedEther(msg.sender);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                COMPUTE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function createComputeJob(
+        bytes32 specHash,
+        uint8 redundancy,
+        address token,
+        uint256 budget,
+        uint64 deadline,
+        address preferredProvider
+    ) external payable nonReentrant returns (uint256 jobId) {
+        // Checks
+        if (budget == 0) revert JobEscrow_ZeroBudget();
+        if (redundancy == 0 || redundancy > MAX_REDUNDANCY) {
+            revert JobEscrow_InvalidRedundancy(redundancy, MAX_REDUNDANCY);
+        }
+        if (deadline <= block.timestamp) revert JobEscrow_DeadlineInPast(deadline, uint64(block.timestamp));
+        uint256 expectedValue = token == address(0) ? budget : 0;
+        if (msg.value != expectedValue) revert JobEscrow_WrongValue(msg.value, expectedValue);
+
+        // Effects
+        jobId = nextJobId;
+        unchecked {
+            nextJobId = jobId + 1;
+        }
+        ComputeJob memory job = ComputeJob({
+            specHash: specHash,
+            buyer: msg.sender,
+            token: token,
+            budget: budget,
+            deadline: deadline,
+            redundancy: redundancy,
+            preferredProvider: preferredProvider
+        });
+        _jobCommitments[jobId] = keccak256(abi.encode(job));
+        emit ComputeJobCreated(jobId, msg.sender, specHash, job);
+
+        // Interactions
+        if (token != address(0)) _pullExactly(IERC20(token), budget);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function settleComputeJobs(SettlementBatch calldata batch, ComputeJob[] calldata jobs, bytes[] calldata signatures)
+        external
+        nonReentrant
+        returns (uint256 batchId)
+    {
+        // Checks: shape, committee, providers.
+        uint256 n = jobs.length;
+        if (n == 0 || n != batch.settlements.length) revert JobEscrow_InvalidBatchLength(n, batch.settlements.length);
+        (bytes32 digest, bytes32 settlementsHash) = _hashSettlementBatch(batch);
+        committee.checkSignatures(digest, signatures);
+
+        (BatchOutcome memory outcome, bytes32[] memory digests) = _buildOutcome(batch, jobs, settlementsHash);
+
+        // Effects: the batch.
+        batchId = nextBatchId;
+        unchecked {
+            nextBatchId = batchId + 1;
+        }
+        uint64 windowEnd = uint64(block.timestamp) + _params.challengeWindow;
+        _batches[batchId] =
+            ComputeBatch({outcomeHash: keccak256(abi.encode(outcome)), windowEnd: windowEnd, challenges: 0, finalized: false});
+        emit ComputeBatchSettled(batchId, windowEnd, outcome, digests);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function finalize(uint256 batchId, BatchOutcome calldata outcome) external nonReentrant {
+        // Checks
+        ComputeBatch storage b = _batches[batchId];
+        bytes32 outcomeHash = b.outcomeHash;
+        if (outcomeHash == 0) revert JobEscrow_UnknownBatch(batchId);
+        if (b.finalized) revert JobEscrow_BatchFinalized(batchId);
+        if (keccak256(abi.encode(outcome)) != outcomeHash) revert JobEscrow_OutcomeMismatch(batchId);
+        if (block.timestamp < b.windowEnd) {
+            revert JobEscrow_ChallengeWindowOpen(batchId, b.windowEnd, uint64(block.timestamp));
+        }
+
+        // Effects
+        b.finalized = true;
+        ProviderOutcome[] memory providers = outcome.providers;
+        uint256 fee = outcome.fee;
+        bool anyChallenged = b.challenges != 0;
+        if (anyChallenged) fee = _withholdChallenged(batchId, providers, fee);
+        _markFinalized(outcome.jobIds, anyChallenged);
+
+        address token = outcome.token;
+        for (uint256 i; i < providers.length; ++i) {
+            if (providers[i].payout != 0) balanceOf[providers[i].provider][token] += providers[i].payout;
+        }
+        if (fee != 0) balanceOf[_params.treasury][token] += fee;
+        for (uint256 i; i < outcome.refunds.length; ++i) {
+            balanceOf[outcome.refunds[i].buyer][token] += outcome.refunds[i].amount;
+        }
+        emit ComputeBatchFinalized(batchId);
+
+        // Interactions (the registry only)
+        address treasury = _params.treasury;
+        for (uint256 i; i < providers.length; ++i) {
+            ProviderOutcome memory po = providers[i];
+            if (po.completed == 0 && po.failed == 0) continue;
+            registry.recordOutcomes(po.provider, po.completed, po.failed);
+            if (po.failed != 0) _slash(po.provider, uint256(po.failed) * outcome.slashPerFailure, treasury);
+        }
+    }
+
+    /// @inheritdoc IJobEscrow
+    function challenge(uint256 jobId, ChallengeProof calldata proof) external payable nonReentrant {
+        // Checks: the job, its batch, the settlement's place in it, the bond.
+        _checkJobRecord(jobId, proof.job);
+        uint256 phase = _phaseOf(jobId);
+        Challenge storage c = _challenges[jobId];
+        if (phase != PHASE_SETTLED || c.status != ChallengeStatus.None) {
+            revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
+        }
+        uint256 batchId = proof.batchId;
+        ComputeBatch storage b = _batches[batchId];
+        if (b.outcomeHash == 0) revert JobEscrow_UnknownBatch(batchId);
+        if (keccak256(abi.encode(proof.outcome)) != b.outcomeHash) revert JobEscrow_OutcomeMismatch(batchId);
+        if (b.finalized) revert JobEscrow_BatchFinalized(batchId);
+        if (block.timestamp >= b.windowEnd) {
+            revert JobEscrow_ChallengeWindowClosed(batchId, b.windowEnd, uint64(block.timestamp));
+        }
+        Settlement calldata s = proof.settlement;
+        if (
+            s.jobId != jobId || proof.index >= proof.settlementHashes.length
+                || proof.settlementHashes[proof.index] != hashSettlement(s)
+                || keccak256(abi.encodePacked(proof.settlementHashes)) != proof.outcome.settlementsHash
+        ) revert JobEscrow_SettlementNotInBatch(batchId, proof.index);
+        if (s.winners == 0) revert JobEscrow_NothingToChallenge(jobId);
+        uint256 bond = _params.challengeBond;
+        if (msg.value != bond) revert JobEscrow_WrongValue(msg.value, bond);
+
+        // Effects
+        c.challenger = msg.sender;
+        c.bond = uint96(bond);
+        c.batchId = uint64(batchId);
+        c.resolveBy = uint64(block.timestamp) + _params.challengeResolutionPeriod;
+        c.status = ChallengeStatus.Pending;
+        c.feeBps = proof.outcome.feeBps;
+        c.slashPerFailure = proof.outcome.slashPerFailure;
+        c.buyer = proof.job.buyer;
+        c.token = proof.job.token;
+        c.price = s.price;
+        c.winnersMask = s.winners;
+        c.losersMask = s.losers;
+        ProviderOutcome[] calldata providers = proof.outcome.providers;
+        for (uint256 i; i < providers.length; ++i) {
+            if ((s.winners >> i) & 1 == 1) c.winners.push(providers[i].provider);
+            else if ((s.losers >> i) & 1 == 1) c.losers.push(providers[i].provider);
+        }
+        b.challenges += 1;
+        _batchChallengedJobs[batchId].push(jobId);
+        emit ComputeJobChallenged(jobId, batchId, msg.sender, bond);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function resolveChallenge(uint256 jobId, bool upheld, bytes[] calldata signatures) external nonReentrant {
+        // Checks
+        Challenge storage c = _pendingChallenge(jobId);
+        committee.checkSignatures(hashChallengeResolution(jobId, upheld), signatures);
+
+        if (!upheld) {
+            _closeChallenge(jobId, c, ChallengeStatus.Rejected);
+            return;
+        }
+        // Effects: the buyer gets the price back (the rest of the budget comes with the batch).
+        c.status = ChallengeStatus.Upheld;
+        _setPhase(jobId, PHASE_FINALIZED);
+        balanceOf[c.buyer][c.token] += c.price;
+        balanceOf[c.challenger][address(0)] += c.bond;
+        emit ChallengeResolved(jobId, ChallengeStatus.Upheld);
+
+        // Interactions (the registry only): the winners were wrong; the buyer is the harmed party.
+        address[] memory winners = c.winners;
+        for (uint256 i; i < winners.length; ++i) {
+            registry.recordOutcomes(winners[i], 0, 1);
+            _slash(winners[i], c.slashPerFailure, c.buyer);
+        }
+    }
+
+    /// @inheritdoc IJobEscrow
+    function expireChallenge(uint256 jobId) external nonReentrant {
+        Challenge storage c = _pendingChallenge(jobId);
+        if (block.timestamp <= c.resolveBy) {
+            revert JobEscrow_ChallengeNotExpired(jobId, c.resolveBy, uint64(block.timestamp));
+        }
+        _closeChallenge(jobId, c, ChallengeStatus.Expired);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function reclaim(uint256 jobId, ComputeJob calldata job) external nonReentrant {
+        // Checks
+        _checkJobRecord(jobId, job);
+        uint256 phase = _phaseOf(jobId);
+        if (phase != PHASE_OPEN) revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
+        if (block.timestamp <= job.deadline) {
+            revert JobEscrow_DeadlineNotReached(jobId, job.deadline, uint64(block.timestamp));
+        }
+
+        // Effects
+        _setPhase(jobId, PHASE_RECLAIMED);
+        balanceOf[job.buyer][job.token] += job.budget;
+        emit ComputeJobReclaimed(jobId, job.buyer, job.budget);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function createStorageDeal(
+        bytes32 merkleRoot,
+        uint64 size,
+        uint16 periods,
+        uint32 periodLength,
+        uint96 pricePerPeriod,
+        address preferredProvider
+    ) external payable nonReentrant returns (uint256 dealId) {
+        // Checks
+        if (merkleRoot == 0) revert JobEscrow_InvalidDealParameter("merkleRoot");
+        if (size == 0) revert JobEscrow_InvalidDealParameter("size");
+        if (periods == 0 || periods > MAX_PERIODS) revert JobEscrow_InvalidDealParameter("periods");
+        if (periodLength < MIN_PERIOD_LENGTH) revert JobEscrow_InvalidDealParameter("periodLength");
+        if (pricePerPeriod == 0) revert JobEscrow_InvalidDealParameter("pricePerPeriod");
+        uint256 total = uint256(periods) * pricePerPeriod;
+        if (msg.value != total) revert JobEscrow_WrongValue(msg.value, total);
+
+        // Effects
+        dealId = nextDealId;
+        unchecked {
+            nextDealId = dealId + 1;
+        }
+        StorageDeal storage d = _deals[dealId];
+        d.buyer = msg.sender;
+        d.pricePerPeriod = pricePerPeriod;
+        d.periods = periods;
+        d.status = StorageDealStatus.Open;
+        d.preferredProvider = preferredProvider;
+        d.periodLength = periodLength;
+        d.size = size;
+        d.merkleRoot = merkleRoot;
+        emit StorageDealCreated(
+            dealId, msg.sender, merkleRoot, size, periods, periodLength, pricePerPeriod, preferredProvider
+        );
+    }
+
+    /// @inheritdoc IJobEscrow
+    function acceptStorageDeal(uint256 dealId) external nonReentrant {
+        // Checks
+        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Open);
+        address preferred = d.preferredProvider;
+        if (preferred != address(0) && msg.sender != preferred) revert JobEscrow_Unauthorized(msg.sender, preferred);
+        if (!registry.isActive(msg.sender)) revert JobEscrow_ProviderNotActive(msg.sender);
+
+        // Effects
+        uint48 startBlock = uint48(block.number + 1);
+        d.provider = msg.sender;
+        d.startBlock = startBlock;
+        d.status = StorageDealStatus.Active;
+        d.pendingPeriods = _lowBits(d.periods);
+        emit StorageDealAccepted(dealId, msg.sender, startBlock);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function cancelStorageDeal(uint256 dealId) external nonReentrant {
+        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Open);
+        if (msg.sender != d.buyer) revert JobEscrow_Unauthorized(msg.sender, d.buyer);
+        d.status = StorageDealStatus.Cancelled;
+        balanceOf[d.buyer][address(0)] += uint256(d.periods) * d.pricePerPeriod;
+        emit StorageDealCancelled(dealId);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path)
+        external
+        nonReentrant
+    {
+        // Checks
+        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
+        uint256 periods = d.periods;
+        if (period >= periods) revert JobEscrow_InvalidPeriod(dealId, period, periods);
+        uint256 pending = d.pendingPeriods;
+        uint256 bit = 1 << period;
+        if (pending & bit == 0 || period < d.settledPeriods) revert JobEscrow_PeriodNotPending(dealId, period);
+        if (chunk.length != CHUNK_SIZE) revert JobEscrow_InvalidChunkLength(chunk.length);
+        uint256 index = _provableChallengeIndex(d, dealId, period);
+        if (!StorageProof.verify(d.merkleRoot, StorageProof.chunkCount(d.size), index, StorageProof.leafHash(chunk), path)) {
+            revert JobEscrow_InvalidStorageProof(dealId, index);
+        }
+
+        // Effects
+        d.pendingPeriods = pending & ~bit;
+        emit StoragePeriodProven(dealId, period, index);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function attestStorage(StorageAttestation[] calldata attestations, bytes[] calldata signatures)
+        external
+        nonReentrant
+    {
+        committee.checkSignatures(hashStorageAttestations(attestations), signatures);
+        for (uint256 i; i < attestations.length; ++i) {
+            uint256 dealId = attestations[i].dealId;
+            uint256 mask = attestations[i].periods;
+            StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
+            // Only periods whose seed block is mined, and not yet settled, can be attested.
+            uint256 started = _startedPeriods(d);
+            uint256 allowed = _lowBits(started) & ~_lowBits(d.settledPeriods);
+            if (mask == 0 || mask & ~allowed != 0) revert JobEscrow_InvalidAttestation(dealId, mask);
+            d.pendingPeriods &= ~mask;
+            emit StoragePeriodsAttested(dealId, mask);
+        }
+    }
+
+    /// @inheritdoc IJobEscrow
+    function settleStorageDeal(uint256 dealId) external nonReentrant {
+        // Checks
+        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
+        uint256 from = d.settledPeriods;
+        uint256 periods = d.periods;
+        uint256 ended = block.number < d.startBlock ? 0 : (block.number - d.startBlock) / d.periodLength;
+        if (ended > periods) ended = periods;
+        if (ended <= from) revert JobEscrow_NothingToSettle(dealId, d.startBlock + (from + 1) * d.periodLength);
+
+        // Effects
+        uint256 range = _lowBits(ended) & ~_lowBits(from);
+        uint256 passed = _popcount(range & ~d.pendingPeriods);
+        uint256 missed = (ended - from) - passed;
+        d.settledPeriods = uint16(ended);
+        if (ended == periods) d.status = StorageDealStatus.Completed;
+
+        uint256 price = d.pricePerPeriod;
+        uint256 gross = passed * price;
+        uint256 fee = gross * _params.feeBps / BPS;
+        address provider = d.provider;
+        address buyer = d.buyer;
+        if (gross != 0) balanceOf[provider][address(0)] += gross - fee;
+        if (fee != 0) balanceOf[_params.treasury][address(0)] += fee;
+        if (missed != 0) balanceOf[buyer][address(0)] += missed * price;
+        emit StoragePeriodsSettled(dealId, from, ended, passed, missed);
+
+        // Interactions (the registry only)
+        registry.recordOutcomes(provider, uint64(passed), uint64(missed));
+        if (missed != 0) _slash(provider, missed * _params.storageSlash, buyer);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                PAYOUTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function withdraw(address token) external nonReentrant {
+        // Checks
+        uint256 amount = balanceOf[msg.sender][token];
+        if (amount == 0) revert JobEscrow_NothingToWithdraw(token);
+
+        // Effects
+        balanceOf[msg.sender][token] = 0;
+        emit Withdrawn(msg.sender, token, amount);
+
+        // Interactions
+        if (token == address(0)) {
+            (bool ok,) = msg.sender.call{value: amount}("");
+            if (!ok) revert JobEscrow_TransferFailed(msg.sender, amount);
+        } else {
+            IERC20(token).safeTransfer(msg.sender, amount);
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 ADMIN
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function setParams(EscrowParams calldata params_) external onlyOwner {
+        _setParams(params_);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IJobEscrow
+    function computeJobStatus(uint256 jobId) external view returns (ComputeJobStatus) {
+        if (_jobCommitments[jobId] == 0) return ComputeJobStatus.None;
+        return _statusOf(jobId, _phaseOf(jobId));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function computeJobCommitment(uint256 jobId) external view returns (bytes32) {
+        return _jobCommitments[jobId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function getBatch(uint256 batchId) external view returns (ComputeBatch memory) {
+        return _batches[batchId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function getChallenge(uint256 jobId) external view returns (Challenge memory) {
+        return _challenges[jobId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory) {
+        return _deals[dealId];
+    }
+
+    /// @inheritdoc IJobEscrow
+    function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256) {
+        StorageDeal storage d = _deals[dealId];
+        if (d.status != StorageDealStatus.Active && d.status != StorageDealStatus.Completed) {
+            revert JobEscrow_InvalidDealStatus(dealId, d.status);
+        }
+        if (period >= d.periods) revert JobEscrow_InvalidPeriod(dealId, period, d.periods);
+        uint256 seedBlock = d.startBlock + period * d.periodLength;
+        if (seedBlock >= block.number || block.number - seedBlock > PROOF_WINDOW) {
+            revert JobEscrow_ChallengeSeedUnavailable(dealId, period);
+        }
+        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function params() external view returns (EscrowParams memory) {
+        return _params;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function hashSettlementBatch(SettlementBatch calldata batch) external view returns (bytes32 digest) {
+        (digest,) = _hashSettlementBatch(batch);
+    }
+
+    /// @inheritdoc IJobEscrow
+    function hashChallengeResolution(uint256 jobId, bool upheld) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(CHALLENGE_RESOLUTION_TYPEHASH, jobId, upheld)));
+    }
+
+    /// @inheritdoc IJobEscrow
+    function hashStorageAttestations(StorageAttestation[] calldata attestations) public view returns (bytes32) {
+        bytes32[] memory hashes = new bytes32[](attestations.length);
+        for (uint256 i; i < attestations.length; ++i) {
+            hashes[i] =
+                keccak256(abi.encode(STORAGE_ATTESTATION_TYPEHASH, attestations[i].dealId, attestations[i].periods));
+        }
+        return _hashTypedDataV4(
+            keccak256(abi.encode(STORAGE_ATTESTATION_BATCH_TYPEHASH, keccak256(abi.encodePacked(hashes))))
+        );
+    }
+
+    /// @inheritdoc IJobEscrow
+    function hashReceipt(Receipt calldata r) external view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(RECEIPT_TYPEHASH, r.jobId, r.worker, r.resultDigest, r.stdoutHash, r.exitCode, r.fuelUsed)
+            )
+        );
+    }
+
+    /// @inheritdoc IJobEscrow
+    function hashSettlement(Settlement calldata s) public pure returns (bytes32 h) {
+        bytes32 typehash = SETTLEMENT_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            calldatacopy(add(ptr, 0x20), s, 0xa0)
+            h := keccak256(ptr, 0xc0)
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev Returns the EIP-712 digest of `batch` and the hash of its settlements' struct hashes.
+    function _hashSettlementBatch(SettlementBatch calldata batch)
+        internal
+        view
+        returns (bytes32 digest, bytes32 settlementsHash)
+    {
+        Settlement[] calldata settlements = batch.settlements;
+        uint256 n = settlements.length;
+        bytes32[] memory hashes = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            hashes[i] = hashSettlement(settlements[i]);
+        }
+        settlementsHash = keccak256(abi.encodePacked(hashes));
+        digest = _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    SETTLEMENT_BATCH_TYPEHASH,
+                    batch.token,
+                    keccak256(abi.encodePacked(batch.providers)),
+                    settlementsHash
+                )
+            )
+        );
+    }
+
+    /// @dev Checks the batch's providers (1..=256, ascending so none repeats, all registered) and returns
+    /// their zeroed outcomes.
+    function _batchProviders(address[] calldata providers) internal view returns (ProviderOutcome[] memory out) {
+        uint256 count = providers.length;
+        if (count == 0 || count > 256) revert JobEscrow_InvalidProviders(count);
+        out = new ProviderOutcome[](count);
+        address previous;
+        for (uint256 i; i < count; ++i) {
+            address provider = providers[i];
+            if (provider <= previous) revert JobEscrow_InvalidProviders(count);
+            if (!registry.isRegistered(provider)) revert JobEscrow_ProviderNotRegistered(provider);
+            out[i].provider = provider;
+            previous = provider;
+        }
+    }
+
+    /// @dev Checks every job of a batch, marks each settled, and adds up what finalization will pay.
+    function _buildOutcome(SettlementBatch calldata batch, ComputeJob[] calldata jobs, bytes32 settlementsHash)
+        internal
+        returns (BatchOutcome memory outcome, bytes32[] memory digests)
+    {
+        uint256 n = jobs.length;
+        outcome.token = batch.token;
+        outcome.settlementsHash = settlementsHash;
+        outcome.feeBps = _params.feeBps;
+        outcome.slashPerFailure = _params.minoritySlash;
+        outcome.providers = _batchProviders(batch.providers);
+        outcome.refunds = new Refund[](n);
+        outcome.jobIds = new uint256[](n);
+        digests = new bytes32[](n);
+
+        // Checks and effects, per job.
+        PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
+        uint256 refundCount;
+        for (uint256 i; i < n; ++i) {
+            refundCount = _settleOne(outcome, batch.settlements[i], jobs[i], cursor, refundCount);
+            outcome.jobIds[i] = batch.settlements[i].jobId;
+            digests[i] = batch.settlements[i].resultDigest;
+        }
+        _flush(cursor);
+        Refund[] memory refunds = outcome.refunds;
+        assembly ("memory-safe") {
+            mstore(refunds, refundCount)
+        }
+    }
+
+    /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to `outcome`.
+    /// Returns the number of refunds so far.
+    function _settleOne(
+        BatchOutcome memory outcome,
+        Settlement calldata s,
+        ComputeJob calldata job,
+        PhaseCursor memory cursor,
+        uint256 refundCount
+    ) internal returns (uint256) {
+        uint256 jobId = s.jobId;
+        _checkJobRecord(jobId, job);
+        uint256 phase = _movePhase(cursor, jobId, PHASE_SETTLED);
+        if (phase != PHASE_OPEN) revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
+        if (job.token != outcome.token) revert JobEscrow_TokenMismatch(jobId, job.token, outcome.token);
+        if (block.timestamp > job.deadline) {
+            revert JobEscrow_DeadlinePassed(jobId, job.deadline, uint64(block.timestamp));
+        }
+        if (s.price > job.budget) revert JobEscrow_PriceAboveBudget(jobId, s.price, job.budget);
+        _creditVerdict(outcome, s, job.redundancy, outcome.providers.length);
+
+        uint256 refund = job.budget - s.price;
+        if (refund == 0) return refundCount;
+        Refund[] memory refunds = outcome.refunds;
+        if (refundCount != 0 && refunds[refundCount - 1].buyer == job.buyer) {
+            refunds[refundCount - 1].amount += refund;
+            return refundCount;
+        }
+        refunds[refundCount] = Refund(job.buyer, refund);
+        return refundCount + 1;
+    }
+
+    /// @dev Sets `jobId`'s phase through `cursor`, which keeps one status word (128 jobs) in memory while
+    /// consecutive jobs share it. Returns the previous phase. Call `_flush` at the end.
+    function _movePhase(PhaseCursor memory cursor, uint256 jobId, uint256 phase) internal returns (uint256 previous) {
+        uint256 wordIndex = jobId >> 7;
+        if (wordIndex != cursor.wordIndex) {
+            _flush(cursor);
+            cursor.wordIndex = wordIndex;
+            cursor.word = _jobPhases[wordIndex];
+        }
+        uint256 shift = (jobId & 127) << 1;
+        previous = (cursor.word >> shift) & 3;
+        cursor.word = (cursor.word & ~(3 << shift)) | (phase << shift);
+    }
+
+    function _flush(PhaseCursor memory cursor) internal {
+        if (cursor.wordIndex != NO_WORD) _jobPhases[cursor.wordIndex] = cursor.word;
+    }
+
+    /// @dev Checks one settlement's verdict and adds its payouts and counts to `outcome`.
+    function _creditVerdict(BatchOutcome memory outcome, Settlement calldata s, uint8 redundancy, uint256 providerCount)
+        internal
+        pure
+    {
+        uint256 winners = s.winners;
+        uint256 losers = s.losers;
+        uint256 outside = providerCount == 256 ? 0 : ~_lowBits(providerCount);
+        uint256 w = _popcount(winners);
+        uint256 l = _popcount(losers);
+        bool valid = winners & losers == 0 && (winners | losers) & outside == 0;
+        if (w == 0) {
+            // No majority: a refund, and nobody is shown wrong.
+            valid = valid && l == 0 && s.price == 0 && s.resultDigest == 0;
+        } else {
+            valid = valid && 2 * w > w + l && w + l >= redundancy && s.resultDigest != 0;
+        }
+        if (!valid) revert JobEscrow_InvalidVerdict(s.jobId, winners, losers, redundancy);
+        if (w == 0) return;
+
+        (uint256 share, uint256 jobFee) = _split(s.price, outcome.feeBps, w);
+        outcome.fee += jobFee;
+        ProviderOutcome[] memory providers = outcome.providers;
+        while (winners != 0) {
+            uint256 k = Math.log2(winners & (~winners + 1));
+            providers[k].payout += share;
+            providers[k].completed += 1;
+            winners &= winners - 1;
+        }
+        while (losers != 0) {
+            providers[Math.log2(losers & (~losers + 1))].failed += 1;
+            losers &= losers - 1;
+        }
+    }
+
+    /// @dev Splits `price` among `winnerCount` winners: each gets an equal part of the price less the fee;
+    /// the fee and the rounding dust go to the treasury, so the parts always add up to `price`.
+    function _split(uint256 price, uint256 feeBps, uint256 winnerCount)
+        internal
+        pure
+        returns (uint256 share, uint256 fee)
+    {
+        share = price * (BPS - feeBps) / BPS / winnerCount;
+        fee = price - share * winnerCount;
+    }
+
+    /// @dev Takes the challenged jobs' parts out of a batch being finalized: their challenge pays them.
+    function _withholdChallenged(uint256 batchId, ProviderOutcome[] memory providers, uint256 fee)
+        internal
+        view
+        returns (uint256)
+    {
+        uint256[] storage challenged = _batchChallengedJobs[batchId];
+        for (uint256 j; j < challenged.length; ++j) {
+            Challenge storage c = _challenges[challenged[j]];
+            uint256 winners = c.winnersMask;
+            uint256 losers = c.losersMask;
+            (uint256 share, uint256 jobFee) = _split(c.price, c.feeBps, _popcount(winners));
+            fee -= jobFee;
+            while (winners != 0) {
+                uint256 k = Math.log2(winners & (~winners + 1));
+                providers[k].payout -= share;
+                providers[k].completed -= 1;
+                winners &= winners - 1;
+            }
+            while (losers != 0) {
+                providers[Math.log2(losers & (~losers + 1))].failed -= 1;
+                losers &= losers - 1;
+            }
+        }
+        return fee;
+    }
+
+    /// @dev Marks the jobs of a finalized batch, except those whose challenge decides them.
+    function _markFinalized(uint256[] calldata jobIds, bool anyChallenged) internal {
+        PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
+        for (uint256 i; i < jobIds.length; ++i) {
+            uint256 jobId = jobIds[i];
+            if (anyChallenged && _challenges[jobId].status != ChallengeStatus.None) continue;
+            _movePhase(cursor, jobId, PHASE_FINALIZED);
+        }
+        _flush(cursor);
+    }
+
+    /// @dev Ends a challenge that did not succeed: the job is paid as settled. The bond goes to the
+    /// winners when the committee rejected the challenge, back to the challenger when it expired.
+    function _closeChallenge(uint256 jobId, Challenge storage c, ChallengeStatus status) internal {
+        // Effects
+        c.status = status;
+        _setPhase(jobId, PHASE_FINALIZED);
+        address[] memory winners = c.winners;
+        address[] memory losers = c.losers;
+        address token = c.token;
+        address treasury = _params.treasury;
+        (uint256 share, uint256 fee) = _split(c.price, c.feeBps, winners.length);
+        for (uint256 i; i < winners.length; ++i) {
+            balanceOf[winners[i]][token] += share;
+        }
+        if (fee != 0) balanceOf[treasury][token] += fee;
+        uint256 bond = c.bond;
+        if (status == ChallengeStatus.Rejected) {
+            uint256 bondShare = bond / winners.length;
+            for (uint256 i; i < winners.length; ++i) {
+                balanceOf[winners[i]][address(0)] += bondShare;
+            }
+            uint256 dust = bond - bondShare * winners.length;
+            if (dust != 0) balanceOf[treasury][address(0)] += dust;
+        } else {
+            balanceOf[c.challenger][address(0)] += bond;
+        }
+        emit ChallengeResolved(jobId, status);
+
+        // Interactions (the registry only)
+        for (uint256 i; i < winners.length; ++i) {
+            registry.recordOutcomes(winners[i], 1, 0);
+        }
+        for (uint256 i; i < losers.length; ++i) {
+            registry.recordOutcomes(losers[i], 0, 1);
+            _slash(losers[i], c.slashPerFailure, treasury);
+        }
+    }
+
+    /// @dev Slashes `provider` through the registry, which sends the ETH here, and credits `beneficiary`.
+    function _slash(address provider, uint256 amount, address beneficiary) internal {
+        if (amount == 0) return;
+        uint256 slashed = registry.slash(provider, amount, beneficiary);
+        if (slashed != 0) balanceOf[beneficiary][address(0)] += slashed;
+    }
+
+    /// @dev Pulls exactly `amount` of `token` from the caller; fee-on-transfer tokens revert.
+    function _pullExactly(IERC20 token, uint256 amount) internal {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert JobEscrow_TransferAmountMismatch(amount, received);
+    }
+
+    function _checkJobRecord(uint256 jobId, ComputeJob calldata job) internal view {
+        bytes32 stored = _jobCommitments[jobId];
+        if (stored == 0) revert JobEscrow_UnknownJob(jobId);
+        if (keccak256(abi.encode(job)) != stored) revert JobEscrow_JobRecordMismatch(jobId);
+    }
+
+    function _pendingChallenge(uint256 jobId) internal view returns (Challenge storage c) {
+        c = _challenges[jobId];
+        if (c.status != ChallengeStatus.Pending) revert JobEscrow_InvalidChallengeStatus(jobId, c.status);
+    }
+
+    function _phaseOf(uint256 jobId) internal view returns (uint256) {
+        return (_jobPhases[jobId >> 7] >> ((jobId & 127) << 1)) & 3;
+    }
+
+    function _setPhase(uint256 jobId, uint256 phase) internal {
+        uint256 shift = (jobId & 127) << 1;
+        uint256 word = _jobPhases[jobId >> 7];
+        _jobPhases[jobId >> 7] = (word & ~(3 << shift)) | (phase << shift);
+    }
+
+    function _statusOf(uint256 jobId, uint256 phase) internal view returns (ComputeJobStatus) {
+        if (phase == PHASE_OPEN) return ComputeJobStatus.Open;
+        if (phase == PHASE_RECLAIMED) return ComputeJobStatus.Reclaimed;
+        ChallengeStatus cs = _challenges[jobId].status;
+        if (phase == PHASE_SETTLED) return cs == ChallengeStatus.Pending ? ComputeJobStatus.Challenged : ComputeJobStatus.Settled;
+        return cs == ChallengeStatus.Upheld ? ComputeJobStatus.Refunded : ComputeJobStatus.Finalized;
+    }
+
+    function _dealIn(uint256 dealId, StorageDealStatus expected) internal view returns (StorageDeal storage d) {
+        d = _deals[dealId];
+        StorageDealStatus status = d.status;
+        if (status == StorageDealStatus.None) revert JobEscrow_UnknownDeal(dealId);
+        if (status != expected) revert JobEscrow_InvalidDealStatus(dealId, status);
+    }
+
+    /// @dev The chunk challenged in `period`, checking that a proof of it can be submitted now.
+    function _provableChallengeIndex(StorageDeal storage d, uint256 dealId, uint256 period)
+        internal
+        view
+        returns (uint256)
+    {
+        uint256 seedBlock = d.startBlock + period * d.periodLength;
+        uint256 lastBlock = seedBlock + Math.min(d.periodLength - 1, PROOF_WINDOW);
+        if (block.number <= seedBlock || block.number > lastBlock) {
+            revert JobEscrow_OutsideProofWindow(dealId, period, seedBlock + 1, lastBlock);
+        }
+        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
+    }
+
+    /// @dev Periods whose seed block is already mined (their challenge is known).
+    function _startedPeriods(StorageDeal storage d) internal view returns (uint256 started) {
+        uint256 start = d.startBlock;
+        if (block.number <= start) return 0;
+        started = (block.number - 1 - start) / d.periodLength + 1;
+        if (started > d.periods) started = d.periods;
+    }
+
+    function _challengeIndex(bytes32 seed, uint256 dealId, uint256 period, uint256 chunks)
+        internal
+        pure
+        returns (uint256)
+    {
+        return uint256(keccak256(abi.encode(seed, dealId, period))) % chunks;
+    }
+
+    function _setParams(EscrowParams memory p) internal {
+        if (p.treasury == address(0)) revert JobEscrow_ZeroAddress("treasury");
+        if (p.feeBps > MAX_FEE_BPS) revert JobEscrow_InvalidParams("feeBps");
+        if (p.challengeWindow > MAX_WINDOW) revert JobEscrow_InvalidParams("challengeWindow");
+        if (p.challengeResolutionPeriod == 0 || p.challengeResolutionPeriod > MAX_WINDOW) {
+            revert JobEscrow_InvalidParams("challengeResolutionPeriod");
+        }
+        _params = p;
+        emit ParamsSet(p);
+    }
+
+    /// @dev The lowest `count` bits set (count ≤ 256).
+    function _lowBits(uint256 count) internal pure returns (uint256) {
+        return count >= 256 ? type(uint256).max : (1 << count) - 1;
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 count) {
+        while (x != 0) {
+            x &= x - 1;
+            ++count;
+        }
+    }
+}

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
+
+/// @title ProviderRegistry
+/// @notice Stake and reputation of QOR providers. See {IProviderRegistry}.
+contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTransient {
+    /// @notice The longest unbonding delay the owner may set.
+    uint64 public constant MAX_UNBONDING_DELAY = 90 days;
+    /// @notice The longest region tag.
+    uint256 public constant MAX_REGION_LENGTH = 64;
+
+    /// @inheritdoc IProviderRegistry
+    uint256 public minStake;
+    /// @inheritdoc IProviderRegistry
+    uint64 public unbondingDelay;
+    /// @inheritdoc IProviderRegistry
+    address public escrow;
+
+    mapping(address provider => Provider) internal _providers;
+
+    constructor(address initialOwner, uint256 minStake_, uint64 unbondingDelay_) Ownable(initialOwner) {
+        _setMinStake(minStake_);
+        _setUnbondingDelay(unbondingDelay_);
+    }
+
+    modifier onlyEscrow() {
+        if (msg.sender != escrow) revert ProviderRegistry_OnlyEscrow(msg.sender);
+        _;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                            PROVIDER FUNCTIONS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IProviderRegistry
+    function register(ProviderMetadata calldata metadata) external payable {
+        // Checks
+        Provider storage p = _providers[msg.sender];
+        if (p.registered) revert ProviderRegistry_AlreadyRegistered(msg.sender);
+        if (msg.value < minStake) revert ProviderRegistry_StakeBelowMinimum(msg.value, minStake);
+        _checkMetadata(metadata);
+
+        // Effects
+        p.registered = true;
+        p.stake = msg.value;
+        p.metadata = metadata;
+        emit ProviderRegistered(msg.sender, msg.value, metadata);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function updateMetadata(ProviderMetadata calldata metadata) external {
+        Provider storage p = _registered(msg.sender);
+        _checkMetadata(metadata);
+        p.metadata = metadata;
+        emit ProviderMetadataUpdated(msg.sender, metadata);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function addStake() external payable {
+        Provider storage p = _registered(msg.sender);
+        if (msg.value == 0) revert ProviderRegistry_ZeroAmount();
+        p.stake += msg.value;
+        emit StakeAdded(msg.sender, msg.value, p.stake);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function requestStakeWithdrawal(uint256 amount) external {
+        // Checks
+        Provider storage p = _registered(msg.sender);
+        if (amount == 0) revert ProviderRegistry_ZeroAmount();
+        uint256 stake = p.stake;
+        if (amount > stake) revert ProviderRegistry_InsufficientStake(amount, stake);
+        uint256 remaining = stake - amount;
+        // Either leave for good or stay above the minimum: a provider below it is inactive but would
+        // still look staked to a buyer reading `stake`.
+        if (remaining != 0 && remaining < minStake) revert ProviderRegistry_StakeBelowMinimum(remaining, minStake);
+
+        // Effects
+        uint64 endsAt = uint64(block.timestamp) + unbondingDelay;
+        p.stake = remaining;
+        p.unbonding += amount;
+        p.unbondingEndsAt = endsAt;
+        emit StakeWithdrawalRequested(msg.sender, amount, endsAt);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function withdrawStake() external nonReentrant {
+        // Checks
+        Provider storage p = _registered(msg.sender);
+        uint256 amount = p.unbonding;
+        if (amount == 0) revert ProviderRegistry_ZeroAmount();
+        if (block.timestamp < p.unbondingEndsAt) {
+            revert ProviderRegistry_StillUnbonding(p.unbondingEndsAt, uint64(block.timestamp));
+        }
+
+        // Effects
+        p.unbonding = 0;
+        emit StakeWithdrawn(msg.sender, amount);
+
+        // Interactions
+        _sendEther(msg.sender, amount);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                             ESCROW FUNCTIONS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IProviderRegistry
+    function slash(address provider, uint256 amount, address beneficiary)
+        external
+        onlyEscrow
+        nonReentrant
+        returns (uint256 slashed)
+    {
+        // Checks
+        Provider storage p = _providers[provider];
+        if (amount == 0) return 0;
+
+        // Effects: stake first, then what is unbonding (still answerable for past work).
+        uint256 stake = p.stake;
+        uint256 fromStake = amount < stake ? amount : stake;
+        uint256 rest = amount - fromStake;
+        uint256 unbonding = p.unbonding;
+        uint256 fromUnbonding = rest < unbonding ? rest : unbonding;
+        slashed = fromStake + fromUnbonding;
+        if (slashed == 0) return 0;
+        p.stake = stake - fromStake;
+        p.unbonding = unbonding - fromUnbonding;
+        unchecked {
+            p.timesSlashed += 1;
+        }
+        emit ProviderSlashed(provider, beneficiary, slashed);
+
+        // Interactions: the escrow credits the beneficiary.
+        _sendEther(msg.sender, slashed);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function recordOutcomes(address provider, uint64 completed, uint64 failed) external onlyEscrow {
+        Provider storage p = _providers[provider];
+        p.jobsCompleted += completed;
+        p.jobsFailed += failed;
+        emit OutcomesRecorded(provider, completed, failed);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 ADMIN
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Binds the registry to its escrow, once. Only the owner.
+    function setEscrow(address escrow_) external onlyOwner {
+        if (escrow != address(0)) revert ProviderRegistry_EscrowAlreadySet(escrow);
+        if (escrow_ == address(0)) revert ProviderRegistry_ZeroAddress("escrow");
+        escrow = escrow_;
+        emit EscrowSet(escrow_);
+    }
+
+    /// @notice Sets the minimum stake; providers below it become inactive. Only the owner.
+    function setMinStake(uint256 minStake_) external onlyOwner {
+        _setMinStake(minStake_);
+    }
+
+    /// @notice Sets the unbonding delay for requests made afterwards. Only the owner.
+    function setUnbondingDelay(uint64 unbondingDelay_) external onlyOwner {
+        _setUnbondingDelay(unbondingDelay_);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @inheritdoc IProviderRegistry
+    function getProvider(address provider) external view returns (Provider memory) {
+        return _providers[provider];
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function isActive(address provider) external view returns (bool) {
+        Provider storage p = _providers[provider];
+        return p.registered && p.stake >= minStake && p.stake != 0;
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function isRegistered(address provider) external view returns (bool) {
+        return _providers[provider].registered;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                INTERNAL
+    //////////////////////////////////////////////////////////////*/
+
+    function _registered(address provider) internal view returns (Provider storage p) {
+        p = _providers[provider];
+        if (!p.registered) revert ProviderRegistry_NotRegistered(provider);
+    }
+
+    function _checkMetadata(ProviderMetadata calldata metadata) internal pure {
+        if (metadata.capacity == 0) revert ProviderRegistry_InvalidMetadata("capacity");
+        if (bytes(metadata.region).length > MAX_REGION_LENGTH) revert ProviderRegistry_InvalidMetadata("region");
+    }
+
+    function _setMinStake(uint256 minStake_) internal {
+        if (minStake_ == 0) revert ProviderRegistry_ZeroAmount();
+        minStake = minStake_;
+        emit MinStakeSet(minStake_);
+    }
+
+    function _setUnbondingDelay(uint64 delay) internal {
+        if (delay > MAX_UNBONDING_DELAY) revert ProviderRegistry_UnbondingDelayTooLong(delay, MAX_UNBONDING_DELAY);
+        unbondingDelay = delay;
+        emit UnbondingDelaySet(delay);
+    }
+
+    function _sendEther(address to, uint256 amount) internal {
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert ProviderRegistry_TransferFailed(to, amount);
+    }
+}
