@@ -847,6 +847,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
 
     /// @dev Pulls exactly `amount` of `token` from the caller; fee-on-transfer tokens revert.
     function _pullExactly(IERC20 token, uint256 amount) internal {
+        if (address(token).code.length == 0) revert JobEscrow_NotAToken(address(token));
         uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;

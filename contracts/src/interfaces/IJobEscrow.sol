@@ -285,6 +285,8 @@ interface IJobEscrow {
     /// @notice The escrow received `received` of the token instead of `expected` (fee-on-transfer tokens
     /// are not supported).
     error JobEscrow_TransferAmountMismatch(uint256 expected, uint256 received);
+    /// @notice `token` has no code, so it cannot be an ERC-20.
+    error JobEscrow_NotAToken(address token);
     /// @notice `jobId` does not exist.
     error JobEscrow_UnknownJob(uint256 jobId);
     /// @notice The record passed for `jobId` does not match its commitment.

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Base} from "../../utils/Base.t.sol";
+import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
+import {IVerifierCommittee} from "../../../src/interfaces/IVerifierCommittee.sol";
+
+contract SettleComputeJobs_Unit is Base {
+    uint256 internal jobId;
+    IJobEscrow.ComputeJob internal job;
+
+    function setUp() public override {
+        super.setUp();
+        (jobId, job) = createEthJob(1 ether);
+    }
+
+    function _sigs(IJobEscrow.SettlementBatch memory b) internal view returns (bytes[] memory) {
+        return committeeSign(escrow.hashSettlementBatch(b), 2);
+    }
+
+    function test_RevertWhen_BatchEmpty() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), new IJobEscrow.Settlement[](0));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidBatchLength.selector, 0, 0));
+        escrow.settleComputeJobs(b, new IJobEscrow.ComputeJob[](0), sigs);
+    }
+
+    function test_RevertWhen_LengthsDiffer() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidBatchLength.selector, 0, 1));
+        escrow.settleComputeJobs(b, new IJobEscrow.ComputeJob[](0), sigs);
+    }
+
+    function test_RevertWhen_OneSignatureOfTwo() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = committeeSign(escrow.hashSettlementBatch(b), 1);
+        vm.expectRevert(abi.encodeWithSelector(IVerifierCommittee.VerifierCommittee_NotEnoughSignatures.selector, 1, 2));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_SignedForAnotherBatch() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        b.settlements[0].price = 1 ether; // the committee signed 0.5
+        vm.expectRevert();
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_ProvidersNotAscending() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 1, 1)));
+        (b.providers[0], b.providers[1]) = (b.providers[1], b.providers[0]);
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidProviders.selector, 3));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_NoProviders() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0, 0, 0)));
+        b.providers = new address[](0);
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidProviders.selector, 0));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_ProviderNotRegistered() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        b.providers = new address[](1);
+        b.providers[0] = stranger;
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_ProviderNotRegistered.selector, stranger));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_JobUnknown() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(99, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_UnknownJob.selector, 99));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_JobRecordAltered() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        IJobEscrow.ComputeJob memory forged = job;
+        forged.budget = 100 ether;
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_JobRecordMismatch.selector, jobId));
+        escrow.settleComputeJobs(b, one(forged), sigs);
+    }
+
+    function test_RevertGiven_JobAlreadySettled() public {
+        settleOne(job, verdict(jobId, 0.5 ether, 3, 3));
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.4 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrow.JobEscrow_InvalidJobStatus.selector, jobId, IJobEscrow.ComputeJobStatus.Settled
+            )
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertGiven_SameBatchSubmittedTwice() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        escrow.settleComputeJobs(b, one(job), sigs);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrow.JobEscrow_InvalidJobStatus.selector, jobId, IJobEscrow.ComputeJobStatus.Settled
+            )
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_JobTwiceInOneBatch() public {
+        IJobEscrow.Settlement[] memory list = new IJobEscrow.Settlement[](2);
+        list[0] = verdict(jobId, 0.1 ether, 3, 3);
+        list[1] = verdict(jobId, 0.1 ether, 3, 3);
+        IJobEscrow.ComputeJob[] memory jobs = new IJobEscrow.ComputeJob[](2);
+        jobs[0] = job;
+        jobs[1] = job;
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), list);
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrow.JobEscrow_InvalidJobStatus.selector, jobId, IJobEscrow.ComputeJobStatus.Settled
+            )
+        );
+        escrow.settleComputeJobs(b, jobs, sigs);
+    }
+
+    function test_RevertGiven_JobReclaimed() public {
+        vm.warp(job.deadline + 1);
+        escrow.reclaim(jobId, job);
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrow.JobEscrow_InvalidJobStatus.selector, jobId, IJobEscrow.ComputeJobStatus.Reclaimed
+            )
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_TokenDiffersFromBatch() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(token), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrow.JobEscrow_TokenMismatch.selector, jobId, address(0), address(token))
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_DeadlinePassed() public {
+        vm.warp(job.deadline + 1);
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IJobEscrow.JobEscrow_DeadlinePassed.selector, jobId, job.deadline, uint64(job.deadline + 1)
+            )
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_PriceAboveBudget() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 1 ether + 1, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrow.JobEscrow_PriceAboveBudget.selector, jobId, 1 ether + 1, 1 ether)
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function _expectInvalidVerdict(IJobEscrow.Settlement memory s) internal {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(s));
+        bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidVerdict.selector, jobId, s.winners, s.losers, 3)
+        );
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    function test_RevertWhen_NoStrictMajority() public {
+        IJobEscrow.Settlement memory s = verdict(jobId, 0.5 ether, 1, 2); // 1 of 2 is a tie
+        s.losers = 2;
+        _expectInvalidVerdict(s);
+    }
+
+    function test_RevertWhen_FewerReplicasThanRedundancy() public {
+        _expectInvalidVerdict(verdict(jobId, 0.5 ether, 2, 2));
+    }
+
+    function test_RevertWhen_WinnersAndLosersOverlap() public {
+        IJobEscrow.Settlement memory s = verdict(jobId, 0.5 ether, 3, 3);
+        s.losers = 1;
+        _expectInvalidVerdict(s);
+    }
+
+    function test_RevertWhen_BitOutsideProviders() public {
+        IJobEscrow.Settlement memory s = verdict(jobId, 0.5 ether, 3, 3);
+        s.winners = 0x0f; // bit 3: there is no providers[3]
+        _expectInvalidVerdict(s);
+    }
+
+    function test_RevertWhen_ResultWithZeroDigest() public {
+        IJobEscrow.Settlement memory s = verdict(jobId, 0.5 ether, 3, 3);
+        s.resultDigest = 0;
+        _expectInvalidVerdict(s);
+    }
+
+    function test_RevertWhen_RefundChargesAPrice() public {
+        _expectInvalidVerdict(verdict(jobId, 1, 0, 0));
+    }
+
+    function test_RevertWhen_RefundNamesLosers() public {
+        IJobEscrow.Settlement memory s = verdict(jobId, 0, 0, 0);
+        s.losers = 1;
+        _expectInvalidVerdict(s);
+    }
+
+    function test_SettlesUnanimous() public {
+        Settled memory st = settleOne(job, verdict(jobId, 0.6 ether, 3, 3));
+        assertEq(st.batchId, 1);
+        assertEq(escrow.nextBatchId(), 2);
+        assertEq(st.windowEnd, block.timestamp + WINDOW);
+        assertEq(uint8(escrow.computeJobStatus(jobId)), uint8(IJobEscrow.ComputeJobStatus.Settled));
+        IJobEscrow.BatchOutcome memory o = st.outcome;
+        assertEq(o.token, address(0));
+        assertEq(o.feeBps, FEE_BPS);
+        assertEq(o.slashPerFailure, MINORITY_SLASH);
+        assertEq(o.jobIds.length, 1);
+        assertEq(o.jobIds[0], jobId);
+        assertEq(st.digests[0], keccak256(abi.encode("digest", jobId)));
+        // 0.6 ether: 90% = 0.54 split three ways, 0.06 fee.
+        for (uint256 i; i < 3; ++i) {
+            assertEq(o.providers[i].provider, providers[i]);
+            assertEq(o.providers[i].payout, 0.18 ether);
+            assertEq(o.providers[i].completed, 1);
+            assertEq(o.providers[i].failed, 0);
+        }
+        assertEq(o.fee, 0.06 ether);
+        assertEq(o.refunds.length, 1);
+        assertEq(o.refunds[0].buyer, buyer);
+        assertEq(o.refunds[0].amount, 0.4 ether);
+        IJobEscrow.ComputeBatch memory b = escrow.getBatch(st.batchId);
+        assertEq(b.outcomeHash, keccak256(abi.encode(o)));
+        assertFalse(b.finalized);
+        // Nothing is paid yet.
+        assertEq(escrow.balanceOf(providers[0], address(0)), 0);
+    }
+
+    function test_SettlesMajorityWithALoser() public {
+        Settled memory st = settleOne(job, verdict(jobId, 1 ether, 2, 3));
+        assertEq(st.outcome.providers[0].payout, 0.45 ether);
+        assertEq(st.outcome.providers[1].payout, 0.45 ether);
+        assertEq(st.outcome.providers[2].payout, 0);
+        assertEq(st.outcome.providers[2].failed, 1);
+        assertEq(st.outcome.refunds.length, 0, "whole budget charged");
+    }
+
+    function test_SettlesRefund() public {
+        Settled memory st = settleOne(job, verdict(jobId, 0, 0, 0));
+        assertEq(st.outcome.fee, 0);
+        assertEq(st.outcome.refunds[0].amount, 1 ether);
+    }
+
+    function test_FeeDustGoesToTreasury() public {
+        (uint256 id2, IJobEscrow.ComputeJob memory j2) = createEthJob(1 ether);
+        Settled memory st = settleOne(j2, verdict(id2, 100, 3, 3));
+        // 90 split three ways is 30 each; fee 10. With 101 wei: 90.9 → 90 → 30 each, fee 11.
+        assertEq(st.outcome.providers[0].payout + st.outcome.providers[1].payout + st.outcome.providers[2].payout + st.outcome.fee, 100);
+        (uint256 id3, IJobEscrow.ComputeJob memory j3) = createEthJob(1 ether);
+        st = settleOne(j3, verdict(id3, 101, 3, 3));
+        assertEq(st.outcome.providers[0].payout, 30);
+        assertEq(st.outcome.fee, 11);
+    }
+
+    function test_AggregatesManyJobsOfOneBuyer() public {
+        uint256 n = 5;
+        IJobEscrow.Settlement[] memory list = new IJobEscrow.Settlement[](n);
+        IJobEscrow.ComputeJob[] memory jobs = new IJobEscrow.ComputeJob[](n);
+        for (uint256 i; i < n; ++i) {
+            (uint256 id, IJobEscrow.ComputeJob memory j) = createEthJob(1 ether);
+            list[i] = verdict(id, 0.3 ether, 3, 3);
+            jobs[i] = j;
+        }
+        Settled memory st = settle(batchOf(address(0), list), jobs);
+        assertEq(st.outcome.refunds.length, 1, "consecutive refunds to one buyer merge");
+        assertEq(st.outcome.refunds[0].amount, 3.5 ether);
+        assertEq(st.outcome.providers[0].payout, 0.45 ether);
+        assertEq(st.outcome.providers[0].completed, 5);
+        assertEq(st.outcome.jobIds.length, n);
+    }
+
+    function test_JobsAcrossStatusWords() public {
+        // Ids 2..=200 straddle the 128-job status words.
+        uint256 n = 199;
+        IJobEscrow.Settlement[] memory list = new IJobEscrow.Settlement[](n);
+        IJobEscrow.ComputeJob[] memory jobs = new IJobEscrow.ComputeJob[](n);
+        for (uint256 i; i < n; ++i) {
+            (uint256 id, IJobEscrow.ComputeJob memory j) = createEthJob(1);
+            list[i] = verdict(id, 1, 3, 3);
+            jobs[i] = j;
+        }
+        settle(batchOf(address(0), list), jobs);
+        assertEq(uint8(escrow.computeJobStatus(jobId)), uint8(IJobEscrow.ComputeJobStatus.Open), "job 1 untouched");
+        for (uint256 i; i < n; ++i) {
+            assertEq(uint8(escrow.computeJobStatus(list[i].jobId)), uint8(IJobEscrow.ComputeJobStatus.Settled));
+        }
+    }
+}
