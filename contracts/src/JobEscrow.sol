@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -11,11 +11,12 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 import {IVerifierCommittee} from "./interfaces/IVerifierCommittee.sol";
-import {StorageProof} from "./libraries/StorageProof.sol";
+import {Bits} from "./libraries/Bits.sol";
+import {StorageDealLogic} from "./libraries/StorageDealLogic.sol";
 
 /// @title JobEscrow
 /// @notice Escrow of QOR compute jobs and storage deals. See {IJobEscrow}.
-contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient {
+contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /*//////////////////////////////////////////////////////////////
@@ -23,21 +24,21 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
     //////////////////////////////////////////////////////////////*/
 
     /// @notice Size of a storage chunk in bytes.
-    uint256 public constant CHUNK_SIZE = StorageProof.CHUNK_SIZE;
+    uint256 public constant CHUNK_SIZE = StorageDealLogic.CHUNK_SIZE;
     /// @notice Basis points in one.
-    uint256 public constant BPS = 10_000;
+    uint256 internal constant BPS = 10_000;
     /// @notice The highest protocol fee the owner may set (20%).
-    uint16 public constant MAX_FEE_BPS = 2_000;
+    uint16 internal constant MAX_FEE_BPS = 2_000;
     /// @notice The most replicas a job may ask for.
     uint8 public constant MAX_REDUNDANCY = 32;
     /// @notice The most periods a storage deal may have (one bit each in `pendingPeriods`).
-    uint256 public constant MAX_PERIODS = 256;
+    uint256 internal constant MAX_PERIODS = StorageDealLogic.MAX_PERIODS;
     /// @notice The shortest storage period, in blocks: one for the seed block, one to answer in.
-    uint32 public constant MIN_PERIOD_LENGTH = 2;
+    uint32 internal constant MIN_PERIOD_LENGTH = StorageDealLogic.MIN_PERIOD_LENGTH;
     /// @notice Blocks after the seed block in which a proof can still be checked on chain (`blockhash`).
-    uint256 public constant PROOF_WINDOW = 256;
+    uint256 internal constant PROOF_WINDOW = StorageDealLogic.PROOF_WINDOW;
     /// @notice The longest challenge window or resolution period the owner may set.
-    uint32 public constant MAX_WINDOW = 30 days;
+    uint32 internal constant MAX_WINDOW = 30 days;
 
     bytes32 internal constant SETTLEMENT_TYPEHASH =
         keccak256("Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)");
@@ -51,10 +52,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
     bytes32 internal constant STORAGE_ATTESTATION_BATCH_TYPEHASH = keccak256(
         "StorageAttestationBatch(StorageAttestation[] attestations)StorageAttestation(uint256 dealId,uint256 periods)"
     );
-    bytes32 internal constant RECEIPT_TYPEHASH = keccak256(
-        "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
-    );
-
     // Two status bits per compute job, 128 jobs per word. A settled job whose challenge is pending stays
     // SETTLED; the challenge record tells the rest.
     uint256 internal constant PHASE_OPEN = 0;
@@ -95,6 +92,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
     mapping(uint256 batchId => ComputeBatch) internal _batches;
     mapping(uint256 batchId => uint256[]) internal _batchChallengedJobs;
     mapping(uint256 jobId => Challenge) internal _challenges;
+    mapping(uint256 jobId => ChallengeParties) internal _challengeParties;
     mapping(uint256 dealId => StorageDeal) internal _deals;
 
     constructor(
@@ -268,10 +266,11 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         c.price = s.price;
         c.winnersMask = s.winners;
         c.losersMask = s.losers;
+        ChallengeParties storage parties = _challengeParties[jobId];
         ProviderOutcome[] calldata providers = proof.outcome.providers;
         for (uint256 i; i < providers.length; ++i) {
-            if ((s.winners >> i) & 1 == 1) c.winners.push(providers[i].provider);
-            else if ((s.losers >> i) & 1 == 1) c.losers.push(providers[i].provider);
+            if ((s.winners >> i) & 1 == 1) parties.winners.push(providers[i].provider);
+            else if ((s.losers >> i) & 1 == 1) parties.losers.push(providers[i].provider);
         }
         b.challenges += 1;
         _batchChallengedJobs[batchId].push(jobId);
@@ -296,7 +295,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         emit ChallengeResolved(jobId, ChallengeStatus.Upheld);
 
         // Interactions (the registry only): the winners were wrong; the buyer is the harmed party.
-        address[] memory winners = c.winners;
+        address[] memory winners = _challengeParties[jobId].winners;
         for (uint256 i; i < winners.length; ++i) {
             registry.recordOutcomes(winners[i], 0, 1);
             _slash(winners[i], c.slashPerFailure, c.buyer);
@@ -341,58 +340,21 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         uint96 pricePerPeriod,
         address preferredProvider
     ) external payable nonReentrant returns (uint256 dealId) {
-        // Checks
-        if (merkleRoot == 0) revert JobEscrow_InvalidDealParameter("merkleRoot");
-        if (size == 0) revert JobEscrow_InvalidDealParameter("size");
-        if (periods == 0 || periods > MAX_PERIODS) revert JobEscrow_InvalidDealParameter("periods");
-        if (periodLength < MIN_PERIOD_LENGTH) revert JobEscrow_InvalidDealParameter("periodLength");
-        if (pricePerPeriod == 0) revert JobEscrow_InvalidDealParameter("pricePerPeriod");
-        uint256 total = uint256(periods) * pricePerPeriod;
-        if (msg.value != total) revert JobEscrow_WrongValue(msg.value, total);
-
-        // Effects
         dealId = nextDealId;
         unchecked {
             nextDealId = dealId + 1;
         }
-        StorageDeal storage d = _deals[dealId];
-        d.buyer = msg.sender;
-        d.pricePerPeriod = pricePerPeriod;
-        d.periods = periods;
-        d.status = StorageDealStatus.Open;
-        d.preferredProvider = preferredProvider;
-        d.periodLength = periodLength;
-        d.size = size;
-        d.merkleRoot = merkleRoot;
-        emit StorageDealCreated(
-            dealId, msg.sender, merkleRoot, size, periods, periodLength, pricePerPeriod, preferredProvider
-        );
+        StorageDealLogic.create(_deals, dealId, merkleRoot, size, periods, periodLength, pricePerPeriod, preferredProvider);
     }
 
     /// @inheritdoc IJobEscrow
     function acceptStorageDeal(uint256 dealId) external nonReentrant {
-        // Checks
-        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Open);
-        address preferred = d.preferredProvider;
-        if (preferred != address(0) && msg.sender != preferred) revert JobEscrow_Unauthorized(msg.sender, preferred);
-        if (!registry.isActive(msg.sender)) revert JobEscrow_ProviderNotActive(msg.sender);
-
-        // Effects
-        uint48 startBlock = uint48(block.number + 1);
-        d.provider = msg.sender;
-        d.startBlock = startBlock;
-        d.status = StorageDealStatus.Active;
-        d.pendingPeriods = _lowBits(d.periods);
-        emit StorageDealAccepted(dealId, msg.sender, startBlock);
+        StorageDealLogic.accept(_deals, registry, dealId);
     }
 
     /// @inheritdoc IJobEscrow
     function cancelStorageDeal(uint256 dealId) external nonReentrant {
-        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Open);
-        if (msg.sender != d.buyer) revert JobEscrow_Unauthorized(msg.sender, d.buyer);
-        d.status = StorageDealStatus.Cancelled;
-        balanceOf[d.buyer][address(0)] += uint256(d.periods) * d.pricePerPeriod;
-        emit StorageDealCancelled(dealId);
+        StorageDealLogic.cancel(_deals, balanceOf, dealId);
     }
 
     /// @inheritdoc IJobEscrow
@@ -400,22 +362,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         external
         nonReentrant
     {
-        // Checks
-        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
-        uint256 periods = d.periods;
-        if (period >= periods) revert JobEscrow_InvalidPeriod(dealId, period, periods);
-        uint256 pending = d.pendingPeriods;
-        uint256 bit = 1 << period;
-        if (pending & bit == 0 || period < d.settledPeriods) revert JobEscrow_PeriodNotPending(dealId, period);
-        if (chunk.length != CHUNK_SIZE) revert JobEscrow_InvalidChunkLength(chunk.length);
-        uint256 index = _provableChallengeIndex(d, dealId, period);
-        if (!StorageProof.verify(d.merkleRoot, StorageProof.chunkCount(d.size), index, StorageProof.leafHash(chunk), path)) {
-            revert JobEscrow_InvalidStorageProof(dealId, index);
-        }
-
-        // Effects
-        d.pendingPeriods = pending & ~bit;
-        emit StoragePeriodProven(dealId, period, index);
+        StorageDealLogic.prove(_deals, dealId, period, chunk, path);
     }
 
     /// @inheritdoc IJobEscrow
@@ -424,49 +371,12 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         nonReentrant
     {
         committee.checkSignatures(hashStorageAttestations(attestations), signatures);
-        for (uint256 i; i < attestations.length; ++i) {
-            uint256 dealId = attestations[i].dealId;
-            uint256 mask = attestations[i].periods;
-            StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
-            // Only periods whose seed block is mined, and not yet settled, can be attested.
-            uint256 started = _startedPeriods(d);
-            uint256 allowed = _lowBits(started) & ~_lowBits(d.settledPeriods);
-            if (mask == 0 || mask & ~allowed != 0) revert JobEscrow_InvalidAttestation(dealId, mask);
-            d.pendingPeriods &= ~mask;
-            emit StoragePeriodsAttested(dealId, mask);
-        }
+        StorageDealLogic.attest(_deals, attestations);
     }
 
     /// @inheritdoc IJobEscrow
     function settleStorageDeal(uint256 dealId) external nonReentrant {
-        // Checks
-        StorageDeal storage d = _dealIn(dealId, StorageDealStatus.Active);
-        uint256 from = d.settledPeriods;
-        uint256 periods = d.periods;
-        uint256 ended = block.number < d.startBlock ? 0 : (block.number - d.startBlock) / d.periodLength;
-        if (ended > periods) ended = periods;
-        if (ended <= from) revert JobEscrow_NothingToSettle(dealId, d.startBlock + (from + 1) * d.periodLength);
-
-        // Effects
-        uint256 range = _lowBits(ended) & ~_lowBits(from);
-        uint256 passed = _popcount(range & ~d.pendingPeriods);
-        uint256 missed = (ended - from) - passed;
-        d.settledPeriods = uint16(ended);
-        if (ended == periods) d.status = StorageDealStatus.Completed;
-
-        uint256 price = d.pricePerPeriod;
-        uint256 gross = passed * price;
-        uint256 fee = gross * _params.feeBps / BPS;
-        address provider = d.provider;
-        address buyer = d.buyer;
-        if (gross != 0) balanceOf[provider][address(0)] += gross - fee;
-        if (fee != 0) balanceOf[_params.treasury][address(0)] += fee;
-        if (missed != 0) balanceOf[buyer][address(0)] += missed * price;
-        emit StoragePeriodsSettled(dealId, from, ended, passed, missed);
-
-        // Interactions (the registry only)
-        registry.recordOutcomes(provider, uint64(passed), uint64(missed));
-        if (missed != 0) _slash(provider, missed * _params.storageSlash, buyer);
+        StorageDealLogic.settle(_deals, balanceOf, _params, registry, dealId);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -527,22 +437,18 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
     }
 
     /// @inheritdoc IJobEscrow
+    function getChallengeParties(uint256 jobId) external view returns (ChallengeParties memory) {
+        return _challengeParties[jobId];
+    }
+
+    /// @inheritdoc IJobEscrow
     function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory) {
         return _deals[dealId];
     }
 
     /// @inheritdoc IJobEscrow
     function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256) {
-        StorageDeal storage d = _deals[dealId];
-        if (d.status != StorageDealStatus.Active && d.status != StorageDealStatus.Completed) {
-            revert JobEscrow_InvalidDealStatus(dealId, d.status);
-        }
-        if (period >= d.periods) revert JobEscrow_InvalidPeriod(dealId, period, d.periods);
-        uint256 seedBlock = d.startBlock + period * d.periodLength;
-        if (seedBlock >= block.number || block.number - seedBlock > PROOF_WINDOW) {
-            revert JobEscrow_ChallengeSeedUnavailable(dealId, period);
-        }
-        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
+        return StorageDealLogic.challengeIndex(_deals, dealId, period);
     }
 
     /// @inheritdoc IJobEscrow
@@ -569,15 +475,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         }
         return _hashTypedDataV4(
             keccak256(abi.encode(STORAGE_ATTESTATION_BATCH_TYPEHASH, keccak256(abi.encodePacked(hashes))))
-        );
-    }
-
-    /// @inheritdoc IJobEscrow
-    function hashReceipt(Receipt calldata r) external view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(RECEIPT_TYPEHASH, r.jobId, r.worker, r.resultDigest, r.stdoutHash, r.exitCode, r.fuelUsed)
-            )
         );
     }
 
@@ -723,9 +620,9 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
     {
         uint256 winners = s.winners;
         uint256 losers = s.losers;
-        uint256 outside = providerCount == 256 ? 0 : ~_lowBits(providerCount);
-        uint256 w = _popcount(winners);
-        uint256 l = _popcount(losers);
+        uint256 outside = providerCount == 256 ? 0 : ~Bits.lowBits(providerCount);
+        uint256 w = Bits.popcount(winners);
+        uint256 l = Bits.popcount(losers);
         bool valid = winners & losers == 0 && (winners | losers) & outside == 0;
         if (w == 0) {
             // No majority: a refund, and nobody is shown wrong.
@@ -773,7 +670,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
             Challenge storage c = _challenges[challenged[j]];
             uint256 winners = c.winnersMask;
             uint256 losers = c.losersMask;
-            (uint256 share, uint256 jobFee) = _split(c.price, c.feeBps, _popcount(winners));
+            (uint256 share, uint256 jobFee) = _split(c.price, c.feeBps, Bits.popcount(winners));
             fee -= jobFee;
             while (winners != 0) {
                 uint256 k = Math.log2(winners & (~winners + 1));
@@ -806,8 +703,8 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         // Effects
         c.status = status;
         _setPhase(jobId, PHASE_FINALIZED);
-        address[] memory winners = c.winners;
-        address[] memory losers = c.losers;
+        address[] memory winners = _challengeParties[jobId].winners;
+        address[] memory losers = _challengeParties[jobId].losers;
         address token = c.token;
         address treasury = _params.treasury;
         (uint256 share, uint256 fee) = _split(c.price, c.feeBps, winners.length);
@@ -883,43 +780,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         return cs == ChallengeStatus.Upheld ? ComputeJobStatus.Refunded : ComputeJobStatus.Finalized;
     }
 
-    function _dealIn(uint256 dealId, StorageDealStatus expected) internal view returns (StorageDeal storage d) {
-        d = _deals[dealId];
-        StorageDealStatus status = d.status;
-        if (status == StorageDealStatus.None) revert JobEscrow_UnknownDeal(dealId);
-        if (status != expected) revert JobEscrow_InvalidDealStatus(dealId, status);
-    }
-
-    /// @dev The chunk challenged in `period`, checking that a proof of it can be submitted now.
-    function _provableChallengeIndex(StorageDeal storage d, uint256 dealId, uint256 period)
-        internal
-        view
-        returns (uint256)
-    {
-        uint256 seedBlock = d.startBlock + period * d.periodLength;
-        uint256 lastBlock = seedBlock + Math.min(d.periodLength - 1, PROOF_WINDOW);
-        if (block.number <= seedBlock || block.number > lastBlock) {
-            revert JobEscrow_OutsideProofWindow(dealId, period, seedBlock + 1, lastBlock);
-        }
-        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
-    }
-
-    /// @dev Periods whose seed block is already mined (their challenge is known).
-    function _startedPeriods(StorageDeal storage d) internal view returns (uint256 started) {
-        uint256 start = d.startBlock;
-        if (block.number <= start) return 0;
-        started = (block.number - 1 - start) / d.periodLength + 1;
-        if (started > d.periods) started = d.periods;
-    }
-
-    function _challengeIndex(bytes32 seed, uint256 dealId, uint256 period, uint256 chunks)
-        internal
-        pure
-        returns (uint256)
-    {
-        return uint256(keccak256(abi.encode(seed, dealId, period))) % chunks;
-    }
-
     function _setParams(EscrowParams memory p) internal {
         if (p.treasury == address(0)) revert JobEscrow_ZeroAddress("treasury");
         if (p.feeBps > MAX_FEE_BPS) revert JobEscrow_InvalidParams("feeBps");
@@ -929,17 +789,5 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         }
         _params = p;
         emit ParamsSet(p);
-    }
-
-    /// @dev The lowest `count` bits set (count ≤ 256).
-    function _lowBits(uint256 count) internal pure returns (uint256) {
-        return count >= 256 ? type(uint256).max : (1 << count) - 1;
-    }
-
-    function _popcount(uint256 x) internal pure returns (uint256 count) {
-        while (x != 0) {
-            x &= x - 1;
-            ++count;
-        }
     }
 }

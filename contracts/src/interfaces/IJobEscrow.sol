@@ -116,8 +116,9 @@ interface IJobEscrow {
         Settlement settlement;
     }
 
-    /// @notice A worker's signed statement of what it computed (EIP-712 type `Receipt`). Checked off chain by
-    /// the verifier; defined here so every side hashes it the same way.
+    /// @notice A worker's signed statement of what it computed (EIP-712 type `Receipt`, signed under the
+    /// escrow's domain). Checked off chain by the verifier; defined here so every side hashes it the same
+    /// way: `Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)`.
     struct Receipt {
         uint256 jobId;
         address worker;
@@ -201,6 +202,10 @@ interface IJobEscrow {
         uint256 price;
         uint256 winnersMask;
         uint256 losersMask;
+    }
+
+    /// @notice The replicas of a disputed job: who won and who lost its settlement.
+    struct ChallengeParties {
         address[] winners;
         address[] losers;
     }
@@ -490,6 +495,9 @@ interface IJobEscrow {
     /// @notice The challenge of `jobId` (all zero when none).
     function getChallenge(uint256 jobId) external view returns (Challenge memory);
 
+    /// @notice The winners and losers of `jobId`'s disputed settlement (empty when not challenged).
+    function getChallengeParties(uint256 jobId) external view returns (ChallengeParties memory);
+
     /// @notice A storage deal.
     function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory);
 
@@ -512,9 +520,6 @@ interface IJobEscrow {
 
     /// @notice EIP-712 digest the committee signs to attest storage periods.
     function hashStorageAttestations(StorageAttestation[] calldata attestations) external view returns (bytes32);
-
-    /// @notice EIP-712 digest a worker signs for `receipt`.
-    function hashReceipt(Receipt calldata receipt) external view returns (bytes32);
 
     /// @notice EIP-712 struct hash of one settlement (what `ChallengeProof.settlementHashes` holds).
     function hashSettlement(Settlement calldata settlement) external pure returns (bytes32);

@@ -147,11 +147,12 @@ contract Challenge_Unit is Base {
         assertEq(c.resolveBy, block.timestamp + RESOLUTION);
         assertEq(uint8(c.status), uint8(IJobEscrow.ChallengeStatus.Pending));
         assertEq(c.price, 0.6 ether);
-        assertEq(c.winners.length, 2);
-        assertEq(c.winners[0], providers[0]);
-        assertEq(c.winners[1], providers[1]);
-        assertEq(c.losers.length, 1);
-        assertEq(c.losers[0], providers[2]);
+        IJobEscrow.ChallengeParties memory parties = escrow.getChallengeParties(jobId);
+        assertEq(parties.winners.length, 2);
+        assertEq(parties.winners[0], providers[0]);
+        assertEq(parties.winners[1], providers[1]);
+        assertEq(parties.losers.length, 1);
+        assertEq(parties.losers[0], providers[2]);
         assertEq(escrow.getBatch(st().batchId).challenges, 1);
         assertEq(uint8(escrow.computeJobStatus(jobId)), uint8(IJobEscrow.ComputeJobStatus.Challenged));
     }

@@ -103,20 +103,5 @@ contract Replay_Unit is Base {
         );
         assertEq(escrow.hashSettlementBatch(b), keccak256(abi.encodePacked("\x19\x01", domain, batchHash)));
 
-        IJobEscrow.Receipt memory r = IJobEscrow.Receipt(1, providers[0], bytes32(uint256(2)), bytes32(uint256(3)), 0, 42);
-        bytes32 rHash = keccak256(
-            abi.encode(
-                keccak256(
-                    "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
-                ),
-                r.jobId,
-                r.worker,
-                r.resultDigest,
-                r.stdoutHash,
-                r.exitCode,
-                r.fuelUsed
-            )
-        );
-        assertEq(escrow.hashReceipt(r), keccak256(abi.encodePacked("\x19\x01", domain, rHash)));
     }
 }

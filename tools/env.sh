@@ -1,0 +1,14 @@
+# Sourced by the project's scripts: puts the pinned Foundry binaries (npm packages) on PATH.
+QOR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export QOR_ROOT
+for tool in forge anvil cast; do
+  bin="$QOR_ROOT/node_modules/@foundry-rs/$tool-linux-amd64/bin"
+  if [ ! -x "$bin/$tool" ]; then
+    echo "qor: $bin/$tool is missing; run 'npm ci' in $QOR_ROOT first" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+  case ":$PATH:" in *":$bin:"*) ;; *) PATH="$bin:$PATH" ;; esac
+done
+export PATH
+# The devnet's well-known mnemonic (anvil's default): account 0 deploys and owns, account 1 verifies.
+export QOR_MNEMONIC="${QOR_MNEMONIC:-test test test test test test test test test test test junk}"
