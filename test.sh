@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every QOR test on a fresh machine: installs the pinned toolchain, then the Foundry suite (unit,
-# fuzz, invariant; the `ci` profile: 5,000 fuzz runs) and the local-chain script tests against anvil.
+# Runs every QOR test on a fresh machine: installs the pinned toolchain, then the Rust workspace tests,
+# the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
+# the local-chain script tests against anvil.
 set -euo pipefail
 cd "$(dirname "$0")"
 root="$PWD"
@@ -10,6 +11,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 source tools/env.sh
+
+# Cargo's build cache lives outside the clone so a fresh CI clone does not rebuild every dependency.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qor/target}"
+echo "== cargo test (workspace)"
+cargo test --workspace --locked
 
 echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)

@@ -1,0 +1,5 @@
+//! QOR's protocol definitions, shared by the coordinator, the worker, the verifier, the CLI and (as
+//! test vectors) the Solidity contracts and the web app. Everything here is pure: no I/O beyond reading
+//! from a caller's `Read`, no clocks, no randomness, so every side computes the same bytes.
+
+pub mod merkle;

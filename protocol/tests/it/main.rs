@@ -1,0 +1,3 @@
+//! Integration tests of qor-protocol: one binary, a module per area.
+
+mod merkle;
