@@ -2,7 +2,7 @@
 # Starts a local anvil chain on 127.0.0.1 with the devnet mnemonic and deploys the QOR contracts with
 # `forge script script/Deploy.s.sol --broadcast`; addresses go to anvil/deployments/<chainId>.json.
 #
-#   anvil/start.sh [--port 8545] [--chain-id 31337] [--block-time SECONDS] [--detach]
+#   anvil/start.sh [--port 8545] [--chain-id 31337] [--block-time SECONDS] [--detach] [-- ANVIL-ARGS...]
 #
 # In the foreground it runs until Ctrl-C; with --detach it returns once deployed, leaving anvil running
 # (pid in anvil/run/anvil-<port>.pid; stop it with anvil/stop.sh --port <port>).
@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     --chain-id) chain_id="$2"; shift 2 ;;
     --block-time) block_time="$2"; shift 2 ;;
     --detach) detach=1; shift ;;
+    --) shift; break ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "anvil/start.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -25,6 +26,7 @@ run_dir="$QOR_ROOT/anvil/run"
 mkdir -p "$run_dir"
 extra=()
 [ -n "$block_time" ] && extra+=(--block-time "$block_time")
+extra+=("$@")
 anvil --host 127.0.0.1 --port "$port" --chain-id "$chain_id" --mnemonic "$QOR_MNEMONIC" \
   --accounts 20 --balance 10000 "${extra[@]}" >"$run_dir/anvil-$port.log" 2>&1 &
 anvil_pid=$!

@@ -60,6 +60,15 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     uint256 internal constant PHASE_RECLAIMED = 3;
     uint256 internal constant NO_WORD = type(uint256).max;
 
+    /// @dev Per-provider sums while a batch is checked; copied into its outcome at the end.
+    struct Tally {
+        uint256[] payouts;
+        uint256[] completed;
+        uint256[] failed;
+        uint256 fee;
+        uint256 refundCount;
+    }
+
     /// @dev One status word being edited in memory.
     struct PhaseCursor {
         uint256 wordIndex;
@@ -358,10 +367,9 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobEscrow
-    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path)
-        external
-        nonReentrant
-    {
+    /// @dev No reentrancy guard: the proof makes no external call and only clears one pending bit, which
+    /// is as valid from inside another call as from outside (and it is the hot path of every period).
+    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path) external {
         StorageDealLogic.prove(_deals, dealId, period, chunk, path);
     }
 
@@ -548,51 +556,84 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         outcome.refunds = new Refund[](n);
         outcome.jobIds = new uint256[](n);
         digests = new bytes32[](n);
+        uint256 providerCount = outcome.providers.length;
+        Tally memory t = Tally({
+            payouts: new uint256[](providerCount),
+            completed: new uint256[](providerCount),
+            failed: new uint256[](providerCount),
+            fee: 0,
+            refundCount: 0
+        });
 
         // Checks and effects, per job.
         PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
-        uint256 refundCount;
         for (uint256 i; i < n; ++i) {
-            refundCount = _settleOne(outcome, batch.settlements[i], jobs[i], cursor, refundCount);
-            outcome.jobIds[i] = batch.settlements[i].jobId;
-            digests[i] = batch.settlements[i].resultDigest;
+            Settlement calldata s = batch.settlements[i];
+            _settleOne(outcome, t, s, jobs[i], cursor);
+            outcome.jobIds[i] = s.jobId;
+            digests[i] = s.resultDigest;
         }
         _flush(cursor);
+
+        for (uint256 k; k < providerCount; ++k) {
+            ProviderOutcome memory po = outcome.providers[k];
+            po.payout = t.payouts[k];
+            po.completed = uint64(t.completed[k]);
+            po.failed = uint64(t.failed[k]);
+        }
+        outcome.fee = t.fee;
         Refund[] memory refunds = outcome.refunds;
+        uint256 refundCount = t.refundCount;
         assembly ("memory-safe") {
             mstore(refunds, refundCount)
         }
     }
 
-    /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to `outcome`.
-    /// Returns the number of refunds so far.
+    /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to the tally.
+    /// Once the record has matched its commitment its words are the clean canonical encoding, so fields
+    /// are read straight from calldata (this loop is the settlement's hot path).
     function _settleOne(
         BatchOutcome memory outcome,
+        Tally memory t,
         Settlement calldata s,
         ComputeJob calldata job,
-        PhaseCursor memory cursor,
-        uint256 refundCount
-    ) internal returns (uint256) {
-        uint256 jobId = s.jobId;
+        PhaseCursor memory cursor
+    ) internal {
+        uint256 jobId;
+        assembly ("memory-safe") {
+            jobId := calldataload(s)
+        }
         _checkJobRecord(jobId, job);
+        address token;
+        uint256 budget;
+        uint256 deadline;
+        assembly ("memory-safe") {
+            token := calldataload(add(job, 0x40))
+            budget := calldataload(add(job, 0x60))
+            deadline := calldataload(add(job, 0x80))
+        }
         uint256 phase = _movePhase(cursor, jobId, PHASE_SETTLED);
         if (phase != PHASE_OPEN) revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
-        if (job.token != outcome.token) revert JobEscrow_TokenMismatch(jobId, job.token, outcome.token);
-        if (block.timestamp > job.deadline) {
-            revert JobEscrow_DeadlinePassed(jobId, job.deadline, uint64(block.timestamp));
+        if (token != outcome.token) revert JobEscrow_TokenMismatch(jobId, token, outcome.token);
+        if (block.timestamp > deadline) {
+            revert JobEscrow_DeadlinePassed(jobId, uint64(deadline), uint64(block.timestamp));
         }
-        if (s.price > job.budget) revert JobEscrow_PriceAboveBudget(jobId, s.price, job.budget);
-        _creditVerdict(outcome, s, job.redundancy, outcome.providers.length);
+        uint256 price = _tallyVerdict(t, s, job, outcome.feeBps);
+        if (price > budget) revert JobEscrow_PriceAboveBudget(jobId, price, budget);
+        if (budget == price) return;
 
-        uint256 refund = job.budget - s.price;
-        if (refund == 0) return refundCount;
-        Refund[] memory refunds = outcome.refunds;
-        if (refundCount != 0 && refunds[refundCount - 1].buyer == job.buyer) {
-            refunds[refundCount - 1].amount += refund;
-            return refundCount;
+        address buyer;
+        assembly ("memory-safe") {
+            buyer := calldataload(add(job, 0x20))
         }
-        refunds[refundCount] = Refund(job.buyer, refund);
-        return refundCount + 1;
+        Refund[] memory refunds = outcome.refunds;
+        uint256 count = t.refundCount;
+        if (count != 0 && refunds[count - 1].buyer == buyer) {
+            refunds[count - 1].amount += budget - price;
+        } else {
+            refunds[count] = Refund(buyer, budget - price);
+            t.refundCount = count + 1;
+        }
     }
 
     /// @dev Sets `jobId`'s phase through `cursor`, which keeps one status word (128 jobs) in memory while
@@ -613,38 +654,68 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         if (cursor.wordIndex != NO_WORD) _jobPhases[cursor.wordIndex] = cursor.word;
     }
 
-    /// @dev Checks one settlement's verdict and adds its payouts and counts to `outcome`.
-    function _creditVerdict(BatchOutcome memory outcome, Settlement calldata s, uint8 redundancy, uint256 providerCount)
+    /// @dev Checks one settlement's verdict, adds its payouts and counts to the tally, returns its price.
+    function _tallyVerdict(Tally memory t, Settlement calldata s, ComputeJob calldata job, uint16 feeBps)
         internal
         pure
+        returns (uint256 price)
     {
-        uint256 winners = s.winners;
-        uint256 losers = s.losers;
-        uint256 outside = providerCount == 256 ? 0 : ~Bits.lowBits(providerCount);
-        uint256 w = Bits.popcount(winners);
-        uint256 l = Bits.popcount(losers);
-        bool valid = winners & losers == 0 && (winners | losers) & outside == 0;
-        if (w == 0) {
-            // No majority: a refund, and nobody is shown wrong.
-            valid = valid && l == 0 && s.price == 0 && s.resultDigest == 0;
-        } else {
-            valid = valid && 2 * w > w + l && w + l >= redundancy && s.resultDigest != 0;
+        uint256 winners;
+        uint256 losers;
+        assembly ("memory-safe") {
+            price := calldataload(add(s, 0x40))
+            winners := calldataload(add(s, 0x60))
+            losers := calldataload(add(s, 0x80))
         }
-        if (!valid) revert JobEscrow_InvalidVerdict(s.jobId, winners, losers, redundancy);
-        if (w == 0) return;
+        uint256 w;
+        {
+            uint256 l;
+            unchecked {
+                for (uint256 m = winners; m != 0; m &= m - 1) ++w;
+                for (uint256 m = losers; m != 0; m &= m - 1) ++l;
+            }
+            bytes32 digest;
+            uint256 redundancy;
+            assembly ("memory-safe") {
+                digest := calldataload(add(s, 0x20))
+                redundancy := calldataload(add(job, 0xa0))
+            }
+            uint256 providerCount = t.payouts.length;
+            bool valid = winners & losers == 0 && (providerCount == 256 || (winners | losers) >> providerCount == 0);
+            if (w == 0) {
+                // No majority: a refund, and nobody is shown wrong.
+                valid = valid && l == 0 && price == 0 && digest == 0;
+            } else {
+                valid = valid && 2 * w > w + l && w + l >= redundancy && digest != 0;
+            }
+            if (!valid) revert JobEscrow_InvalidVerdict(s.jobId, winners, losers, uint8(redundancy));
+        }
+        if (w == 0) return 0;
 
-        (uint256 share, uint256 jobFee) = _split(s.price, outcome.feeBps, w);
-        outcome.fee += jobFee;
-        ProviderOutcome[] memory providers = outcome.providers;
-        while (winners != 0) {
-            uint256 k = Math.log2(winners & (~winners + 1));
-            providers[k].payout += share;
-            providers[k].completed += 1;
-            winners &= winners - 1;
-        }
-        while (losers != 0) {
-            providers[Math.log2(losers & (~losers + 1))].failed += 1;
-            losers &= losers - 1;
+        (uint256 share, uint256 jobFee) = _split(price, feeBps, w);
+        t.fee += jobFee;
+        // Every set bit is below the provider count (checked above), so the slots are in bounds; sums
+        // stay below the batch's total budget, all of which the escrow holds.
+        assembly ("memory-safe") {
+            let payouts := mload(t)
+            let completed := mload(add(t, 0x20))
+            let failed := mload(add(t, 0x40))
+            for { let k := 0 } winners { k := add(k, 1) } {
+                if and(winners, 1) {
+                    let p := add(add(payouts, 0x20), shl(5, k))
+                    mstore(p, add(mload(p), share))
+                    let c := add(add(completed, 0x20), shl(5, k))
+                    mstore(c, add(mload(c), 1))
+                }
+                winners := shr(1, winners)
+            }
+            for { let k := 0 } losers { k := add(k, 1) } {
+                if and(losers, 1) {
+                    let f := add(add(failed, 0x20), shl(5, k))
+                    mstore(f, add(mload(f), 1))
+                }
+                losers := shr(1, losers)
+            }
         }
     }
 
@@ -672,15 +743,16 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
             uint256 losers = c.losersMask;
             (uint256 share, uint256 jobFee) = _split(c.price, c.feeBps, Bits.popcount(winners));
             fee -= jobFee;
-            while (winners != 0) {
-                uint256 k = Math.log2(winners & (~winners + 1));
-                providers[k].payout -= share;
-                providers[k].completed -= 1;
-                winners &= winners - 1;
+            for (uint256 k; winners != 0; ++k) {
+                if (winners & 1 == 1) {
+                    providers[k].payout -= share;
+                    providers[k].completed -= 1;
+                }
+                winners >>= 1;
             }
-            while (losers != 0) {
-                providers[Math.log2(losers & (~losers + 1))].failed -= 1;
-                losers &= losers - 1;
+            for (uint256 k; losers != 0; ++k) {
+                if (losers & 1 == 1) providers[k].failed -= 1;
+                losers >>= 1;
             }
         }
         return fee;
@@ -751,10 +823,19 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         if (received != amount) revert JobEscrow_TransferAmountMismatch(amount, received);
     }
 
+    /// @dev The record must hash to the stored commitment. `ComputeJob` is static, so its ABI encoding is
+    /// the 7 words in calldata; hashing them in place saves a copy, and only the canonical encoding
+    /// (the one `createComputeJob` committed to) can match.
     function _checkJobRecord(uint256 jobId, ComputeJob calldata job) internal view {
         bytes32 stored = _jobCommitments[jobId];
         if (stored == 0) revert JobEscrow_UnknownJob(jobId);
-        if (keccak256(abi.encode(job)) != stored) revert JobEscrow_JobRecordMismatch(jobId);
+        bytes32 h;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, job, 0xe0)
+            h := keccak256(ptr, 0xe0)
+        }
+        if (h != stored) revert JobEscrow_JobRecordMismatch(jobId);
     }
 
     function _pendingChallenge(uint256 jobId) internal view returns (Challenge storage c) {

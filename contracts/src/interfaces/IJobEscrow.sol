@@ -165,17 +165,19 @@ interface IJobEscrow {
 
     /// @notice A storage deal. Periods are counted in blocks: period p starts at
     /// `startBlock + p * periodLength`, and that block's hash picks the chunk challenged in period p.
+    /// @dev Field order is storage layout: a proof reads only the second slot, the root and the
+    /// pending bitmap.
     struct StorageDeal {
         address buyer;
         uint96 pricePerPeriod;
-        address provider;
         uint48 startBlock;
         uint16 periods;
         uint16 settledPeriods;
         StorageDealStatus status;
-        address preferredProvider;
         uint32 periodLength;
         uint64 size;
+        address provider;
+        address preferredProvider;
         bytes32 merkleRoot;
         uint256 pendingPeriods;
     }

@@ -29,14 +29,16 @@ interface IProviderRegistry {
     /// @param jobsCompleted Compute jobs and storage periods the provider was paid for.
     /// @param jobsFailed Compute jobs lost as a minority replica and storage periods missed.
     /// @param timesSlashed Number of slashes, whatever their amount.
+    /// @dev `registered`, the timestamps and the counters share one slot, which registration writes, so
+    /// recording outcomes never pays for a fresh slot.
     struct Provider {
-        bool registered;
         uint256 stake;
         uint256 unbonding;
+        bool registered;
         uint64 unbondingEndsAt;
         uint64 jobsCompleted;
         uint64 jobsFailed;
-        uint64 timesSlashed;
+        uint32 timesSlashed;
         ProviderMetadata metadata;
     }
 

@@ -95,23 +95,15 @@ library StorageDealLogic {
         bytes32[] calldata path
     ) external {
         // Checks
-        IJobEscrow.StorageDeal storage d = dealIn(deals, dealId, IJobEscrow.StorageDealStatus.Active);
-        uint256 periods = d.periods;
-        if (period >= periods) revert IJobEscrow.JobEscrow_InvalidPeriod(dealId, period, periods);
-        uint256 pending = d.pendingPeriods;
-        uint256 bit = 1 << period;
-        if (pending & bit == 0 || period < d.settledPeriods) {
-            revert IJobEscrow.JobEscrow_PeriodNotPending(dealId, period);
-        }
+        IJobEscrow.StorageDeal storage d = deals[dealId];
         if (chunk.length != CHUNK_SIZE) revert IJobEscrow.JobEscrow_InvalidChunkLength(chunk.length);
-        uint256 index = _provableChallengeIndex(d, dealId, period);
-        if (!StorageProof.verify(d.merkleRoot, StorageProof.chunkCount(d.size), index, StorageProof.leafHash(chunk), path))
-        {
+        (uint256 chunks, uint256 index, uint256 pending) = _provableChallenge(d, dealId, period);
+        if (!StorageProof.verify(d.merkleRoot, chunks, index, StorageProof.leafHash(chunk), path)) {
             revert IJobEscrow.JobEscrow_InvalidStorageProof(dealId, index);
         }
 
         // Effects
-        d.pendingPeriods = pending & ~bit;
+        d.pendingPeriods = pending & ~(1 << period);
         emit IJobEscrow.StoragePeriodProven(dealId, period, index);
     }
 
@@ -209,18 +201,37 @@ library StorageDealLogic {
         if (status != expected) revert IJobEscrow.JobEscrow_InvalidDealStatus(dealId, status);
     }
 
-    /// @dev The chunk challenged in `period`, checking that a proof of it can be submitted now.
-    function _provableChallengeIndex(IJobEscrow.StorageDeal storage d, uint256 dealId, uint256 period)
+    /// @dev Checks that `period` of an active deal can be proven now and returns the deal's chunk count,
+    /// the challenged chunk and the pending bitmap. Everything but the bitmap is in the deal's second
+    /// storage slot (see the field order of `IJobEscrow.StorageDeal`), read once: this is the hot path of
+    /// every period.
+    function _provableChallenge(IJobEscrow.StorageDeal storage d, uint256 dealId, uint256 period)
         private
         view
-        returns (uint256)
+        returns (uint256 chunks, uint256 index, uint256 pending)
     {
-        uint256 seedBlock = d.startBlock + period * d.periodLength;
-        uint256 lastBlock = seedBlock + Math.min(d.periodLength - 1, PROOF_WINDOW);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(add(d.slot, 1))
+        }
+        IJobEscrow.StorageDealStatus status = IJobEscrow.StorageDealStatus(uint8(word >> 80));
+        if (status != IJobEscrow.StorageDealStatus.Active) {
+            if (status == IJobEscrow.StorageDealStatus.None) revert IJobEscrow.JobEscrow_UnknownDeal(dealId);
+            revert IJobEscrow.JobEscrow_InvalidDealStatus(dealId, status);
+        }
+        if (period >= uint16(word >> 48)) revert IJobEscrow.JobEscrow_InvalidPeriod(dealId, period, uint16(word >> 48));
+        pending = d.pendingPeriods;
+        if ((pending >> period) & 1 == 0 || period < uint16(word >> 64)) {
+            revert IJobEscrow.JobEscrow_PeriodNotPending(dealId, period);
+        }
+        uint256 len = uint32(word >> 88);
+        uint256 seedBlock = uint48(word) + period * len;
+        uint256 lastBlock = seedBlock + Math.min(len - 1, PROOF_WINDOW);
         if (block.number <= seedBlock || block.number > lastBlock) {
             revert IJobEscrow.JobEscrow_OutsideProofWindow(dealId, period, seedBlock + 1, lastBlock);
         }
-        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
+        chunks = StorageProof.chunkCount(uint64(word >> 120));
+        index = _challengeIndex(blockhash(seedBlock), dealId, period, chunks);
     }
 
     /// @dev Periods whose seed block is already mined (their challenge is known).

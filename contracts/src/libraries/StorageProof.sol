@@ -45,25 +45,47 @@ library StorageProof {
     function verify(bytes32 root, uint256 leafCount, uint256 index, bytes32 leaf, bytes32[] calldata path)
         internal
         pure
-        returns (bool)
+        returns (bool ok)
     {
         if (index >= leafCount) return false;
-        bytes32 h = leaf;
-        uint256 used;
-        uint256 width = leafCount;
-        while (width > 1) {
-            if (index & 1 == 1) {
-                if (used == path.length) return false;
-                h = nodeHash(path[used], h);
-                ++used;
-            } else if (index + 1 < width) {
-                if (used == path.length) return false;
-                h = nodeHash(h, path[used]);
-                ++used;
+        // The walk runs once per tree level (20 for a 1 GiB file) on every on-chain proof.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x01)
+            let h := leaf
+            let p := path.offset
+            let end := add(p, shl(5, path.length))
+            let width := leafCount
+            ok := 1
+            for {} gt(width, 1) {} {
+                switch and(index, 1)
+                case 1 {
+                    if eq(p, end) {
+                        ok := 0
+                        break
+                    }
+                    mstore(add(ptr, 1), calldataload(p))
+                    mstore(add(ptr, 33), h)
+                    h := keccak256(ptr, 65)
+                    p := add(p, 0x20)
+                }
+                default {
+                    // The last node of an odd level has no sibling and is promoted unchanged.
+                    if lt(add(index, 1), width) {
+                        if eq(p, end) {
+                            ok := 0
+                            break
+                        }
+                        mstore(add(ptr, 1), h)
+                        mstore(add(ptr, 33), calldataload(p))
+                        h := keccak256(ptr, 65)
+                        p := add(p, 0x20)
+                    }
+                }
+                index := shr(1, index)
+                width := shr(1, add(width, 1))
             }
-            index >>= 1;
-            width = (width + 1) >> 1;
+            ok := and(ok, and(eq(p, end), eq(h, root)))
         }
-        return used == path.length && h == root;
     }
 }
