@@ -20,5 +20,9 @@ cargo test --workspace --locked
 echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
 
+# The benchmarks are not tests, but running them keeps every figure the README quotes reproducible.
+echo "== gas benchmarks"
+bench/gas.sh
+
 echo "== anvil scripts"
 anvil/test.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Gas of the contracts' hot paths, measured from real transactions on a fresh anvil (receipts' gasUsed:
-# the whole transaction, intrinsic cost and calldata included) and printed as `name value unit` lines.
+# Gas of the contracts' hot paths as `name value unit` lines: forge's gas snapshots (contracts/bench,
+# isolated calls), then the same paths as real transactions on a fresh anvil: whole-transaction gas from
+# the receipts, and execution gas (the receipt less the intrinsic cost, or from the opcode trace where
+# the EIP-7623 calldata floor sets the price).
 # Deployment: 2-of-3 committee, challenge window 0 (so finalize can follow settle at once).
 set -euo pipefail
 source "$(dirname "$0")/../tools/env.sh"
@@ -15,6 +17,13 @@ export QOR_COMMITTEE="$(member 1),$(member 6),$(member 7)" QOR_THRESHOLD=2 QOR_C
 export QOR_DEPLOYMENTS="$QOR_ROOT/anvil/deployments/$chain_id.json"
 
 cd "$QOR_ROOT/contracts"
+# Forge's gas snapshots (isolated calls: whole-transaction gas), committed in contracts/snapshots/.
+FOUNDRY_PROFILE=bench forge test -q >/dev/null
+python3 -c '
+import json
+for name, value in sorted(json.load(open("snapshots/GasSnapshots.json")).items()):
+    print(f"forge_snapshot_{name} {value} gas")
+'
 forge script script/bench/GasBench.s.sol:GasBench --rpc-url "http://127.0.0.1:$port" --broadcast --slow -q >/dev/null
 python3 - "broadcast/GasBench.s.sol/$chain_id/run-latest.json" <<'PY'
 import json, sys
@@ -49,6 +58,8 @@ for label, i in (("first", 0), ("steady", 1)):
     print(f"settle_batch_100_{label}_tx {s_tx} gas")
     print(f"finalize_batch_100_{label}_tx {f_tx} gas")
     print(f"settle_finalize_per_job_batch_100_{label}_tx {(s_tx + f_tx) // 100} gas")
+    print(f"settle_batch_100_{label}_execution {s_ex} gas")
+    print(f"finalize_batch_100_{label}_execution {f_ex} gas")
     print(f"settle_finalize_per_job_batch_100_{label}_execution {(s_ex + f_ex) // 100} gas")
 (s_tx, s_ex), (f_tx, f_ex) = settle[2], final[2]
 print(f"settle_finalize_single_job_tx {s_tx + f_tx} gas")

@@ -190,9 +190,21 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
             nextBatchId = batchId + 1;
         }
         uint64 windowEnd = uint64(block.timestamp) + _params.challengeWindow;
-        _batches[batchId] =
-            ComputeBatch({outcomeHash: keccak256(abi.encode(outcome)), windowEnd: windowEnd, challenges: 0, finalized: false});
-        emit ComputeBatchSettled(batchId, windowEnd, outcome, digests);
+        // One encoding serves the event and the stored hash: the event data is
+        // (windowEnd, outcome, digests), and `abi.encode(outcome)` is the word 0x20 followed by the outcome's
+        // tuple, which the data holds right after its three head words.
+        bytes memory data = abi.encode(windowEnd, outcome, digests);
+        bytes32 outcomeHash;
+        bytes32 topic = ComputeBatchSettled.selector;
+        assembly ("memory-safe") {
+            let head := add(data, 0x20)
+            let digestsOffset := mload(add(head, 0x40))
+            mstore(add(head, 0x40), 0x20)
+            outcomeHash := keccak256(add(head, 0x40), sub(digestsOffset, 0x40))
+            mstore(add(head, 0x40), digestsOffset)
+            log2(head, mload(data), topic, batchId)
+        }
+        _batches[batchId] = ComputeBatch({outcomeHash: outcomeHash, windowEnd: windowEnd, challenges: 0, finalized: false});
     }
 
     /// @inheritdoc IJobEscrow
@@ -202,7 +214,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         bytes32 outcomeHash = b.outcomeHash;
         if (outcomeHash == 0) revert JobEscrow_UnknownBatch(batchId);
         if (b.finalized) revert JobEscrow_BatchFinalized(batchId);
-        if (keccak256(abi.encode(outcome)) != outcomeHash) revert JobEscrow_OutcomeMismatch(batchId);
+        if (_calldataOutcomeHash(outcome) != outcomeHash) revert JobEscrow_OutcomeMismatch(batchId);
         if (block.timestamp < b.windowEnd) {
             revert JobEscrow_ChallengeWindowOpen(batchId, b.windowEnd, uint64(block.timestamp));
         }
@@ -821,6 +833,19 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert JobEscrow_TransferAmountMismatch(amount, received);
+    }
+
+    /// @dev `keccak256(abi.encode(outcome))` of `finalize`'s last argument without decoding it: its canonical
+    /// encoding is the calldata from the tuple to the end. Any other encoding hashes differently and is
+    /// refused, so what matches decodes to exactly the committed outcome.
+    function _calldataOutcomeHash(BatchOutcome calldata outcome) internal pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let len := sub(calldatasize(), outcome)
+            mstore(ptr, 0x20)
+            calldatacopy(add(ptr, 0x20), outcome, len)
+            h := keccak256(ptr, add(len, 0x20))
+        }
     }
 
     /// @dev The record must hash to the stored commitment. `ComputeJob` is static, so its ABI encoding is

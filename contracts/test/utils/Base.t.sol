@@ -245,6 +245,14 @@ abstract contract Base is Test {
         return TestMerkle.chunksOf(data);
     }
 
+    function leafOf(bytes memory chunk) internal pure returns (bytes32) {
+        return TestMerkle.leafOf(chunk);
+    }
+
+    function nodeOf(bytes32 l, bytes32 r) internal pure returns (bytes32) {
+        return TestMerkle.nodeOf(l, r);
+    }
+
     function leavesOf(bytes[] memory chunks) internal pure returns (bytes32[] memory) {
         return TestMerkle.leavesOf(chunks);
     }

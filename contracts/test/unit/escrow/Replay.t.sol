@@ -33,8 +33,9 @@ contract Replay_Unit is Base {
     function test_RevertWhen_SignaturesReplayedOnAnotherChain() public {
         (uint256 a, IJobEscrow.ComputeJob memory ja) = createEthJob(1 ether);
         (IJobEscrow.SettlementBatch memory batch, bytes[] memory sigs) = _signed(a, 0.5 ether);
+        bytes32 signedDigest = escrow.hashSettlementBatch(batch);
         vm.chainId(block.chainid + 1);
-        assertTrue(escrow.hashSettlementBatch(batch) != keccak256("unused"));
+        assertTrue(escrow.hashSettlementBatch(batch) != signedDigest, "the domain follows the chain id");
         vm.expectRevert();
         escrow.settleComputeJobs(batch, one(ja), sigs);
     }
@@ -50,13 +51,13 @@ contract Replay_Unit is Base {
         other.settleComputeJobs(batch, one(ja), sigs);
     }
 
-    function test_RevertWhen_ResolutionReplayedForAnotherJob() public {
+    function test_ResolutionDigestBindsJobAndVerdict() public view {
         bytes32 forOne = escrow.hashChallengeResolution(1, true);
         assertTrue(forOne != escrow.hashChallengeResolution(2, true));
         assertTrue(forOne != escrow.hashChallengeResolution(1, false));
     }
 
-    function test_RevertWhen_AttestationForAnotherDeal() public view {
+    function test_AttestationDigestBindsDeal() public view {
         IJobEscrow.StorageAttestation[] memory a = new IJobEscrow.StorageAttestation[](1);
         a[0] = IJobEscrow.StorageAttestation(1, 1);
         bytes32 h1 = escrow.hashStorageAttestations(a);
