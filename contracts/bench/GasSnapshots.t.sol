@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Base} from "../test/utils/Base.t.sol";
 import {IJobEscrow} from "../src/interfaces/IJobEscrow.sol";
+import {BenchFixtures} from "./BenchFixtures.sol";
 
 /// @notice Forge gas snapshots of the hot paths (`FOUNDRY_PROFILE=bench`, isolated: each call is its own
 /// transaction, so a snapshot is whole-transaction gas, cold storage and calldata included). Written to
@@ -43,19 +44,9 @@ contract GasSnapshots is Base {
     }
 
     function test_proveStorage1GiB() public {
-        // 2^20 identical 1 KiB chunks: every chunk has the same path, whichever the chain challenges.
-        bytes memory chunk = new bytes(CHUNK);
-        for (uint256 i; i < CHUNK; ++i) {
-            chunk[i] = 0xab;
-        }
-        bytes32 node = leafOf(chunk);
-        bytes32[] memory path = new bytes32[](20);
-        for (uint256 level; level < 20; ++level) {
-            path[level] = node;
-            node = nodeOf(node, node);
-        }
+        (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
         vm.prank(buyer);
-        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(node, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
+        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
         vm.prank(providers[0]);
         escrow.acceptStorageDeal(dealId);
         vm.roll(block.number + 2);

@@ -8,6 +8,7 @@ import {JobEscrow} from "../../src/JobEscrow.sol";
 import {ProviderRegistry} from "../../src/ProviderRegistry.sol";
 import {IJobEscrow} from "../../src/interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "../../src/interfaces/IProviderRegistry.sol";
+import {BenchFixtures} from "../../bench/BenchFixtures.sol";
 
 /// @notice Sends the benchmarked transactions to a real chain (bench/gas.sh starts anvil and deploys with a
 /// 2-of-3 committee and a zero challenge window); bench/gas.sh reads their receipts and labels them by the
@@ -63,18 +64,9 @@ contract GasBench is Script {
 
         // A storage deal over 1 GiB of identical 1 KiB chunks (every chunk has the same proof, whichever
         // the chain challenges), accepted, one filler transaction so the seed block is mined, the proof.
-        bytes memory chunk = new bytes(1024);
-        for (uint256 i; i < 1024; ++i) {
-            chunk[i] = 0xab;
-        }
-        bytes32 node = keccak256(abi.encodePacked(bytes1(0x00), chunk));
-        bytes32[] memory path = new bytes32[](20);
-        for (uint256 level; level < 20; ++level) {
-            path[level] = node;
-            node = keccak256(abi.encodePacked(bytes1(0x01), node, node));
-        }
+        (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
         vm.broadcast(buyerKey);
-        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(node, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
+        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
         vm.broadcast(providerKeys[0]);
         escrow.acceptStorageDeal(dealId);
         vm.broadcast(buyerKey);
