@@ -2,4 +2,11 @@
 //! test vectors) the Solidity contracts and the web app. Everything here is pure: no I/O beyond reading
 //! from a caller's `Read`, no clocks, no randomness, so every side computes the same bytes.
 
+pub mod bindings;
+/// `resultDigest` and `stdoutHash`.
+pub mod digest;
+/// EIP-712 receipts, settlements, resolutions and attestations; signing and recovery; seals.
+pub mod eip712;
 pub mod merkle;
+/// The job spec, its canonical JSON and `specHash`.
+pub mod spec;

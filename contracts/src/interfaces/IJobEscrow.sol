@@ -15,9 +15,7 @@ pragma solidity ^0.8.24;
 /// payouts aggregated per provider, which the `ComputeBatchSettled` event carries and `finalize` takes.
 /// Self-contained (no imports) so the Rust side can bind to it with alloy's `sol!`.
 interface IJobEscrow {
-    /*//////////////////////////////////////////////////////////////
-                                 TYPES
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- TYPES
 
     /// @notice The immutable record of a compute job, committed at creation and passed back to later calls.
     /// @param specHash keccak256 of the canonical JSON job spec.
@@ -230,9 +228,7 @@ interface IJobEscrow {
         uint96 storageSlash;
     }
 
-    /*//////////////////////////////////////////////////////////////
-                                 EVENTS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- EVENTS
 
     /// @notice A buyer locked `job.budget` for job `jobId`.
     event ComputeJobCreated(uint256 indexed jobId, address indexed buyer, bytes32 indexed specHash, ComputeJob job);
@@ -275,9 +271,7 @@ interface IJobEscrow {
     /// @notice The owner changed the parameters.
     event ParamsSet(EscrowParams params);
 
-    /*//////////////////////////////////////////////////////////////
-                                 ERRORS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- ERRORS
 
     /// @notice A zero address was given for `what`.
     error JobEscrow_ZeroAddress(string what);
@@ -369,9 +363,7 @@ interface IJobEscrow {
     /// @notice Native ETH is accepted only from the registry (slashed stake); `sender` sent some.
     error JobEscrow_UnexpectedEther(address sender);
 
-    /*//////////////////////////////////////////////////////////////
-                                COMPUTE
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- COMPUTE
 
     /// @notice Locks `budget` for a compute job. For ETH (`token == address(0)`) send exactly `budget` wei;
     /// for an ERC-20 approve the escrow first and send no ETH.
@@ -428,9 +420,7 @@ interface IJobEscrow {
     /// Anyone may call; the budget is credited to the buyer.
     function reclaim(uint256 jobId, ComputeJob calldata job) external;
 
-    /*//////////////////////////////////////////////////////////////
-                                STORAGE
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- STORAGE
 
     /// @notice Locks `periods * pricePerPeriod` wei (send exactly that) for a storage deal over a file whose
     /// Merkle root is `merkleRoot`.
@@ -467,23 +457,17 @@ interface IJobEscrow {
     /// one back to the buyer with `storageSlash` of the provider's stake. Anyone may call.
     function settleStorageDeal(uint256 dealId) external;
 
-    /*//////////////////////////////////////////////////////////////
-                                PAYOUTS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- PAYOUTS
 
     /// @notice Sends the caller its whole balance of `token` (address(0) for ETH).
     function withdraw(address token) external;
 
-    /*//////////////////////////////////////////////////////////////
-                                 ADMIN
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- ADMIN
 
     /// @notice Sets the parameters. Only the owner. Applies to batches settled afterwards.
     function setParams(EscrowParams calldata params) external;
 
-    /*//////////////////////////////////////////////////////////////
-                                 VIEWS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- VIEWS
 
     /// @notice Where `jobId` is.
     function computeJobStatus(uint256 jobId) external view returns (ComputeJobStatus);

@@ -7,9 +7,7 @@ pragma solidity ^0.8.24;
 /// counters are the on-chain reputation the coordinator ranks providers by.
 /// @dev Self-contained (no imports) so the Rust side can bind to it with alloy's `sol!`.
 interface IProviderRegistry {
-    /*//////////////////////////////////////////////////////////////
-                                 TYPES
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- TYPES
 
     /// @notice What a provider offers, as the coordinator and buyers see it.
     /// @param pricePerFuel Price in wei per unit of wasm fuel the provider asks for compute.
@@ -42,9 +40,7 @@ interface IProviderRegistry {
         ProviderMetadata metadata;
     }
 
-    /*//////////////////////////////////////////////////////////////
-                                 EVENTS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- EVENTS
 
     /// @notice A provider registered with `stake` wei.
     event ProviderRegistered(address indexed provider, uint256 stake, ProviderMetadata metadata);
@@ -67,9 +63,7 @@ interface IProviderRegistry {
     /// @notice The owner bound the registry to its escrow (once).
     event EscrowSet(address escrow);
 
-    /*//////////////////////////////////////////////////////////////
-                                 ERRORS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- ERRORS
 
     /// @notice `provider` is already registered.
     error ProviderRegistry_AlreadyRegistered(address provider);
@@ -96,9 +90,7 @@ interface IProviderRegistry {
     /// @notice The unbonding delay `delay` exceeds the maximum `maxDelay`.
     error ProviderRegistry_UnbondingDelayTooLong(uint64 delay, uint64 maxDelay);
 
-    /*//////////////////////////////////////////////////////////////
-                            PROVIDER FUNCTIONS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- PROVIDER FUNCTIONS
 
     /// @notice Registers the caller as a provider with `msg.value` wei of stake.
     /// @dev Requirements: not registered yet; `msg.value >= minStake()`; capacity > 0; region ≤ 64 bytes.
@@ -119,9 +111,7 @@ interface IProviderRegistry {
     /// @dev Requirements: something is unbonding and `block.timestamp >= unbondingEndsAt`.
     function withdrawStake() external;
 
-    /*//////////////////////////////////////////////////////////////
-                             ESCROW FUNCTIONS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- ESCROW FUNCTIONS
 
     /// @notice Takes up to `amount` wei of `provider`'s stake (then of its unbonding stake) and sends it to
     /// the escrow, which credits `beneficiary`. Only the escrow may call.
@@ -131,9 +121,7 @@ interface IProviderRegistry {
     /// @notice Adds to `provider`'s reputation counters. Only the escrow may call.
     function recordOutcomes(address provider, uint64 completed, uint64 failed) external;
 
-    /*//////////////////////////////////////////////////////////////
-                                 VIEWS
-    //////////////////////////////////////////////////////////////*/
+    // ---------------------------------------------------------------- VIEWS
 
     /// @notice Everything known about `provider` (all zero when unknown).
     function getProvider(address provider) external view returns (Provider memory);

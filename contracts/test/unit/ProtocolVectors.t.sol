@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {Base} from "../utils/Base.t.sol";
+import {IJobEscrow} from "../../src/interfaces/IJobEscrow.sol";
+import {JobEscrow} from "../../src/JobEscrow.sol";
+
+/// @notice The vectors in `test/data/protocol.json` are written by the Rust `qor-protocol` crate. The
+/// escrow's own hashing must produce every EIP-712 digest in them, so what the Rust verifier signs is
+/// what the contract checks. The escrow's code is placed at the vectors' address; OpenZeppelin's EIP712
+/// rebuilds its domain for that address.
+contract ProtocolVectors_Unit is Base {
+    string internal json;
+    IJobEscrow internal atVector;
+
+    function setUp() public override {
+        super.setUp();
+        json = vm.readFile(string.concat(vm.projectRoot(), "/test/data/protocol.json"));
+        vm.chainId(vm.parseJsonUint(json, ".chainId"));
+        address at = vm.parseJsonAddress(json, ".escrow");
+        vm.etch(at, address(escrow).code);
+        atVector = IJobEscrow(at);
+    }
+
+    function test_SettlementBatchDigest() public view {
+        address[] memory ps = vm.parseJsonAddressArray(json, ".settlementBatch.providers");
+        uint256[] memory ids = vm.parseJsonUintArray(json, ".settlementBatch.jobIds");
+        bytes32[] memory digests = vm.parseJsonBytes32Array(json, ".settlementBatch.resultDigests");
+        uint256[] memory prices = vm.parseJsonUintArray(json, ".settlementBatch.prices");
+        uint256[] memory winners = vm.parseJsonUintArray(json, ".settlementBatch.winners");
+        uint256[] memory losers = vm.parseJsonUintArray(json, ".settlementBatch.losers");
+        bytes32[] memory structHashes = vm.parseJsonBytes32Array(json, ".settlementBatch.settlementHashes");
+        IJobEscrow.Settlement[] memory list = new IJobEscrow.Settlement[](ids.length);
+        for (uint256 i; i < ids.length; ++i) {
+            list[i] = IJobEscrow.Settlement(ids[i], digests[i], prices[i], winners[i], losers[i]);
+            assertEq(atVector.hashSettlement(list[i]), structHashes[i], "settlement struct hash");
+        }
+        IJobEscrow.SettlementBatch memory b = IJobEscrow.SettlementBatch({
+            token: vm.parseJsonAddress(json, ".settlementBatch.token"),
+            providers: ps,
+            settlements: list
+        });
+        assertEq(atVector.hashSettlementBatch(b), vm.parseJsonBytes32(json, ".settlementBatch.digest"));
+    }
+
+    function test_ChallengeResolutionDigest() public view {
+        assertEq(
+            atVector.hashChallengeResolution(vm.parseJsonUint(json, ".challengeResolution.jobId"), true),
+            vm.parseJsonBytes32(json, ".challengeResolution.digest")
+        );
+    }
+
+    function test_StorageAttestationsDigest() public view {
+        uint256[] memory deals = vm.parseJsonUintArray(json, ".storageAttestations.dealIds");
+        uint256[] memory periods = vm.parseJsonUintArray(json, ".storageAttestations.periods");
+        IJobEscrow.StorageAttestation[] memory a = new IJobEscrow.StorageAttestation[](deals.length);
+        for (uint256 i; i < deals.length; ++i) {
+            a[i] = IJobEscrow.StorageAttestation(deals[i], periods[i]);
+        }
+        assertEq(atVector.hashStorageAttestations(a), vm.parseJsonBytes32(json, ".storageAttestations.digest"));
+    }
+
+    /// The escrow does not hash receipts (the verifier checks them off chain), so the Solidity side
+    /// rebuilds the digest from the typehash under the escrow's domain and recovers the Rust signature.
+    function test_ReceiptDigestAndSignature() public view {
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) = JobEscrow(payable(address(atVector))).eip712Domain();
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifying
+            )
+        );
+        bytes32 structHash = keccak256(
+            abi.encode(
+                keccak256(
+                    "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
+                ),
+                vm.parseJsonUint(json, ".receipt.jobId"),
+                vm.parseJsonAddress(json, ".receipt.worker"),
+                vm.parseJsonBytes32(json, ".receipt.resultDigest"),
+                vm.parseJsonBytes32(json, ".receipt.stdoutHash"),
+                uint32(vm.parseJsonUint(json, ".receipt.exitCode")),
+                uint64(vm.parseJsonUint(json, ".receipt.fuelUsed"))
+            )
+        );
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+        assertEq(digest, vm.parseJsonBytes32(json, ".receipt.digest"));
+        bytes memory sig = vm.parseJsonBytes(json, ".receipt.signature");
+        (bytes32 r, bytes32 s) = abi.decode(abi.encodePacked(_slice(sig, 0), _slice(sig, 32)), (bytes32, bytes32));
+        assertEq(ecrecover(digest, uint8(sig[64]), r, s), vm.parseJsonAddress(json, ".receipt.worker"));
+    }
+
+    function test_SealAndSpecHash() public view {
+        bytes32 expectedSeal = keccak256(
+            abi.encode(
+                vm.parseJsonAddress(json, ".receipt.worker"),
+                vm.parseJsonUint(json, ".receipt.jobId"),
+                vm.parseJsonBytes32(json, ".receipt.resultDigest")
+            )
+        );
+        assertEq(expectedSeal, vm.parseJsonBytes32(json, ".seal"));
+        assertEq(keccak256(bytes(vm.parseJsonString(json, ".spec.canonical"))), vm.parseJsonBytes32(json, ".spec.specHash"));
+        assertEq(keccak256(vm.parseJsonBytes(json, ".result.stdout")), vm.parseJsonBytes32(json, ".result.stdoutHash"));
+    }
+
+    function _slice(bytes memory b, uint256 from) internal pure returns (bytes32 word) {
+        assembly {
+            word := mload(add(add(b, 0x20), from))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Signatures: workers sign `Receipt`s, the verifier committee signs `SettlementBatch`es, challenge
+//! resolutions and storage attestations, all as EIP-712 typed data under the escrow's domain
+//! (`"QOR JobEscrow"`, version `"1"`, chain id, escrow address), so no signature can be replayed on
+//! another chain or another escrow. The struct types come from the Solidity interface ([`bindings`]),
+//! so their type strings are the contract's by construction.
+//!
+//! [`bindings`]: crate::bindings
+
+use alloy_primitives::{Address, B256, Signature, U256, keccak256};
+use alloy_sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain, sol};
+use k256::ecdsa::SigningKey;
+
+use crate::bindings::IJobEscrow::{Receipt, SettlementBatch};
+
+sol! {
+    /// The committee's verdict on a challenge (the escrow's `CHALLENGE_RESOLUTION_TYPEHASH`).
+    #[derive(Debug, PartialEq, Eq)]
+    struct ChallengeResolution {
+        uint256 jobId;
+        bool upheld;
+    }
+
+    /// One deal's attested periods (the escrow's `STORAGE_ATTESTATION_TYPEHASH`).
+    #[derive(Debug, PartialEq, Eq)]
+    struct StorageAttestation {
+        uint256 dealId;
+        uint256 periods;
+    }
+
+    /// What the committee signs to attest storage periods.
+    #[derive(Debug, PartialEq, Eq)]
+    struct StorageAttestationBatch {
+        StorageAttestation[] attestations;
+    }
+}
+
+/// Errors signing or recovering.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// The private key bytes are not a valid secp256k1 scalar.
+    #[error("invalid private key")]
+    InvalidKey,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// The signature does not recover to any key.
+    #[error("signature does not recover: {0}")]
+    Recovery(String),
+}
+
+/// The escrow's EIP-712 domain on `chain_id` at `escrow`.
+pub fn escrow_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "QOR JobEscrow",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: escrow,
+    }
+}
+
+/// The commit-reveal seal a worker publishes before any replica reveals:
+/// `keccak256(abi.encode(worker, jobId, resultDigest))`. It binds the worker, so a lazy replica cannot
+/// copy another's seal.
+pub fn seal(worker: Address, job_id: U256, result_digest: B256) -> B256 {
+    keccak256((worker, job_id, result_digest).abi_encode())
+}
+
+/// A secp256k1 key that signs EIP-712 digests (a worker's or a committee member's).
+#[derive(Clone)]
+pub struct Signer {
+    key: SigningKey,
+    address: Address,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A signer from 32 private-key bytes.
+    pub fn from_bytes(bytes: &B256) -> Result<Self, SignatureError> {
+        let key = SigningKey::from_bytes(&bytes.0.into()).map_err(|_| SignatureError::InvalidKey)?;
+        let address = Address::from_public_key(key.verifying_key());
+        Ok(Self { key, address })
+    }
+
+    /// The Ethereum address of the key.
+    pub const fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Signs a 32-byte digest (low-s, recoverable); `as_bytes()` of the result is `r ‖ s ‖ v`.
+    pub fn sign_hash(&self, digest: &B256) -> Result<Signature, SignatureError> {
+        let (sig, recid) =
+            self.key.sign_prehash_recoverable(digest.as_slice()).map_err(|e| SignatureError::Signing(e.to_string()))?;
+        Ok(Signature::from((sig, recid)))
+    }
+
+    /// Signs a receipt under `domain`.
+    pub fn sign_receipt(&self, receipt: &Receipt, domain: &Eip712Domain) -> Result<Signature, SignatureError> {
+        self.sign_hash(&receipt.eip712_signing_hash(domain))
+    }
+}
+
+/// The address that signed `digest`.
+pub fn recover(digest: &B256, signature: &Signature) -> Result<Address, SignatureError> {
+    signature.recover_address_from_prehash(digest).map_err(|e| SignatureError::Recovery(e.to_string()))
+}
+
+/// The digest a worker signs for `receipt`.
+pub fn receipt_digest(receipt: &Receipt, domain: &Eip712Domain) -> B256 {
+    receipt.eip712_signing_hash(domain)
+}
+
+/// The digest the committee signs to settle `batch` (`JobEscrow.hashSettlementBatch`).
+pub fn settlement_batch_digest(batch: &SettlementBatch, domain: &Eip712Domain) -> B256 {
+    batch.eip712_signing_hash(domain)
+}
+
+/// The digest the committee signs to resolve `job_id`'s challenge (`JobEscrow.hashChallengeResolution`).
+pub fn challenge_resolution_digest(job_id: U256, upheld: bool, domain: &Eip712Domain) -> B256 {
+    ChallengeResolution { jobId: job_id, upheld }.eip712_signing_hash(domain)
+}
+
+/// The digest the committee signs to attest storage periods (`JobEscrow.hashStorageAttestations`).
+pub fn storage_attestations_digest(attestations: &[(U256, U256)], domain: &Eip712Domain) -> B256 {
+    StorageAttestationBatch {
+        attestations: attestations
+            .iter()
+            .map(|&(deal_id, periods)| StorageAttestation { dealId: deal_id, periods })
+            .collect(),
+    }
+    .eip712_signing_hash(domain)
+}

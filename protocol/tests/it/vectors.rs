@@ -1,0 +1,94 @@
+//! `contracts/test/data/protocol.json`: spec hashes, result digests, EIP-712 digests, a signed receipt
+//! and a seal, exactly as this crate computes them. `contracts/test/unit/ProtocolVectors.t.sol` checks
+//! them against the escrow's own hashing. Regenerate with `QOR_WRITE_VECTORS=1 cargo test -p qor-protocol`.
+
+use std::path::PathBuf;
+
+use alloy_primitives::U256;
+use alloy_sol_types::SolStruct;
+use qor_protocol::digest::{ResultHasher, stdout_hash};
+use qor_protocol::eip712::{
+    Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest,
+    storage_attestations_digest,
+};
+use qor_protocol::spec::JobSpec;
+use serde_json::{Value, json};
+
+use crate::eip712::{CHAIN_ID, ESCROW, WORKER_KEY, batch, receipt};
+use crate::spec::EXAMPLE;
+
+fn vectors() -> Value {
+    let spec = JobSpec::from_json(EXAMPLE.as_bytes()).unwrap();
+    let stdout = b"hello, world\n";
+    let mut h = ResultHasher::new(0, stdout);
+    h.add_file("hash.txt", b"abc").unwrap();
+    h.add_file("sub/empty", b"").unwrap();
+    let result = h.finish();
+
+    let domain = escrow_domain(CHAIN_ID, ESCROW);
+    let signer = Signer::from_bytes(&WORKER_KEY).unwrap();
+    let r = receipt(signer.address());
+    let sig = signer.sign_receipt(&r, &domain).unwrap();
+    let b = batch();
+    let attestations = [(U256::from(1), U256::from(3)), (U256::from(2), U256::from(5))];
+    json!({
+        "description": "QOR protocol vectors, written by qor-protocol (tests/it/vectors.rs), checked by contracts/test/unit/ProtocolVectors.t.sol",
+        "chainId": CHAIN_ID,
+        "escrow": ESCROW.to_string(),
+        "spec": {
+            "canonical": String::from_utf8(spec.canonical_json()).unwrap(),
+            "specHash": spec.spec_hash().to_string(),
+        },
+        "result": {
+            "exitCode": 0,
+            "stdout": format!("0x{}", hex::encode(stdout)),
+            "stdoutHash": stdout_hash(stdout).to_string(),
+            "files": [["hash.txt", "0x616263"], ["sub/empty", "0x"]],
+            "digest": result.to_string(),
+        },
+        "receipt": {
+            "jobId": 7,
+            "worker": r.worker.to_string(),
+            "resultDigest": r.resultDigest.to_string(),
+            "stdoutHash": r.stdoutHash.to_string(),
+            "exitCode": r.exitCode,
+            "fuelUsed": r.fuelUsed,
+            "digest": receipt_digest(&r, &domain).to_string(),
+            "signature": format!("0x{}", hex::encode(sig.as_bytes())),
+        },
+        "seal": seal(r.worker, r.jobId, r.resultDigest).to_string(),
+        "settlementBatch": {
+            "token": b.token.to_string(),
+            "providers": b.providers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "jobIds": b.settlements.iter().map(|s| s.jobId.to::<u64>()).collect::<Vec<_>>(),
+            "resultDigests": b.settlements.iter().map(|s| s.resultDigest.to_string()).collect::<Vec<_>>(),
+            "prices": b.settlements.iter().map(|s| s.price.to::<u64>()).collect::<Vec<_>>(),
+            "winners": b.settlements.iter().map(|s| s.winners.to::<u64>()).collect::<Vec<_>>(),
+            "losers": b.settlements.iter().map(|s| s.losers.to::<u64>()).collect::<Vec<_>>(),
+            "settlementHashes": b.settlements.iter().map(|s| s.eip712_hash_struct().to_string()).collect::<Vec<_>>(),
+            "digest": settlement_batch_digest(&b, &domain).to_string(),
+        },
+        "challengeResolution": {
+            "jobId": 7,
+            "upheld": true,
+            "digest": challenge_resolution_digest(U256::from(7), true, &domain).to_string(),
+        },
+        "storageAttestations": {
+            "dealIds": [1, 2],
+            "periods": [3, 5],
+            "digest": storage_attestations_digest(&attestations, &domain).to_string(),
+        },
+    })
+}
+
+#[test]
+fn vectors_file_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/test/data/protocol.json");
+    let fresh = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
+    if std::env::var_os("QOR_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display()));
+    assert!(on_disk == fresh, "{} is stale; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display());
+}
