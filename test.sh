@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every QOR test on a fresh machine: installs the pinned toolchain, then the Rust workspace tests,
+# Runs every QOR test on a fresh machine: installs the pinned toolchain, builds the example WebAssembly
+# jobs, then the Rust workspace tests (protocol, sandbox),
 # the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
 # the local-chain script tests against anvil.
 set -euo pipefail
@@ -14,6 +15,12 @@ source tools/env.sh
 
 # Cargo's build cache lives outside the clone so a fresh CI clone does not rebuild every dependency.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/qor/target}"
+# The example jobs (wasm32-wasip1) the sandbox tests run; byte-identical wherever the clone lives.
+echo "== example jobs (wasm32-wasip1)"
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+cargo build --release --locked --target wasm32-wasip1 --manifest-path examples/jobs/Cargo.toml \
+  --target-dir "$root/examples/jobs/target"
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

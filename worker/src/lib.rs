@@ -1,0 +1,5 @@
+//! The provider side of QOR. This library holds the deterministic WebAssembly sandbox every worker runs
+//! jobs in — and every buyer re-runs them in with `qor-worker exec` — so that honest replicas always
+//! agree on `resultDigest` and `fuelUsed`.
+
+pub mod sandbox;

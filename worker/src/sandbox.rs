@@ -1,0 +1,387 @@
+//! The deterministic sandbox: the same module and inputs give the same `resultDigest` and the same
+//! `fuelUsed` on every worker, every run. Redundant execution only proves something if honest replicas
+//! always agree, so everything a module could observe is pinned:
+//!
+//! - fuel metering is the billing unit and the only deterministic stopping point; NaNs are
+//!   canonicalized; threads are off; relaxed SIMD is deterministic; memory is capped by a store
+//!   limiter, and failing to grow traps;
+//! - WASI preview 1 with no ambient authority: the clock is frozen at a time derived from the job id,
+//!   random bytes come from a ChaCha stream seeded by the job id, the environment is given in sorted
+//!   order, and the only files are the job folder's `in` (read-only, as `/in`) and `out` (as `/out`);
+//! - an epoch deadline is a wall-clock backstop only: a timeout is "no result", never a digest.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use alloy_primitives::{B256, U256, keccak256};
+use qor_protocol::digest::{ResultHasher, stdout_hash};
+use qor_protocol::spec::JobSpec;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, I32Exit, WasiCtxBuilder};
+
+/// How often the wall-clock backstop ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Most instances the pooling allocator keeps ready (one per concurrently running job).
+const POOL_SLOTS: u32 = 16;
+/// Cap on stderr, which is not part of the result.
+const STDERR_BYTES: usize = 64 * 1024;
+/// Stack a module may use before it traps (deep recursion ends here, deterministically).
+const MAX_WASM_STACK: usize = 1 << 20;
+/// The frozen clock starts here (2024-01-01T00:00:00Z) plus an offset derived from the job id.
+const CLOCK_EPOCH_SECS: u64 = 1_704_067_200;
+
+/// Errors that stop a job before it runs (the sandbox's own faults or bad inputs, never the module's).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The module's bytes do not hash to the spec's `module`.
+    #[error("module hash mismatch: got {got}, expected {expected}")]
+    ModuleHashMismatch {
+        /// keccak256 of the bytes given.
+        got: B256,
+        /// The spec's `module`.
+        expected: B256,
+    },
+    /// The spec breaks a protocol rule.
+    #[error("invalid spec: {0}")]
+    Spec(#[from] qor_protocol::spec::SpecError),
+    /// The engine could not be set up or the job folder not prepared.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+}
+
+/// Result alias for this module.
+pub type SandboxResult<T> = Result<T, SandboxError>;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Outcome {
+    /// The module exited (with any code): this is a result, and replicas compare its digest.
+    #[serde(rename_all = "camelCase")]
+    Completed {
+        /// WASI exit code (0 when the entry point returned).
+        exit_code: u32,
+        /// keccak over exit code, stdout and every file under /out ([`ResultHasher`]).
+        result_digest: B256,
+        /// Fuel consumed, the billing unit.
+        fuel_used: u64,
+        /// keccak256 of stdout.
+        stdout_hash: B256,
+        /// What the module printed.
+        #[serde(serialize_with = "hex_bytes")]
+        stdout: Vec<u8>,
+    },
+    /// The run produced no result.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// Fuel consumed before it stopped (deterministic for every class but `Timeout`).
+        fuel_used: u64,
+    },
+}
+
+/// Why a run produced no result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Failure {
+    /// The fuel limit ran out (at the same instruction on every worker).
+    OutOfFuel,
+    /// The module tried to grow memory past `limits.memoryBytes`.
+    MemoryLimit,
+    /// The module trapped.
+    Trap {
+        /// wasmtime's trap code, e.g. "UnreachableCodeReached", "StackOverflow", "MemoryOutOfBounds".
+        trap: String,
+    },
+    /// The module does not compile, or does not export the entry point as `() -> ()`.
+    InvalidModule {
+        /// What the engine said.
+        reason: String,
+    },
+    /// stdout plus the files under /out exceed `limits.outputBytes`.
+    OutputTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The wall-clock backstop fired. Never a result: a slow host must not produce a digest.
+    Timeout,
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("0x{}", hex_of(bytes)))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The one place the engine's configuration is decided: every worker must use exactly this.
+pub fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.cranelift_nan_canonicalization(true);
+    config.wasm_threads(false);
+    config.relaxed_simd_deterministic(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(POOL_SLOTS);
+    pool.total_memories(POOL_SLOTS);
+    pool.total_tables(POOL_SLOTS);
+    pool.max_memory_size(qor_protocol::spec::MAX_MEMORY_BYTES as usize);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// A sandbox: one engine (and its backstop ticker) shared by every job a worker runs.
+pub struct Sandbox {
+    engine: Engine,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Host {
+    wasi: WasiP1Ctx,
+    limits: Limiter,
+}
+
+/// The store limiter, remembering whether it refused a memory growth (to classify the trap).
+struct Limiter {
+    inner: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.refused = true;
+        }
+        allowed
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+}
+
+/// The frozen wall clock: always the same instant for a job.
+struct FrozenWallClock(Duration);
+
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+/// The frozen monotonic clock.
+struct FrozenMonotonicClock(u64);
+
+impl HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine and starts the wall-clock backstop ticker.
+    pub fn new() -> SandboxResult<Self> {
+        let engine = Engine::new(&engine_config()).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), Arc::clone(&stop));
+        thread::Builder::new()
+            .name("qor-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        Ok(Self { engine, stop })
+    }
+
+    /// The engine, for compiling modules ahead of a run.
+    pub const fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `module` (whose keccak256 must be `spec.module`) for job `job_id` in the job folder
+    /// `job_dir`, which holds `in/` with the inputs already verified and an empty `out/`.
+    ///
+    /// `job_dir` is a path because wasmtime-wasi preopens directories by path; it opens them with
+    /// cap-std, and the module sees nothing else.
+    pub fn run(&self, spec: &JobSpec, job_id: U256, module: &[u8], job_dir: &Path) -> SandboxResult<Outcome> {
+        spec.validate()?;
+        let got = keccak256(module);
+        if got != spec.module {
+            return Err(SandboxError::ModuleHashMismatch { got, expected: spec.module });
+        }
+        let module = match Module::new(&self.engine, module) {
+            Ok(m) => m,
+            Err(e) => return Ok(invalid_module(format!("{e:#}"))),
+        };
+        self.run_module(spec, job_id, &module, job_dir)
+    }
+
+    /// Runs an already compiled module (see [`Sandbox::run`]).
+    pub fn run_module(&self, spec: &JobSpec, job_id: U256, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
+        let limits = spec.limits;
+        let stdout = MemoryOutputPipe::new(limits.output_bytes as usize + 1);
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let seed = keccak256(job_id.to_be_bytes::<32>());
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.arg("job").args(&spec.args);
+        let env: Vec<(&String, &String)> = spec.env.iter().collect(); // BTreeMap: sorted
+        wasi.envs(&env);
+        wasi.stdout(stdout.clone()).stderr(stderr);
+        let offset = u64::from_be_bytes(seed[..8].try_into().expect("8 bytes")) % (365 * 86_400);
+        wasi.wall_clock(FrozenWallClock(Duration::from_secs(CLOCK_EPOCH_SECS + offset)));
+        wasi.monotonic_clock(FrozenMonotonicClock(0));
+        wasi.secure_random(StdRng::from_seed(seed.0));
+        wasi.insecure_random(StdRng::from_seed(keccak256(seed).0));
+        wasi.insecure_random_seed(u128::from_be_bytes(seed[..16].try_into().expect("16 bytes")));
+        wasi.preopened_dir(job_dir.join("in"), "/in", FsPerms::ReadOnly)
+            .map_err(|e| SandboxError::Setup(format!("preopen /in: {e:#}")))?;
+        wasi.preopened_dir(job_dir.join("out"), "/out", FsPerms::ReadWrite)
+            .map_err(|e| SandboxError::Setup(format!("preopen /out: {e:#}")))?;
+
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes as usize)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .table_elements(1 << 20)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            Host { wasi: wasi.build_p1(), limits: Limiter { inner: store_limits, refused: false } },
+        );
+        store.limiter(|h| &mut h.limits);
+        store.set_fuel(limits.fuel).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let ticks = limits.wall_clock_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let mut linker: Linker<Host> = Linker::new(&self.engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let run = linker.instantiate(&mut store, module).and_then(|instance| {
+            let entry = instance.get_typed_func::<(), ()>(&mut store, &spec.entry)?;
+            entry.call(&mut store, ())
+        });
+        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+        let refused = store.data().limits.refused;
+        drop(store);
+
+        // Output past the cap decides the outcome whatever ended the run: the pipe refuses the excess,
+        // a module that ignores the refusal runs until fuel or the backstop stops it, and every
+        // worker must classify that run the same way.
+        let stdout = stdout.contents().to_vec();
+        if stdout.len() as u64 > limits.output_bytes {
+            return Ok(Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used });
+        }
+        let exit_code = match run {
+            Ok(()) => 0,
+            Err(err) => {
+                if let Some(exit) = err.downcast_ref::<I32Exit>() {
+                    exit.0 as u32
+                } else {
+                    return Ok(Outcome::Failed { failure: classify(&err, refused), fuel_used });
+                }
+            }
+        };
+        let mut hasher = ResultHasher::new(exit_code, &stdout);
+        let mut total = stdout.len() as u64;
+        for (path, data) in read_outputs(&job_dir.join("out")).map_err(|e| SandboxError::Setup(e.to_string()))? {
+            total += data.len() as u64;
+            if total > limits.output_bytes {
+                return Ok(Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used });
+            }
+            hasher.add_file(&path, &data).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        }
+        Ok(Outcome::Completed {
+            exit_code,
+            result_digest: hasher.finish(),
+            fuel_used,
+            stdout_hash: stdout_hash(&stdout),
+            stdout,
+        })
+    }
+}
+
+fn invalid_module(reason: String) -> Outcome {
+    Outcome::Failed { failure: Failure::InvalidModule { reason }, fuel_used: 0 }
+}
+
+/// Classifies a run that ended in an error rather than an exit.
+fn classify(err: &wasmtime::Error, memory_refused: bool) -> Failure {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel,
+        Some(Trap::Interrupt) => Failure::Timeout,
+        Some(_) if memory_refused => Failure::MemoryLimit,
+        // The variant name ("StackOverflow", "UnreachableCodeReached", …) is stable across versions.
+        Some(trap) => Failure::Trap { trap: format!("{trap:?}") },
+        None if memory_refused => Failure::MemoryLimit,
+        // Linking or the entry point's type: the module cannot run here at all.
+        None => Failure::InvalidModule { reason: format!("{err:#}") },
+    }
+}
+
+/// Every regular file under `out`, as (path relative to `out` with `/` separators, bytes), sorted by
+/// path bytes. Read through a cap-std `Dir`, so a symlink the module made cannot point the worker
+/// outside the job folder.
+fn read_outputs(out: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let dir = cap_std::fs::Dir::open_ambient_dir(out, cap_std::ambient_authority())?;
+    let mut files = Vec::new();
+    walk(&dir, String::new(), &mut files)?;
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(files)
+}
+
+fn walk(dir: &cap_std::fs::Dir, prefix: String, files: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    for entry in dir.entries()? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(&dir.open_dir(&name)?, path, files)?;
+        } else if kind.is_file() {
+            files.push((path, dir.read(&name)?));
+        }
+        // Symlinks and anything else are not part of a result.
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Integration tests of qor-worker: one binary, a module per area.
+
+mod sandbox;
