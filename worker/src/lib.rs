@@ -2,4 +2,6 @@
 //! jobs in — and every buyer re-runs them in with `qor-worker exec` — so that honest replicas always
 //! agree on `resultDigest` and `fuelUsed`.
 
+/// `qor-worker exec`: one job, locally.
+pub mod exec;
 pub mod sandbox;

@@ -1,3 +1,4 @@
 //! Integration tests of qor-worker: one binary, a module per area.
 
+mod exec;
 mod sandbox;
