@@ -30,6 +30,8 @@ echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 # The benchmarks are not tests, but running them keeps every figure the README quotes reproducible.
 echo "== gas benchmarks"
 bench/gas.sh
+echo "== merkle benchmark"
+cargo run --release --locked -q -p qor-bench --bin merkle
 
 echo "== anvil scripts"
 anvil/test.sh
