@@ -30,8 +30,9 @@ echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 # The benchmarks are not tests, but running them keeps every figure the README quotes reproducible.
 echo "== gas benchmarks"
 bench/gas.sh
-echo "== merkle benchmark"
+echo "== merkle and sandbox benchmarks"
 cargo run --release --locked -q -p qor-bench --bin merkle
+cargo run --release --locked -q -p qor-bench --bin sandbox
 
 echo "== anvil scripts"
 anvil/test.sh

@@ -148,6 +148,8 @@ pub fn engine_config() -> Config {
 /// A sandbox: one engine (and its backstop ticker) shared by every job a worker runs.
 pub struct Sandbox {
     engine: Engine,
+    linker: Linker<Host>,
+    metered: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -163,7 +165,8 @@ impl Drop for Sandbox {
     }
 }
 
-struct Host {
+/// Per-store state: the WASI context and the limiter.
+pub struct Host {
     wasi: WasiP1Ctx,
     limits: Limiter,
 }
@@ -213,9 +216,19 @@ impl HostMonotonicClock for FrozenMonotonicClock {
 }
 
 impl Sandbox {
-    /// Builds the engine and starts the wall-clock backstop ticker.
+    /// Builds the engine with [`engine_config`] and starts the wall-clock backstop ticker.
     pub fn new() -> SandboxResult<Self> {
-        let engine = Engine::new(&engine_config()).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        Self::with_config(&engine_config(), true)
+    }
+
+    /// A sandbox on another engine configuration. Only for measuring (the benchmarks compare fuel
+    /// metering on and off); a worker must use [`Sandbox::new`], or replicas disagree. With
+    /// `metered == false` the config must not consume fuel, and `fuelUsed` reads 0.
+    pub fn with_config(config: &Config, metered: bool) -> SandboxResult<Self> {
+        let engine = Engine::new(config).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let mut linker: Linker<Host> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, ticker_stop) = (engine.clone(), Arc::clone(&stop));
         thread::Builder::new()
@@ -227,7 +240,7 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(Self { engine, stop })
+        Ok(Self { engine, linker, metered, stop })
     }
 
     /// The engine, for compiling modules ahead of a run.
@@ -289,19 +302,18 @@ impl Sandbox {
             Host { wasi: wasi.build_p1(), limits: Limiter { inner: store_limits, refused: false } },
         );
         store.limiter(|h| &mut h.limits);
-        store.set_fuel(limits.fuel).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        if self.metered {
+            store.set_fuel(limits.fuel).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        }
         let ticks = limits.wall_clock_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let mut linker: Linker<Host> = Linker::new(&self.engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
-            .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let run = linker.instantiate(&mut store, module).and_then(|instance| {
+        let run = self.linker.instantiate(&mut store, module).and_then(|instance| {
             let entry = instance.get_typed_func::<(), ()>(&mut store, &spec.entry)?;
             entry.call(&mut store, ())
         });
-        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+        let fuel_used = if self.metered { limits.fuel - store.get_fuel().unwrap_or(0) } else { 0 };
         let refused = store.data().limits.refused;
         drop(store);
 

@@ -1,0 +1,104 @@
+//! The sandbox: sha256sum over 64 MiB in the sandbox with fuel metering on and off against the same
+//! Rust code compiled natively, and the per-job cost of running a cached trivial module (store, WASI
+//! context, instantiation from the pooling allocator, call, digest).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use alloy_primitives::{U256, keccak256};
+use qor_bench::{median, pseudo_random};
+use qor_protocol::spec::{InputFile, JobSpec, Limits, MAX_SAFE_INTEGER};
+use qor_worker::sandbox::{Outcome, Sandbox, engine_config};
+use sha2::{Digest, Sha256};
+
+const SIZE: usize = 64 << 20;
+
+fn example(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../examples/jobs/target/wasm32-wasip1/release/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build examples/jobs first (test.sh does)", path.display()))
+}
+
+fn job_dir(base: &Path, input: &[u8]) -> PathBuf {
+    let dir = base.join(format!("job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    std::fs::write(dir.join("in/data.bin"), input).unwrap();
+    dir
+}
+
+fn spec(module: &[u8], args: &[&str], input: Option<&[u8]>) -> JobSpec {
+    JobSpec {
+        version: 1,
+        module: keccak256(module),
+        entry: "_start".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: Default::default(),
+        inputs: input.map(|i| vec![InputFile { path: "data.bin".into(), hash: keccak256(i) }]).unwrap_or_default(),
+        limits: Limits { fuel: MAX_SAFE_INTEGER, memory_bytes: 64 << 20, output_bytes: 1 << 20, wall_clock_ms: 600_000 },
+        redundancy: 1,
+    }
+}
+
+fn timed_run(sandbox: &Sandbox, spec: &JobSpec, module: &[u8], dir: &Path) -> (f64, Outcome) {
+    let compiled = wasmtime::Module::new(sandbox.engine(), module).unwrap();
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    std::fs::create_dir(dir.join("out")).unwrap();
+    let start = Instant::now();
+    let outcome = sandbox.run_module(spec, U256::from(1), &compiled, dir).unwrap();
+    (start.elapsed().as_secs_f64(), outcome)
+}
+
+fn main() {
+    let base = std::env::temp_dir();
+    let input = pseudo_random(SIZE, 64);
+    let dir = job_dir(&base, &input);
+    let wasm = example("sha256sum");
+    let sha_spec = spec(&wasm, &["/in/data.bin"], Some(&input));
+
+    // Native: the same streaming loop, 64 KiB reads from the same file.
+    let start = Instant::now();
+    let mut file = std::fs::File::open(dir.join("in/data.bin")).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut hasher = Sha256::new();
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let native_hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let native = start.elapsed().as_secs_f64();
+
+    let metered = Sandbox::new().unwrap();
+    let (fuel_on, outcome) = timed_run(&metered, &sha_spec, &wasm, &dir);
+    let Outcome::Completed { stdout, fuel_used, .. } = outcome else { panic!("sha256sum failed: {outcome:?}") };
+    assert!(String::from_utf8_lossy(&stdout).starts_with(&native_hex), "sandbox and native disagree");
+
+    let mut config = engine_config();
+    config.consume_fuel(false);
+    let unmetered = Sandbox::with_config(&config, false).unwrap();
+    let (fuel_off, _) = timed_run(&unmetered, &sha_spec, &wasm, &dir);
+
+    println!("sha256_64mib_native {:.0} ms", native * 1e3);
+    println!("sha256_64mib_sandbox_fuel_on {:.0} ms", fuel_on * 1e3);
+    println!("sha256_64mib_sandbox_fuel_off {:.0} ms", fuel_off * 1e3);
+    println!("sha256_64mib_ratio_fuel_on {:.2} x_native", fuel_on / native);
+    println!("sha256_64mib_ratio_fuel_off {:.2} x_native", fuel_off / native);
+    println!("sha256_64mib_fuel_used {fuel_used} fuel");
+
+    // A trivial module, compiled once: what every further job costs before its own work.
+    let trivial = b"(module (func (export \"_start\")))".to_vec();
+    let trivial_spec = spec(&trivial, &[], None);
+    let compiled = wasmtime::Module::new(metered.engine(), &trivial).unwrap();
+    let empty = job_dir(&base, b"");
+    let run = median(2001, || {
+        metered.run_module(&trivial_spec, U256::from(1), &compiled, &empty).unwrap();
+    });
+    println!("cached_module_run_trivial_median {:.0} us", run.as_secs_f64() * 1e6);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&empty);
+}
