@@ -63,16 +63,7 @@ contract ProtocolVectors_Unit is Base {
     /// The escrow does not hash receipts (the verifier checks them off chain), so the Solidity side
     /// rebuilds the digest from the typehash under the escrow's domain and recovers the Rust signature.
     function test_ReceiptDigestAndSignature() public view {
-        (, string memory name, string memory version, uint256 chainId, address verifying,,) = JobEscrow(payable(address(atVector))).eip712Domain();
-        bytes32 domain = keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256(bytes(name)),
-                keccak256(bytes(version)),
-                chainId,
-                verifying
-            )
-        );
+        bytes32 domain = domainSeparatorOf(JobEscrow(payable(address(atVector))));
         bytes32 structHash = keccak256(
             abi.encode(
                 keccak256(

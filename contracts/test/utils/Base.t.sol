@@ -176,6 +176,20 @@ abstract contract Base is Test {
         }
     }
 
+    /// @dev The EIP-712 domain separator of `escrow_`, rebuilt from its ERC-5267 `eip712Domain()`.
+    function domainSeparatorOf(JobEscrow escrow_) internal view returns (bytes32) {
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) = escrow_.eip712Domain();
+        return keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifying
+            )
+        );
+    }
+
     function signWith(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);

@@ -2,8 +2,6 @@
 //! `contracts/test/data/merkle.json` (which the Foundry tests check against `StorageProof.sol`) are
 //! exactly what this crate computes. Regenerate them with `QOR_WRITE_VECTORS=1 cargo test -p qor-protocol`.
 
-use std::path::PathBuf;
-
 use alloy_primitives::{B256, keccak256};
 use qor_protocol::merkle::{
     CHUNK_SIZE, ChunkProof, MerkleError, StorageTree, chunk_count, leaf_hash, node_hash, root_from_reader, verify,
@@ -133,12 +131,5 @@ fn vectors() -> Value {
 
 #[test]
 fn vectors_file_is_current() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/test/data/merkle.json");
-    let fresh = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
-    if std::env::var_os("QOR_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display()));
-    assert!(on_disk == fresh, "{} is stale; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display());
+    crate::check_vectors_file("merkle.json", &vectors());
 }

@@ -2,8 +2,6 @@
 //! and a seal, exactly as this crate computes them. `contracts/test/unit/ProtocolVectors.t.sol` checks
 //! them against the escrow's own hashing. Regenerate with `QOR_WRITE_VECTORS=1 cargo test -p qor-protocol`.
 
-use std::path::PathBuf;
-
 use alloy_primitives::U256;
 use alloy_sol_types::SolStruct;
 use qor_protocol::digest::{ResultHasher, stdout_hash};
@@ -83,12 +81,5 @@ fn vectors() -> Value {
 
 #[test]
 fn vectors_file_is_current() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/test/data/protocol.json");
-    let fresh = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
-    if std::env::var_os("QOR_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-    }
-    let on_disk = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display()));
-    assert!(on_disk == fresh, "{} is stale; run QOR_WRITE_VECTORS=1 cargo test -p qor-protocol", path.display());
+    crate::check_vectors_file("protocol.json", &vectors());
 }
