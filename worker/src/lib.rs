@@ -3,5 +3,7 @@
 //! agree on `resultDigest` and `fuelUsed`.
 
 /// `qor-worker exec`: one job, locally.
+pub mod cache;
 pub mod exec;
+pub mod guard;
 pub mod sandbox;

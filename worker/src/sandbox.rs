@@ -8,7 +8,9 @@
 //! - WASI preview 1 with no ambient authority: the clock is frozen at a time derived from the job id,
 //!   random bytes come from a ChaCha stream seeded by the job id, the environment is given in sorted
 //!   order, and the only files are the job folder's `in` (read-only, as `/in`) and `out` (as `/out`);
-//! - an epoch deadline is a wall-clock backstop only: a timeout is "no result", never a digest.
+//! - an epoch deadline is a wall-clock backstop only: a timeout is "no result", never a digest;
+//! - [`guard`] caps output at the write that crosses it and hides host listing order and file times;
+//! - compiled modules can be kept on disk ([`ModuleCache`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use qor_protocol::spec::JobSpec;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
+use crate::cache::{CacheStatus, ModuleCache};
+use crate::guard::{self, Budget, OutputLimitExceeded};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
@@ -38,6 +42,8 @@ const POOL_SLOTS: u32 = 16;
 const STDERR_BYTES: usize = 64 * 1024;
 /// Stack a module may use before it traps (deep recursion ends here, deterministically).
 const MAX_WASM_STACK: usize = 1 << 20;
+/// Context marking errors that mean the module cannot run here (an import or entry point we lack).
+const UNRUNNABLE: &str = "the module cannot run in the QOR sandbox";
 /// The frozen clock starts here (2024-01-01T00:00:00Z) plus an offset derived from the job id.
 const CLOCK_EPOCH_SECS: u64 = 1_704_067_200;
 
@@ -148,7 +154,9 @@ pub fn engine_config() -> Config {
 /// A sandbox: one engine (and its backstop ticker) shared by every job a worker runs.
 pub struct Sandbox {
     engine: Engine,
+    /// What modules link against: WASI with the [`guard`] functions in place of some.
     linker: Linker<Host>,
+    cache: Option<ModuleCache>,
     metered: bool,
     stop: Arc<AtomicBool>,
 }
@@ -165,10 +173,11 @@ impl Drop for Sandbox {
     }
 }
 
-/// Per-store state: the WASI context and the limiter.
+/// Per-store state: the WASI context, the limiter and the guards' accounting.
 pub struct Host {
-    wasi: WasiP1Ctx,
+    pub(crate) wasi: WasiP1Ctx,
     limits: Limiter,
+    pub(crate) budget: Budget,
 }
 
 /// The store limiter, remembering whether it refused a memory growth (to classify the trap).
@@ -225,10 +234,11 @@ impl Sandbox {
     /// metering on and off); a worker must use [`Sandbox::new`], or replicas disagree. With
     /// `metered == false` the config must not consume fuel, and `fuelUsed` reads 0.
     pub fn with_config(config: &Config, metered: bool) -> SandboxResult<Self> {
-        let engine = Engine::new(config).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let setup = |e: wasmtime::Error| SandboxError::Setup(format!("{e:#}"));
+        let engine = Engine::new(config).map_err(setup)?;
         let mut linker: Linker<Host> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi)
-            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi).map_err(setup)?;
+        guard::add_to_linker(&mut linker).map_err(setup)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, ticker_stop) = (engine.clone(), Arc::clone(&stop));
         thread::Builder::new()
@@ -240,7 +250,7 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(Self { engine, linker, metered, stop })
+        Ok(Self { engine, linker, cache: None, metered, stop })
     }
 
     /// The engine, for compiling modules ahead of a run.
@@ -259,11 +269,27 @@ impl Sandbox {
         if got != spec.module {
             return Err(SandboxError::ModuleHashMismatch { got, expected: spec.module });
         }
-        let module = match Module::new(&self.engine, module) {
-            Ok(m) => m,
+        let module = match self.compile(got, module) {
+            Ok((m, _)) => m,
             Err(e) => return Ok(invalid_module(format!("{e:#}"))),
         };
         self.run_module(spec, job_id, &module, job_dir)
+    }
+
+    /// Keeps compiled modules in `dir` (see [`ModuleCache`]): the worker daemon's setting.
+    pub fn with_module_cache(mut self, dir: &Path) -> SandboxResult<Self> {
+        let cache = ModuleCache::open(dir, &self.engine)
+            .map_err(|e| SandboxError::Setup(format!("module cache {}: {e}", dir.display())))?;
+        self.cache = Some(cache);
+        Ok(self)
+    }
+
+    /// Compiles `bytes` (whose keccak256 is `module_hash`), or loads it from the module cache.
+    pub fn compile(&self, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<(Module, CacheStatus)> {
+        match &self.cache {
+            Some(cache) => cache.load(&self.engine, module_hash, bytes),
+            None => Ok((Module::new(&self.engine, bytes)?, CacheStatus::Compiled)),
+        }
     }
 
     /// Runs an already compiled module (see [`Sandbox::run`]).
@@ -279,7 +305,8 @@ impl Sandbox {
         wasi.envs(&env);
         wasi.stdout(stdout.clone()).stderr(stderr);
         let offset = u64::from_be_bytes(seed[..8].try_into().expect("8 bytes")) % (365 * 86_400);
-        wasi.wall_clock(FrozenWallClock(Duration::from_secs(CLOCK_EPOCH_SECS + offset)));
+        let frozen = Duration::from_secs(CLOCK_EPOCH_SECS + offset);
+        wasi.wall_clock(FrozenWallClock(frozen));
         wasi.monotonic_clock(FrozenMonotonicClock(0));
         wasi.secure_random(StdRng::from_seed(seed.0));
         wasi.insecure_random(StdRng::from_seed(keccak256(seed).0));
@@ -299,7 +326,11 @@ impl Sandbox {
             .build();
         let mut store = Store::new(
             &self.engine,
-            Host { wasi: wasi.build_p1(), limits: Limiter { inner: store_limits, refused: false } },
+            Host {
+                wasi: wasi.build_p1(),
+                limits: Limiter { inner: store_limits, refused: false },
+                budget: Budget::new(limits.output_bytes, frozen.as_nanos() as u64),
+            },
         );
         store.limiter(|h| &mut h.limits);
         if self.metered {
@@ -309,21 +340,22 @@ impl Sandbox {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let run = self.linker.instantiate(&mut store, module).and_then(|instance| {
-            let entry = instance.get_typed_func::<(), ()>(&mut store, &spec.entry)?;
-            entry.call(&mut store, ())
-        });
+        // Linking and the entry point's type decide whether the module can run here at all (a start
+        // function that traps is the module's doing, and classified like any other trap).
+        let run = self
+            .linker
+            .instantiate(&mut store, module)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, &spec.entry))
+            .map_err(|e| {
+                if e.is::<Trap>() || store.data().limits.refused { e } else { e.context(UNRUNNABLE) }
+            })
+            .and_then(|entry| entry.call(&mut store, ()));
         let fuel_used = if self.metered { limits.fuel - store.get_fuel().unwrap_or(0) } else { 0 };
         let refused = store.data().limits.refused;
         drop(store);
 
-        // Output past the cap decides the outcome whatever ended the run: the pipe refuses the excess,
-        // a module that ignores the refusal runs until fuel or the backstop stops it, and every
-        // worker must classify that run the same way.
+        // The guards trap the write that would cross the output budget, so stdout never exceeds it.
         let stdout = stdout.contents().to_vec();
-        if stdout.len() as u64 > limits.output_bytes {
-            return Ok(Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used });
-        }
         let exit_code = match run {
             Ok(()) => 0,
             Err(err) => {
@@ -334,14 +366,19 @@ impl Sandbox {
                 }
             }
         };
+        let too_large = Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used };
+        let out = cap_std::fs::Dir::open_ambient_dir(job_dir.join("out"), cap_std::ambient_authority())
+            .map_err(|e| SandboxError::Setup(format!("open out/: {e}")))?;
+        let files = output_files(&out).map_err(|e| SandboxError::Setup(format!("list out/: {e}")))?;
+        // Sizes first, from metadata: a sparse file grown past the budget is never read into memory.
+        let total = files.iter().fold(stdout.len() as u64, |sum, (_, len)| sum.saturating_add(*len));
+        if total > limits.output_bytes {
+            return Ok(too_large);
+        }
         let mut hasher = ResultHasher::new(exit_code, &stdout);
-        let mut total = stdout.len() as u64;
-        for (path, data) in read_outputs(&job_dir.join("out")).map_err(|e| SandboxError::Setup(e.to_string()))? {
-            total += data.len() as u64;
-            if total > limits.output_bytes {
-                return Ok(Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used });
-            }
-            hasher.add_file(&path, &data).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        for (path, _) in &files {
+            let data = out.read(path).map_err(|e| SandboxError::Setup(format!("read out/{path}: {e}")))?;
+            hasher.add_file(path, &data).map_err(|e| SandboxError::Setup(e.to_string()))?;
         }
         Ok(Outcome::Completed {
             exit_code,
@@ -359,6 +396,12 @@ fn invalid_module(reason: String) -> Outcome {
 
 /// Classifies a run that ended in an error rather than an exit.
 fn classify(err: &wasmtime::Error, memory_refused: bool) -> Failure {
+    if err.chain().any(|e| e.to_string() == UNRUNNABLE) {
+        return Failure::InvalidModule { reason: format!("{:#}", err.root_cause()) };
+    }
+    if let Some(OutputLimitExceeded { limit }) = err.downcast_ref::<OutputLimitExceeded>() {
+        return Failure::OutputTooLarge { limit: *limit };
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel,
         Some(Trap::Interrupt) => Failure::Timeout,
@@ -366,23 +409,23 @@ fn classify(err: &wasmtime::Error, memory_refused: bool) -> Failure {
         // The variant name ("StackOverflow", "UnreachableCodeReached", …) is stable across versions.
         Some(trap) => Failure::Trap { trap: format!("{trap:?}") },
         None if memory_refused => Failure::MemoryLimit,
-        // Linking or the entry point's type: the module cannot run here at all.
-        None => Failure::InvalidModule { reason: format!("{err:#}") },
+        // A WASI call the module made with arguments no implementation accepts (an out-of-range
+        // rights mask, say): deterministic, and the module's fault.
+        None => Failure::Trap { trap: "HostCall".into() },
     }
 }
 
-/// Every regular file under `out`, as (path relative to `out` with `/` separators, bytes), sorted by
-/// path bytes. Read through a cap-std `Dir`, so a symlink the module made cannot point the worker
-/// outside the job folder.
-fn read_outputs(out: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let dir = cap_std::fs::Dir::open_ambient_dir(out, cap_std::ambient_authority())?;
+/// Every regular file under `out`, as (path relative to `out` with `/` separators, size), sorted by
+/// path bytes. Listed through a cap-std `Dir`, so a symlink the module made cannot point the worker
+/// outside the job folder; symlinks and anything but regular files are not part of a result.
+fn output_files(out: &cap_std::fs::Dir) -> std::io::Result<Vec<(String, u64)>> {
     let mut files = Vec::new();
-    walk(&dir, String::new(), &mut files)?;
+    walk(out, String::new(), &mut files)?;
     files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok(files)
 }
 
-fn walk(dir: &cap_std::fs::Dir, prefix: String, files: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+fn walk(dir: &cap_std::fs::Dir, prefix: String, files: &mut Vec<(String, u64)>) -> std::io::Result<()> {
     for entry in dir.entries()? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -391,9 +434,8 @@ fn walk(dir: &cap_std::fs::Dir, prefix: String, files: &mut Vec<(String, Vec<u8>
         if kind.is_dir() {
             walk(&dir.open_dir(&name)?, path, files)?;
         } else if kind.is_file() {
-            files.push((path, dir.read(&name)?));
+            files.push((path, entry.metadata()?.len()));
         }
-        // Symlinks and anything else are not part of a result.
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The sandbox: sha256sum over 64 MiB in the sandbox with fuel metering on and off against the same
 //! Rust code compiled natively, and the per-job cost of running a cached trivial module (store, WASI
-//! context, instantiation from the pooling allocator, call, digest).
+//! context, instantiation from the pooling allocator, call, digest); compiling a module vs loading it
+//! from the on-disk cache.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::time::Instant;
 use alloy_primitives::{U256, keccak256};
 use qor_bench::{median, pseudo_random};
 use qor_protocol::spec::{InputFile, JobSpec, Limits, MAX_SAFE_INTEGER};
+use qor_worker::cache::CacheStatus;
 use qor_worker::sandbox::{Outcome, Sandbox, engine_config};
 use sha2::{Digest, Sha256};
 
@@ -99,6 +101,20 @@ fn main() {
         metered.run_module(&trivial_spec, U256::from(1), &compiled, &empty).unwrap();
     });
     println!("cached_module_run_trivial_median {:.0} us", run.as_secs_f64() * 1e6);
+
+    // The on-disk module cache: compiling sha256sum from scratch vs loading it after a restart.
+    let cache_dir = base.join(format!("qor-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let cached = Sandbox::new().unwrap().with_module_cache(&cache_dir).unwrap();
+    let hash = keccak256(&wasm);
+    let start = Instant::now();
+    assert_eq!(cached.compile(hash, &wasm).unwrap().1, CacheStatus::Compiled);
+    println!("module_compile_sha256sum {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    let load = median(51, || {
+        assert_eq!(cached.compile(hash, &wasm).unwrap().1, CacheStatus::Hit);
+    });
+    println!("module_cache_load_sha256sum_median {:.0} us", load.as_secs_f64() * 1e6);
+    let _ = std::fs::remove_dir_all(&cache_dir);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&empty);
 }

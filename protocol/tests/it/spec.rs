@@ -61,7 +61,8 @@ fn any_change_changes_the_hash() {
 
 #[test]
 fn refusals_name_the_field() {
-    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (Box::new(|v| v["colour"] = "red".into()), "colour"),
         (Box::new(|v| v["limits"]["cpu"] = 1.into()), "limits.cpu"),
         (Box::new(|v| v["version"] = 2.into()), "version"),

@@ -27,7 +27,7 @@ fn write_job(dir: &std::path::Path, input: &[u8], declared: &[u8]) -> PathBuf {
     path
 }
 
-fn exec(dir: &std::path::Path, spec: &PathBuf) -> std::process::Output {
+fn exec(dir: &std::path::Path, spec: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_qor-worker"))
         .args(["exec", spec.to_str().unwrap(), "--module", wasm("sha256sum").to_str().unwrap(), "--inputs"])
         .arg(dir.join("inputs"))

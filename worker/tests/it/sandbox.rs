@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use alloy_primitives::{B256, U256, keccak256};
 use qor_protocol::spec::{JobSpec, Limits};
+use qor_worker::cache::CacheStatus;
 use qor_worker::sandbox::{Failure, Outcome, Sandbox};
 
 /// The example jobs, built by test.sh (`cargo build --release --target wasm32-wasip1` in examples/jobs).
@@ -166,25 +167,128 @@ fn invalid_modules_are_classified() {
     assert!(matches!(f, Failure::InvalidModule { .. }), "{f:?}");
 }
 
-#[test]
-fn a_flood_of_stdout_is_output_too_large() {
-    let sandbox = Sandbox::new().unwrap();
-    // Writes the same 64 KiB to stdout forever (would be 10 GB and more): fd_write(1, iov, 1, nwritten).
-    let m = wat(r#"(module
+/// A module that calls `fd_write(fd, iov, 1, nwritten)` with one 64 KiB iovec forever (10 GB and more).
+fn flood(open_out_file: bool) -> Vec<u8> {
+    let (open, fd) = if open_out_file {
+        // path_open(4 = the /out preopen; 3 is /in, 0, "big", 3, CREAT|TRUNC, rights, rights, 0, &fd at 12)
+        (r#"(drop (call $open (i32.const 4) (i32.const 0) (i32.const 32) (i32.const 3) (i32.const 9)
+                 (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 12)))"#, "(i32.load (i32.const 12))")
+    } else {
+        ("", "(i32.const 1)")
+    };
+    wat(&format!(r#"(module
         (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "path_open"
+          (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
         (memory (export "memory") 2)
+        (data (i32.const 32) "big")
         (func (export "_start")
-          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 0) (i32.const 64))
           (i32.store (i32.const 4) (i32.const 65536))
-          (loop (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br 0))))"#);
-    let mut spec = spec_for(&m, &[], &[]);
-    spec.limits.fuel = 1_000_000;
+          {open}
+          (loop (drop (call $w {fd} (i32.const 0) (i32.const 1) (i32.const 8))) (br 0))))"#))
+}
+
+#[test]
+fn a_flood_of_stdout_traps_at_the_output_cap() {
+    let sandbox = Sandbox::new().unwrap();
+    let m = flood(false);
+    let spec = spec_for(&m, &[], &[]);
     let (f, fuel) = failure(&run(&sandbox, &spec, &m, &[]));
     assert_eq!(f, Failure::OutputTooLarge { limit: spec.limits.output_bytes });
-    assert_eq!(fuel, spec.limits.fuel, "it ran until its fuel was gone");
+    assert!(fuel < spec.limits.fuel / 100, "stopped at the write that crossed the cap, not by fuel: {fuel}");
+    assert_eq!(failure(&run(&sandbox, &spec, &m, &[])), (f, fuel), "at the same point every time");
     // The sandbox is still healthy.
     let ok = wat(r#"(module (func (export "_start")))"#);
     assert_eq!(completed(&run(&sandbox, &spec_for(&ok, &[], &[]), &ok, &[])).0, 0);
+}
+
+#[test]
+fn a_flood_into_out_never_reaches_the_disk_past_the_cap() {
+    let sandbox = Sandbox::new().unwrap();
+    let m = flood(true);
+    let spec = spec_for(&m, &[], &[]);
+    let dir = JobDir::new(&[]);
+    let (f, fuel) = failure(&sandbox.run(&spec, U256::from(7), &m, dir.path()).unwrap());
+    assert_eq!(f, Failure::OutputTooLarge { limit: spec.limits.output_bytes });
+    assert!(fuel < spec.limits.fuel / 100, "{fuel}");
+    let written = std::fs::metadata(dir.path().join("out/big")).unwrap().len();
+    assert!(written > 0 && written <= spec.limits.output_bytes, "{written} bytes on disk");
+}
+
+#[test]
+fn growing_a_file_past_the_cap_or_creating_too_many_files_is_output_too_large() {
+    let sandbox = Sandbox::new().unwrap();
+    // path_open /out/sparse, then fd_filestat_set_size(fd, 10 GB): no bytes written, but a huge file.
+    let m = wat(r#"(module
+        (import "wasi_snapshot_preview1" "path_open"
+          (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $size (param i32 i64) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 32) "sparse")
+        (func (export "_start")
+          (drop (call $open (i32.const 4) (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 9)
+                 (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 12)))
+          (drop (call $size (i32.load (i32.const 12)) (i64.const 10000000000)))))"#);
+    let dir = JobDir::new(&[]);
+    let spec = spec_for(&m, &[], &[]);
+    let (f, _) = failure(&sandbox.run(&spec, U256::from(7), &m, dir.path()).unwrap());
+    assert_eq!(f, Failure::OutputTooLarge { limit: spec.limits.output_bytes });
+    assert_eq!(std::fs::metadata(dir.path().join("out/sparse")).unwrap().len(), 0);
+
+    // path_create_directory(/out, "d", 1) in a loop: one entry past the limit traps.
+    let m = wat(r#"(module
+        (import "wasi_snapshot_preview1" "path_create_directory" (func $mkdir (param i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start") (local $i i32)
+          (loop
+            (i32.store (i32.const 0) (local.get $i))
+            (drop (call $mkdir (i32.const 4) (i32.const 0) (i32.const 4)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br 0))))"#);
+    let dir = JobDir::new(&[]);
+    let (f, _) = failure(&sandbox.run(&spec_for(&m, &[], &[]), U256::from(7), &m, dir.path()).unwrap());
+    assert!(matches!(f, Failure::OutputTooLarge { .. }), "{f:?}");
+    let made = std::fs::read_dir(dir.path().join("out")).unwrap().count();
+    assert!(made as u32 <= qor_worker::guard::MAX_CREATED_ENTRIES, "{made} entries");
+}
+
+#[test]
+fn listings_are_sorted_and_file_times_are_the_frozen_clock() {
+    let sandbox = Sandbox::new().unwrap();
+    let wasm = example("lsdir");
+    let spec = spec_for(&wasm, &[], &[]);
+    // Two job folders holding the same files, created in opposite orders, a second apart, with
+    // different host times: the host lists them differently; the module must not see a difference.
+    let names: Vec<String> = (0..40).map(|i| format!("f{:02}-{}", (i * 17) % 40, "x".repeat(i % 7))).collect();
+    let make = |order: &[String]| {
+        let dir = JobDir::new(&[]);
+        std::fs::create_dir(dir.path().join("in/sub")).unwrap();
+        for (i, name) in order.iter().enumerate() {
+            std::fs::write(dir.path().join("in").join(name), vec![b'x'; i % 3]).unwrap();
+            std::fs::write(dir.path().join("in/sub").join(name), b"").unwrap();
+        }
+        dir
+    };
+    let forward = make(&names);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut reversed = names.clone();
+    reversed.reverse();
+    let backward = make(&reversed);
+    let a = completed(&sandbox.run(&spec, U256::from(5), &wasm, forward.path()).unwrap());
+    let b = completed(&sandbox.run(&spec, U256::from(5), &wasm, backward.path()).unwrap());
+    let listed: Vec<&str> =
+        a.3.lines().skip(1).filter(|l| !l.starts_with(' ')).map(|l| l.split(' ').nth(1).unwrap()).collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "listing order:
+{}", a.3);
+    assert_eq!(listed.len(), 41);
+    let mtimes: std::collections::BTreeSet<&str> = a.3.split_whitespace().filter(|w| w.starts_with("mtime=")).collect();
+    assert_eq!(mtimes.len(), 1, "one frozen time for every file: {mtimes:?}");
+    // Sizes are real; the order of creation and the host's clock left no trace.
+    assert!(a.3.contains(" size=1 ") && a.3.contains(" size=2 "), "{}", a.3);
+    assert_eq!(a.3.replace(|c: char| c.is_ascii_digit(), ""), b.3.replace(|c: char| c.is_ascii_digit(), ""));
 }
 
 #[test]
@@ -228,11 +332,13 @@ fn a_module_cannot_leave_the_job_folder() {
 #[test]
 fn golden_fuel_and_digests() {
     let sandbox = Sandbox::new().unwrap();
-    let cases: [(&str, &[&str], &[(&str, &[u8])]); 4] = [
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a [u8])]);
+    let cases: [Case<'_>; 5] = [
         ("hello", &["golden"], &[]),
         ("sha256sum", &["/in/a.txt", "/in/b.txt"], &[("a.txt", b"abc"), ("b.txt", b"")]),
         ("wordcount", &["/in/t.txt"], &[("t.txt", b"The cat sat on the mat. The end.")]),
         ("floaty", &[], &[]),
+        ("lsdir", &[], &[("z", b"last"), ("a", b""), ("m", b"middle")]),
     ];
     let mut lines = Vec::new();
     for (name, args, inputs) in cases {
@@ -248,4 +354,42 @@ fn golden_fuel_and_digests() {
     }
     let expected = std::fs::read_to_string(&path).unwrap();
     assert!(got == expected, "goldens changed (QOR_WRITE_GOLDEN=1 to accept on purpose):\n{got}\nexpected:\n{expected}");
+}
+
+#[test]
+fn compiled_modules_are_cached_on_disk_and_a_damaged_file_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = example("sha256sum");
+    let hash = keccak256(&wasm);
+    let spec = spec_for(&wasm, &["/in/a.txt"], &[]);
+    let inputs: &[(&str, &[u8])] = &[("a.txt", b"abc")];
+
+    let first = Sandbox::new().unwrap().with_module_cache(cache.path()).unwrap();
+    assert_eq!(first.compile(hash, &wasm).unwrap().1, CacheStatus::Compiled);
+    let expected = run(&first, &spec, &wasm, inputs);
+    drop(first);
+
+    // A new sandbox (a restarted worker) loads it and gets the same result.
+    let second = Sandbox::new().unwrap().with_module_cache(cache.path()).unwrap();
+    assert_eq!(second.compile(hash, &wasm).unwrap().1, CacheStatus::Hit);
+    assert_eq!(run(&second, &spec, &wasm, inputs), expected);
+
+    // Flip a byte in the artifact: the checksum catches it, the module is recompiled, same result.
+    let files: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&files[0], &bytes).unwrap();
+    assert_eq!(second.compile(hash, &wasm).unwrap().1, CacheStatus::Compiled);
+    assert_eq!(second.compile(hash, &wasm).unwrap().1, CacheStatus::Hit);
+    // Truncated: the same.
+    std::fs::write(&files[0], &bytes[..10]).unwrap();
+    assert_eq!(second.compile(hash, &wasm).unwrap().1, CacheStatus::Compiled);
+    assert_eq!(run(&second, &spec, &wasm, inputs), expected);
+
+    // A module that does not compile is never cached.
+    let garbage = b"\0asm garbage".to_vec();
+    assert!(second.compile(keccak256(&garbage), &garbage).is_err());
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
