@@ -2,6 +2,7 @@
 //! test vectors) the Solidity contracts and the web app. Everything here is pure: no I/O beyond reading
 //! from a caller's `Read`, no clocks, no randomness, so every side computes the same bytes.
 
+pub mod auth;
 pub mod bindings;
 /// `resultDigest` and `stdoutHash`.
 pub mod digest;

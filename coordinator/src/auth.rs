@@ -1,0 +1,71 @@
+//! Signed worker requests ([`qor_protocol::auth`]): the signature must recover to the address header,
+//! the timestamp must be within the clock window, the nonce must be new for that address, and the
+//! address must be a provider registered on chain.
+
+use alloy_primitives::{Address, Signature};
+use axum::http::{HeaderMap, Method, Uri};
+use qor_protocol::auth::{ADDRESS, NONCE, SIGNATURE, TIMESTAMP, recover_request};
+
+use crate::AppState;
+use crate::db::now_ms;
+use crate::error::{ApiError, ApiResult};
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> ApiResult<&'a str> {
+    headers
+        .get(name)
+        .ok_or_else(|| ApiError::unauthorized("missing_auth", format!("missing header `{name}`")))?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("bad_auth_header", format!("header `{name}` is not text")))
+}
+
+/// Who signed this request: a registered provider. Records the nonce, so the same request twice fails.
+pub async fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> ApiResult<Address> {
+    let claimed: Address = header(headers, ADDRESS)?
+        .parse()
+        .map_err(|_| ApiError::unauthorized("bad_auth_header", format!("`{ADDRESS}` is not an address")))?;
+    let timestamp: u64 = header(headers, TIMESTAMP)?
+        .parse()
+        .map_err(|_| ApiError::unauthorized("bad_auth_header", format!("`{TIMESTAMP}` is not unix milliseconds")))?;
+    let nonce = header(headers, NONCE)?;
+    if nonce.is_empty() || nonce.len() > 64 {
+        return Err(ApiError::unauthorized("bad_auth_header", format!("`{NONCE}` must be 1 to 64 characters")));
+    }
+    let signature: Signature = header(headers, SIGNATURE)?
+        .parse()
+        .map_err(|_| ApiError::unauthorized("bad_signature", format!("`{SIGNATURE}` is not a 65-byte signature")))?;
+    let skew = (now_ms() - timestamp as i64).abs();
+    if skew > state.cfg.clock_skew_ms {
+        return Err(ApiError::unauthorized(
+            "stale_timestamp",
+            format!("`{TIMESTAMP}` is {skew} ms from the coordinator's clock (at most {})", state.cfg.clock_skew_ms),
+        ));
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let signer = recover_request(method.as_str(), path, timestamp, nonce, body, &signature)
+        .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
+    if signer != claimed {
+        return Err(ApiError::unauthorized(
+            "bad_signature",
+            format!("the request is signed by {signer}, not by {claimed}"),
+        ));
+    }
+    let key = format!("{signer:#x}");
+    let registered = sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key)
+        .fetch_optional(&state.db)
+        .await?;
+    if registered.is_none() {
+        return Err(ApiError::forbidden(
+            "provider_not_registered",
+            format!("{signer} is not registered in the ProviderRegistry (register on chain first)"),
+        ));
+    }
+    let now = now_ms();
+    let inserted = sqlx::query!("INSERT OR IGNORE INTO nonces (address, nonce, used_at) VALUES (?, ?, ?)", key, nonce, now)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::unauthorized("replayed_nonce", format!("nonce `{nonce}` was already used by {signer}")));
+    }
+    Ok(signer)
+}

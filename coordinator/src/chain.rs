@@ -1,0 +1,444 @@
+//! The chain watcher: follows JobEscrow and ProviderRegistry events over HTTP polling.
+//!
+//! It applies a block's events only once the block has `confirmations` blocks on top, records each
+//! applied event (block, log index, block hash) and the hash and parent of every block it stored, and
+//! keeps a cursor of the last applied block in the same transaction as the events, so a restart resumes
+//! exactly there and never applies an event twice. Before moving on it checks that the newest stored
+//! block is still on the chain; if not (a reorg), it walks back to the last stored block that is, and
+//! undoes everything above it: jobs, assignments and receipts of jobs that no longer exist are removed,
+//! and provider state is rebuilt from the events that remain.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::providers::{Provider, RootProvider};
+use alloy::rpc::types::{Filter, Log};
+use alloy_primitives::{Address, B256, U256};
+use alloy_sol_types::SolEvent;
+use qor_protocol::bindings::IJobEscrow as E;
+use qor_protocol::bindings::IProviderRegistry as R;
+use serde_json::{Value, json};
+use sqlx::{Sqlite, Transaction};
+
+use crate::AppState;
+use crate::db::{now_ms, timeline};
+
+/// Watcher settings.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// Blocks on top of a block before its events are applied (0 on a local devnet).
+    pub confirmations: u64,
+    /// First block to read (the contracts' deployment block).
+    pub start_block: u64,
+    /// Most blocks per `eth_getLogs` call.
+    pub batch_blocks: u64,
+    /// How often to poll.
+    pub poll_interval: Duration,
+}
+
+/// Follows the chain until the process ends, retrying after errors (an RPC that is down, say).
+pub async fn run(state: AppState, cfg: WatchConfig) {
+    let provider = match cfg.rpc_url.parse() {
+        Ok(url) => RootProvider::new_http(url),
+        Err(e) => {
+            tracing::error!(url = %cfg.rpc_url, error = %e, "bad RPC URL; the chain watcher is off");
+            return;
+        }
+    };
+    loop {
+        match tick(&state, &provider, &cfg).await {
+            Ok(true) => continue, // more to catch up on
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "chain watcher: retrying"),
+        }
+        tokio::time::sleep(cfg.poll_interval).await;
+    }
+}
+
+async fn block_hash(provider: &RootProvider, number: u64) -> anyhow::Result<Option<(B256, B256)>> {
+    let block = provider.get_block_by_number(BlockNumberOrTag::Number(number)).await?;
+    Ok(block.map(|b| (b.header.hash, b.header.inner.parent_hash)))
+}
+
+/// One step: check for a reorg, then apply up to `batch_blocks` confirmed blocks. Returns whether
+/// there is more to apply right away.
+pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) -> anyhow::Result<bool> {
+    let head = provider.get_block_number().await?;
+    let safe = head.saturating_sub(cfg.confirmations);
+    let cursor = sqlx::query_scalar!("SELECT last_block FROM chain_cursor WHERE id = 1").fetch_optional(&state.db).await?;
+    let mut last: i64 = cursor.unwrap_or(cfg.start_block as i64 - 1);
+
+    // Reorg check: every stored block at or below the cursor, newest first, until one still matches.
+    let stored = sqlx::query!("SELECT number, hash FROM chain_blocks WHERE number <= ? ORDER BY number DESC LIMIT 256", last)
+        .fetch_all(&state.db)
+        .await?;
+    let mut fork_base = None;
+    for (i, block) in stored.iter().enumerate() {
+        let on_chain = block_hash(provider, block.number as u64).await?.map(|(h, _)| format!("{h:#x}"));
+        if on_chain.as_deref() == Some(block.hash.as_str()) {
+            if i > 0 {
+                fork_base = Some(block.number);
+            }
+            break;
+        }
+        if i + 1 == stored.len() {
+            fork_base = Some(cfg.start_block as i64 - 1);
+        }
+    }
+    if let Some(base) = fork_base {
+        tracing::warn!(from = last, to = base, "reorg: rolling back");
+        rollback(state, base).await?;
+        last = base;
+    }
+
+    if safe as i64 <= last {
+        return Ok(false);
+    }
+    let from = (last + 1) as u64;
+    let to = safe.min(from + cfg.batch_blocks - 1);
+    let filter = Filter::new().address(vec![state.cfg.escrow, state.cfg.registry]).from_block(from).to_block(to);
+    let logs = provider.get_logs(&filter).await?;
+
+    // Headers of every block with events and of `to` (so the next tick can check it).
+    let mut headers: BTreeMap<u64, (B256, B256)> = BTreeMap::new();
+    for n in logs.iter().filter_map(|l| l.block_number).chain([to]) {
+        if let std::collections::btree_map::Entry::Vacant(e) = headers.entry(n) {
+            match block_hash(provider, n).await? {
+                Some(h) => {
+                    e.insert(h);
+                }
+                None => anyhow::bail!("block {n} vanished while reading it"),
+            }
+        }
+    }
+    for log in &logs {
+        let (Some(n), Some(h)) = (log.block_number, log.block_hash) else { anyhow::bail!("a log without its block") };
+        if headers[&n].0 != h {
+            anyhow::bail!("block {n} changed while reading it (reorg in progress)");
+        }
+    }
+
+    let mut tx = state.db.begin().await?;
+    let mut applied = 0u64;
+    let mut updates = Vec::new();
+    for log in &logs {
+        if let Some(update) = apply_log(&mut tx, state, log).await? {
+            applied += 1;
+            updates.push(update);
+        }
+    }
+    for (n, (hash, parent)) in &headers {
+        let (n, hash, parent) = (*n as i64, format!("{hash:#x}"), format!("{parent:#x}"));
+        sqlx::query!("INSERT OR REPLACE INTO chain_blocks (number, hash, parent_hash) VALUES (?, ?, ?)", n, hash, parent)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let to_i = to as i64;
+    sqlx::query!("INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block", to_i)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let m = &state.metrics;
+    m.chain_events.fetch_add(applied, std::sync::atomic::Ordering::Relaxed);
+    m.chain_block.store(to, std::sync::atomic::Ordering::Relaxed);
+    for update in updates {
+        state.publish(update);
+    }
+    state.publish(json!({ "type": "block", "number": to }));
+    if applied > 0 {
+        state.wake.notify_waiters();
+    }
+    Ok(to < safe)
+}
+
+fn addr(a: &Address) -> String {
+    format!("{a:#x}")
+}
+
+/// Records and applies one log, unless it was applied before. Returns the SSE update to publish.
+async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log) -> anyhow::Result<Option<Value>> {
+    let Some(topic) = log.topic0() else { return Ok(None) };
+    let block = log.block_number.unwrap_or_default() as i64;
+    let index = log.log_index.unwrap_or_default() as i64;
+    let block_hash = format!("{:#x}", log.block_hash.unwrap_or_default());
+    let tx_hash = format!("{:#x}", log.transaction_hash.unwrap_or_default());
+    let from_escrow = log.address() == state.cfg.escrow;
+
+    let (name, detail): (&str, Value) = match *topic {
+        E::ComputeJobCreated::SIGNATURE_HASH if from_escrow => {
+            let e = E::ComputeJobCreated::decode_log(&log.inner)?.data;
+            let j = &e.job;
+            ("ComputeJobCreated", json!({
+                "jobId": e.jobId.to_string(), "buyer": addr(&e.buyer), "specHash": format!("{:#x}", e.specHash),
+                "token": addr(&j.token), "budget": j.budget.to_string(), "deadline": j.deadline,
+                "redundancy": j.redundancy, "preferredProvider": addr(&j.preferredProvider),
+            }))
+        }
+        E::ComputeBatchSettled::SIGNATURE_HASH if from_escrow => {
+            let e = E::ComputeBatchSettled::decode_log(&log.inner)?.data;
+            let jobs: Vec<String> = e.outcome.jobIds.iter().map(U256::to_string).collect();
+            ("ComputeBatchSettled", json!({ "batchId": e.batchId.to_string(), "windowEnd": e.windowEnd, "jobIds": jobs }))
+        }
+        E::ComputeBatchFinalized::SIGNATURE_HASH if from_escrow => {
+            let e = E::ComputeBatchFinalized::decode_log(&log.inner)?.data;
+            ("ComputeBatchFinalized", json!({ "batchId": e.batchId.to_string() }))
+        }
+        E::ComputeJobReclaimed::SIGNATURE_HASH if from_escrow => {
+            let e = E::ComputeJobReclaimed::decode_log(&log.inner)?.data;
+            ("ComputeJobReclaimed", json!({ "jobId": e.jobId.to_string(), "amount": e.amount.to_string() }))
+        }
+        E::ComputeJobChallenged::SIGNATURE_HASH if from_escrow => {
+            let e = E::ComputeJobChallenged::decode_log(&log.inner)?.data;
+            ("ComputeJobChallenged", json!({
+                "jobId": e.jobId.to_string(), "batchId": e.batchId.to_string(), "challenger": addr(&e.challenger),
+                "bond": e.bond.to_string(),
+            }))
+        }
+        E::ChallengeResolved::SIGNATURE_HASH if from_escrow => {
+            let e = E::ChallengeResolved::decode_log(&log.inner)?.data;
+            ("ChallengeResolved", json!({ "jobId": e.jobId.to_string(), "status": e.status as u8 }))
+        }
+        E::StorageDealCreated::SIGNATURE_HASH if from_escrow => {
+            let e = E::StorageDealCreated::decode_log(&log.inner)?.data;
+            ("StorageDealCreated", json!({
+                "dealId": e.dealId.to_string(), "buyer": addr(&e.buyer), "root": format!("{:#x}", e.merkleRoot), "size": e.size,
+            }))
+        }
+        E::StorageDealAccepted::SIGNATURE_HASH if from_escrow => {
+            let e = E::StorageDealAccepted::decode_log(&log.inner)?.data;
+            ("StorageDealAccepted", json!({ "dealId": e.dealId.to_string(), "provider": addr(&e.provider) }))
+        }
+        _ if from_escrow => return Ok(None),
+        R::ProviderRegistered::SIGNATURE_HASH => {
+            let e = R::ProviderRegistered::decode_log(&log.inner)?.data;
+            ("ProviderRegistered", json!({
+                "provider": addr(&e.provider), "stake": e.stake.to_string(),
+                "pricePerFuel": e.metadata.pricePerFuel.to_string(), "capacity": e.metadata.capacity, "region": e.metadata.region,
+            }))
+        }
+        R::ProviderMetadataUpdated::SIGNATURE_HASH => {
+            let e = R::ProviderMetadataUpdated::decode_log(&log.inner)?.data;
+            ("ProviderMetadataUpdated", json!({
+                "provider": addr(&e.provider), "pricePerFuel": e.metadata.pricePerFuel.to_string(),
+                "capacity": e.metadata.capacity, "region": e.metadata.region,
+            }))
+        }
+        R::StakeAdded::SIGNATURE_HASH => {
+            let e = R::StakeAdded::decode_log(&log.inner)?.data;
+            ("StakeAdded", json!({ "provider": addr(&e.provider), "stake": e.stake.to_string() }))
+        }
+        R::StakeWithdrawalRequested::SIGNATURE_HASH => {
+            let e = R::StakeWithdrawalRequested::decode_log(&log.inner)?.data;
+            ("StakeWithdrawalRequested", json!({ "provider": addr(&e.provider), "amount": e.amount.to_string() }))
+        }
+        R::ProviderSlashed::SIGNATURE_HASH => {
+            let e = R::ProviderSlashed::decode_log(&log.inner)?.data;
+            ("ProviderSlashed", json!({ "provider": addr(&e.provider), "amount": e.amount.to_string() }))
+        }
+        R::OutcomesRecorded::SIGNATURE_HASH => {
+            let e = R::OutcomesRecorded::decode_log(&log.inner)?.data;
+            ("OutcomesRecorded", json!({ "provider": addr(&e.provider), "completed": e.completed, "failed": e.failed }))
+        }
+        _ => return Ok(None),
+    };
+    let detail_text = detail.to_string();
+    let inserted = sqlx::query!(
+        "INSERT OR IGNORE INTO chain_events (block_number, log_index, block_hash, tx_hash, name, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        block,
+        index,
+        block_hash,
+        tx_hash,
+        name,
+        detail_text
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        return Ok(None);
+    }
+    apply(tx, name, &detail, block, &block_hash).await?;
+    let mut update = detail;
+    update["type"] = json!(name);
+    update["block"] = json!(block);
+    Ok(Some(update))
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or_default()
+}
+
+/// The effect of one event on the coordinator's tables.
+async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i64, block_hash: &str) -> sqlx::Result<()> {
+    let now = now_ms();
+    match name {
+        "ComputeJobCreated" => {
+            let (job_id, spec_hash, buyer, token, budget, preferred) =
+                (s(d, "jobId"), s(d, "specHash"), s(d, "buyer"), s(d, "token"), s(d, "budget"), s(d, "preferredProvider"));
+            let (deadline, redundancy) = (d["deadline"].as_i64().unwrap_or(0), d["redundancy"].as_i64().unwrap_or(1));
+            let spec = sqlx::query_scalar!("SELECT spec_hash FROM specs WHERE spec_hash = ?", spec_hash).fetch_optional(&mut **tx).await?;
+            let (status, reason) = match spec {
+                Some(_) => ("matching", None),
+                None => ("awaiting_spec", Some("funded on chain; the spec was not uploaded yet")),
+            };
+            sqlx::query!(
+                "INSERT OR IGNORE INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number,
+                   block_hash, status, reason, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block, block_hash, status, reason, now
+            )
+            .execute(&mut **tx)
+            .await?;
+            timeline(tx, &format!("job:{job_id}"), "chain", "funded", d.clone(), Some(block)).await?;
+        }
+        "ComputeBatchSettled" => {
+            let (batch, detail) = (s(d, "batchId"), d.to_string());
+            sqlx::query!("INSERT OR IGNORE INTO settlements (batch_id, detail, block_number) VALUES (?, ?, ?)", batch, detail, block)
+                .execute(&mut **tx)
+                .await?;
+            for job in d["jobIds"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                sqlx::query!("UPDATE jobs SET status = 'settled', updated_at = ? WHERE job_id = ?", now, job).execute(&mut **tx).await?;
+                timeline(tx, &format!("job:{job}"), "chain", "settled", json!({ "batchId": batch }), Some(block)).await?;
+            }
+        }
+        "ComputeBatchFinalized" => {
+            let batch = s(d, "batchId");
+            sqlx::query!("UPDATE settlements SET finalized = 1 WHERE batch_id = ?", batch).execute(&mut **tx).await?;
+        }
+        "ComputeJobReclaimed" => {
+            let job = s(d, "jobId");
+            sqlx::query!("UPDATE jobs SET status = 'reclaimed', updated_at = ? WHERE job_id = ?", now, job).execute(&mut **tx).await?;
+            timeline(tx, &format!("job:{job}"), "chain", "reclaimed", d.clone(), Some(block)).await?;
+        }
+        "ComputeJobChallenged" | "ChallengeResolved" => {
+            let (job, detail) = (s(d, "jobId"), d.to_string());
+            sqlx::query!(
+                "INSERT INTO challenges (kind, subject_id, detail, block_number, created_at) VALUES ('compute', ?, ?, ?, ?)",
+                job,
+                detail,
+                block,
+                now
+            )
+            .execute(&mut **tx)
+            .await?;
+            timeline(tx, &format!("job:{job}"), "chain", name, d.clone(), Some(block)).await?;
+        }
+        "StorageDealCreated" => {
+            let (deal, buyer, root, size) = (s(d, "dealId"), s(d, "buyer"), s(d, "root"), d["size"].as_i64().unwrap_or(0));
+            sqlx::query!(
+                "INSERT OR IGNORE INTO storage_deals (deal_id, buyer, root, size, status, block_number, updated_at)
+                 VALUES (?, ?, ?, ?, 'open', ?, ?)",
+                deal,
+                buyer,
+                root,
+                size,
+                block,
+                now
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        "StorageDealAccepted" => {
+            let (deal, provider) = (s(d, "dealId"), s(d, "provider"));
+            sqlx::query!("UPDATE storage_deals SET provider = ?, status = 'active', updated_at = ? WHERE deal_id = ?", provider, now, deal)
+                .execute(&mut **tx)
+                .await?;
+        }
+        _ => apply_registry(tx, name, d, block).await?,
+    }
+    Ok(())
+}
+
+/// Provider state is a fold over registry events (so a reorg can rebuild it from the ones that remain).
+async fn apply_registry(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i64) -> sqlx::Result<()> {
+    let p = s(d, "provider");
+    match name {
+        "ProviderRegistered" => {
+            let (stake, price, capacity, region) = (s(d, "stake"), s(d, "pricePerFuel"), d["capacity"].as_i64().unwrap_or(0), s(d, "region"));
+            sqlx::query!(
+                "INSERT INTO providers (address, stake, price_per_fuel, capacity, region, registered_block) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (address) DO UPDATE SET stake = excluded.stake, price_per_fuel = excluded.price_per_fuel,
+                   capacity = excluded.capacity, region = excluded.region",
+                p, stake, price, capacity, region, block
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        "ProviderMetadataUpdated" => {
+            let (price, capacity, region) = (s(d, "pricePerFuel"), d["capacity"].as_i64().unwrap_or(0), s(d, "region"));
+            sqlx::query!("UPDATE providers SET price_per_fuel = ?, capacity = ?, region = ? WHERE address = ?", price, capacity, region, p)
+                .execute(&mut **tx)
+                .await?;
+        }
+        "StakeAdded" => {
+            let stake = s(d, "stake");
+            sqlx::query!("UPDATE providers SET stake = ? WHERE address = ?", stake, p).execute(&mut **tx).await?;
+        }
+        "StakeWithdrawalRequested" | "ProviderSlashed" => {
+            let current = sqlx::query_scalar!("SELECT stake FROM providers WHERE address = ?", p).fetch_optional(&mut **tx).await?;
+            let current: U256 = current.and_then(|c| c.parse().ok()).unwrap_or_default();
+            let amount: U256 = s(d, "amount").parse().unwrap_or_default();
+            let stake = current.saturating_sub(amount).to_string();
+            let slashed = i64::from(name == "ProviderSlashed");
+            sqlx::query!("UPDATE providers SET stake = ?, slashed = slashed + ? WHERE address = ?", stake, slashed, p)
+                .execute(&mut **tx)
+                .await?;
+        }
+        "OutcomesRecorded" => {
+            let (c, f) = (d["completed"].as_i64().unwrap_or(0), d["failed"].as_i64().unwrap_or(0));
+            sqlx::query!("UPDATE providers SET completed = completed + ?, failed = failed + ? WHERE address = ?", c, f, p)
+                .execute(&mut **tx)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Undoes everything above block `base`.
+async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
+    let mut tx = state.db.begin().await?;
+    let gone = sqlx::query_scalar!("SELECT job_id FROM jobs WHERE block_number > ?", base).fetch_all(&mut *tx).await?;
+    for job in &gone {
+        sqlx::query!("DELETE FROM assignments WHERE job_id = ?", job).execute(&mut *tx).await?;
+        sqlx::query!("DELETE FROM receipts WHERE job_id = ?", job).execute(&mut *tx).await?;
+        timeline(&mut tx, &format!("job:{job}"), "chain", "reorged_out", json!({ "base": base }), Some(base)).await?;
+    }
+    sqlx::query!("DELETE FROM jobs WHERE block_number > ?", base).execute(&mut *tx).await?;
+    // Settlement effects on jobs that remain: back to what their own events say (receipts stay).
+    sqlx::query!("DELETE FROM settlements WHERE block_number > ?", base).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM challenges WHERE block_number > ?", base).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM storage_deals WHERE block_number > ?", base).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM chain_events WHERE block_number > ?", base).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM chain_blocks WHERE number > ?", base).execute(&mut *tx).await?;
+
+    // Providers: rebuild from the registry events that remain, keeping liveness.
+    let heartbeats = sqlx::query!("SELECT address, last_heartbeat FROM providers").fetch_all(&mut *tx).await?;
+    sqlx::query!("DELETE FROM providers").execute(&mut *tx).await?;
+    let events = sqlx::query!(
+        "SELECT name, detail, block_number FROM chain_events WHERE name IN
+           ('ProviderRegistered', 'ProviderMetadataUpdated', 'StakeAdded', 'StakeWithdrawalRequested', 'ProviderSlashed', 'OutcomesRecorded')
+         ORDER BY block_number, log_index"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for e in events {
+        let detail: Value = serde_json::from_str(&e.detail)?;
+        apply_registry(&mut tx, &e.name, &detail, e.block_number).await?;
+    }
+    for h in heartbeats {
+        sqlx::query!("UPDATE providers SET last_heartbeat = ? WHERE address = ?", h.last_heartbeat, h.address).execute(&mut *tx).await?;
+    }
+    sqlx::query!("INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block", base)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    state.metrics.reorgs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.publish(json!({ "type": "reorg", "base": base }));
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The QOR coordinator: the market's switchboard. It stores job specs and data, watches the escrow and
+//! the provider registry on chain, matches funded jobs to providers, hands out leases and collects
+//! sealed and revealed receipts. It never moves money: payment is the escrow's, verification the
+//! verifier committee's.
+//!
+//! - [`db`]: SQLite (WAL) with migrations and compile-time checked queries (offline data in `.sqlx`);
+//! - [`blobs`]: content-addressed, keccak-verified blob store with range downloads;
+//! - [`chain`]: the chain watcher (confirmations, reorgs, restarts);
+//! - [`matcher`]: matching and lease expiry;
+//! - [`jobs`], [`worker`]: the buyer and worker APIs; [`auth`]: signed worker requests;
+//! - [`events`]: Server-Sent Events; [`openapi`]: `/openapi.json`; [`metrics`]: `/metrics`.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use sqlx::SqlitePool;
+use tokio::sync::{Notify, broadcast};
+
+pub mod auth;
+pub mod blobs;
+pub mod chain;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod matcher;
+pub mod metrics;
+pub mod openapi;
+pub mod worker;
+
+/// What the coordinator is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The chain the escrow is on (its EIP-712 domain).
+    pub chain_id: u64,
+    /// JobEscrow.
+    pub escrow: Address,
+    /// ProviderRegistry.
+    pub registry: Address,
+    /// How long a lease lasts beyond the job's own wall-clock limit.
+    pub lease_ms: i64,
+    /// A provider whose last heartbeat is older than this is not live.
+    pub heartbeat_ttl_ms: i64,
+    /// How long an uploaded spec waits for its funding before it is expired.
+    pub spec_ttl_ms: i64,
+    /// Stake a provider needs to be matched, in wei.
+    pub min_stake: U256,
+    /// Largest blob accepted.
+    pub max_blob_bytes: u64,
+    /// Largest JSON request body accepted.
+    pub max_json_bytes: usize,
+    /// How far a signed request's timestamp may be from the coordinator's clock.
+    pub clock_skew_ms: i64,
+}
+
+impl Config {
+    /// Defaults for a local chain with these contracts.
+    pub fn new(chain_id: u64, escrow: Address, registry: Address) -> Self {
+        Self {
+            chain_id,
+            escrow,
+            registry,
+            lease_ms: 60_000,
+            heartbeat_ttl_ms: 30_000,
+            spec_ttl_ms: 24 * 3_600_000,
+            min_stake: U256::from(1),
+            max_blob_bytes: 1 << 30,
+            max_json_bytes: 1 << 20,
+            clock_skew_ms: 300_000,
+        }
+    }
+}
+
+/// Shared state of every handler and background task.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub db: SqlitePool,
+    /// The blob folder.
+    pub blobs: Arc<blobs::BlobStore>,
+    /// Settings.
+    pub cfg: Arc<Config>,
+    /// Job and chain updates, as JSON, for SSE subscribers.
+    pub bus: broadcast::Sender<Arc<str>>,
+    /// Woken when assignments change (long polls wait on it) or matching may have new work.
+    pub wake: Arc<Notify>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// State over an open database and data folder.
+    pub fn new(db: SqlitePool, data_dir: &std::path::Path, cfg: Config) -> std::io::Result<Self> {
+        let blobs = blobs::BlobStore::open(data_dir, cfg.max_blob_bytes)?;
+        let (bus, _) = broadcast::channel(1024);
+        Ok(Self {
+            db,
+            blobs: Arc::new(blobs),
+            cfg: Arc::new(cfg),
+            bus,
+            wake: Arc::new(Notify::new()),
+            metrics: Arc::new(metrics::Metrics::default()),
+        })
+    }
+
+    /// Publishes an update to SSE subscribers (none listening is fine).
+    pub fn publish(&self, event: serde_json::Value) {
+        let _ = self.bus.send(Arc::from(event.to_string()));
+    }
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let json_limit = state.cfg.max_json_bytes;
+    let api = Router::new()
+        .route("/v1/specs", post(jobs::post_spec))
+        .route("/v1/specs/{spec_hash}", get(jobs::get_spec))
+        .route("/v1/jobs", get(jobs::list_jobs))
+        .route("/v1/jobs/{job_id}", get(jobs::get_job))
+        .route("/v1/jobs/{job_id}/outputs/{worker}/{*path}", get(jobs::get_output))
+        .route("/v1/providers", get(jobs::list_providers))
+        .route("/v1/worker/register", post(worker::register))
+        .route("/v1/worker/heartbeat", post(worker::heartbeat))
+        .route("/v1/worker/assignments", get(worker::assignments))
+        .route("/v1/worker/assignments/{id}/seal", post(worker::seal))
+        .route("/v1/worker/assignments/{id}/receipt", post(worker::receipt))
+        .route("/v1/worker/assignments/{id}/release", post(worker::release))
+        .layer(DefaultBodyLimit::max(json_limit));
+    Router::new()
+        .merge(api)
+        // Blobs carry their own streaming limit (413 past `max_blob_bytes`).
+        .route("/v1/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob).layer(DefaultBodyLimit::disable()))
+        .route("/v1/events", get(events::stream))
+        .route("/health", get(metrics::health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
+        .with_state(state)
+}

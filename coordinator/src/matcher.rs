@@ -1,0 +1,272 @@
+//! Matching funded jobs to providers, and lease expiry.
+//!
+//! A job needs `redundancy` distinct providers that are registered with at least the minimum stake,
+//! live (a heartbeat within the TTL), have free capacity, and ask no more than the budget allows
+//! (`pricePerFuel × fuel limit × redundancy ≤ budget`). The preferred provider goes first when it
+//! qualifies; the rest are ranked by reputation (never slashed first, then completed vs failed), then
+//! price, then free capacity. A provider runs a job at most once, so a lapsed lease goes to someone
+//! else. When nobody qualifies the job says which rule nobody met.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::time::Duration;
+
+use alloy_primitives::U256;
+use serde_json::json;
+
+use crate::AppState;
+use crate::db::{now_ms, timeline};
+
+struct Candidate {
+    address: String,
+    stake: U256,
+    price: U256,
+    free: i64,
+    completed: i64,
+    failed: i64,
+    slashed: i64,
+    region: String,
+    live: bool,
+}
+
+impl Candidate {
+    fn reputation(&self) -> f64 {
+        (self.completed as f64 + 1.0) / ((self.completed + self.failed) as f64 + 1.0)
+    }
+}
+
+/// Runs matching and expiry whenever woken, and at least every second, until the process ends.
+pub async fn run(state: AppState) {
+    loop {
+        let notified = state.wake.notified();
+        if let Err(e) = tick(&state).await {
+            tracing::warn!(error = %e, "matching failed; retrying");
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One pass: lapse expired leases, expire late jobs, match what can be matched.
+pub async fn tick(state: &AppState) -> sqlx::Result<()> {
+    let lapsed = lapse_leases(state).await?;
+    expire(state).await?;
+    let assigned = match_jobs(state).await?;
+    if lapsed + assigned > 0 {
+        state.wake.notify_waiters();
+    }
+    Ok(())
+}
+
+async fn lapse_leases(state: &AppState) -> sqlx::Result<usize> {
+    let now = now_ms();
+    let expired = sqlx::query!(
+        "SELECT id, job_id, provider FROM assignments WHERE status IN ('leased', 'sealed') AND lease_expires_at < ?",
+        now
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for a in &expired {
+        let mut tx = state.db.begin().await?;
+        let changed = sqlx::query!(
+            "UPDATE assignments SET status = 'lapsed', updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')",
+            now,
+            a.id
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query!("UPDATE jobs SET status = 'matching', updated_at = ? WHERE job_id = ? AND status = 'running'", now, a.job_id)
+                .execute(&mut *tx)
+                .await?;
+            timeline(&mut tx, &format!("job:{}", a.job_id), "coordinator", "lease_lapsed", json!({ "provider": a.provider }), None)
+                .await?;
+        }
+        tx.commit().await?;
+        state.metrics.leases_lapsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state.publish(json!({ "type": "lease_lapsed", "jobId": a.job_id, "provider": a.provider }));
+    }
+    // Nonces older than twice the clock window can never be accepted again anyway.
+    let horizon = now - 2 * state.cfg.clock_skew_ms;
+    sqlx::query!("DELETE FROM nonces WHERE used_at < ?", horizon).execute(&state.db).await?;
+    Ok(expired.len())
+}
+
+async fn expire(state: &AppState) -> sqlx::Result<()> {
+    let now = now_ms();
+    let now_s = now / 1000;
+    let late = sqlx::query!(
+        "SELECT job_id FROM jobs WHERE deadline < ? AND status IN ('awaiting_spec', 'matching', 'unmatched', 'running')",
+        now_s
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for job in late {
+        let mut tx = state.db.begin().await?;
+        sqlx::query!(
+            "UPDATE jobs SET status = 'expired', reason = 'the deadline passed before every replica reported; the buyer can reclaim', updated_at = ? WHERE job_id = ?",
+            now,
+            job.job_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("UPDATE assignments SET status = 'released', updated_at = ? WHERE job_id = ? AND status IN ('leased', 'sealed')", now, job.job_id)
+            .execute(&mut *tx)
+            .await?;
+        timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", "expired", json!({}), None).await?;
+        tx.commit().await?;
+        state.publish(json!({ "type": "expired", "jobId": job.job_id }));
+    }
+    Ok(())
+}
+
+async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
+    let live_after = now_ms() - state.cfg.heartbeat_ttl_ms;
+    let rows = sqlx::query!(
+        r#"SELECT p.address, p.stake, p.price_per_fuel, p.capacity, p.region, p.completed, p.failed, p.slashed,
+                  p.last_heartbeat,
+                  (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status IN ('leased', 'sealed'))
+                    AS "busy!: i64"
+           FROM providers p"#
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|p| Candidate {
+            stake: p.stake.parse().unwrap_or_default(),
+            price: p.price_per_fuel.parse().unwrap_or(U256::MAX),
+            free: p.capacity - p.busy,
+            completed: p.completed,
+            failed: p.failed,
+            slashed: p.slashed,
+            region: p.region,
+            live: p.last_heartbeat.is_some_and(|h| h >= live_after),
+            address: p.address,
+        })
+        .collect())
+}
+
+/// Assigns replicas to every job that needs them; returns how many were assigned.
+async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
+    let jobs = sqlx::query!(
+        r#"SELECT j.job_id, j.redundancy, j.budget, j.preferred, j.status, j.reason, s.fuel_limit, s.wall_clock_ms,
+                  (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
+                     AND a.status IN ('leased', 'sealed', 'revealed')) AS "active!: i64"
+           FROM jobs j JOIN specs s ON s.spec_hash = j.spec_hash
+           WHERE j.status IN ('matching', 'unmatched', 'running')
+           ORDER BY j.block_number, j.job_id"#
+    )
+    .fetch_all(&state.db)
+    .await?;
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let mut pool = candidates(state).await?;
+    let mut assigned_total = 0;
+    for job in jobs {
+        let need = job.redundancy - job.active;
+        let budget: U256 = job.budget.parse().unwrap_or_default();
+        let cost_factor = U256::from(job.fuel_limit as u64) * U256::from(job.redundancy as u64);
+        let taken: Vec<String> = if need > 0 {
+            sqlx::query_scalar!("SELECT provider FROM assignments WHERE job_id = ?", job.job_id).fetch_all(&state.db).await?
+        } else {
+            Vec::new()
+        };
+        let fits = |c: &Candidate| {
+            c.stake >= state.cfg.min_stake
+                && c.live
+                && c.free > 0
+                && c.price.checked_mul(cost_factor).is_some_and(|cost| cost <= budget)
+                && !taken.contains(&c.address)
+        };
+        let mut chosen: Vec<usize> = (0..pool.len()).filter(|&i| need > 0 && fits(&pool[i])).collect();
+        chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
+        chosen.truncate(need.max(0) as usize);
+
+        let now = now_ms();
+        let lease_until = now + state.cfg.lease_ms + job.wall_clock_ms;
+        let mut tx = state.db.begin().await?;
+        for &i in &chosen {
+            let provider = pool[i].address.clone();
+            sqlx::query!(
+                "INSERT INTO assignments (job_id, provider, status, lease_expires_at, created_at, updated_at)
+                 VALUES (?, ?, 'leased', ?, ?, ?)",
+                job.job_id,
+                provider,
+                lease_until,
+                now,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+            timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", "leased", json!({ "provider": provider, "leaseExpiresAt": lease_until }), None)
+                .await?;
+            pool[i].free -= 1;
+        }
+        let active = job.active + chosen.len() as i64;
+        let (status, reason) = if active >= job.redundancy {
+            ("running", None)
+        } else {
+            let why = why_unmatched(state, &pool, cost_factor, budget, &taken);
+            if active == 0 {
+                ("unmatched", Some(why))
+            } else {
+                ("matching", Some(format!("{active} of {} replicas assigned; {why}", job.redundancy)))
+            }
+        };
+        if status != job.status || reason != job.reason {
+            sqlx::query!("UPDATE jobs SET status = ?, reason = ?, updated_at = ? WHERE job_id = ?", status, reason, now, job.job_id)
+                .execute(&mut *tx)
+                .await?;
+            if status != job.status {
+                timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", status, json!({ "reason": reason }), None).await?;
+            }
+        }
+        tx.commit().await?;
+        state.metrics.leases.fetch_add(chosen.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        assigned_total += chosen.len();
+        if !chosen.is_empty() || status != job.status {
+            state.publish(json!({ "type": "job", "jobId": job.job_id, "status": status, "reason": reason }));
+        }
+    }
+    Ok(assigned_total)
+}
+
+fn rank(a: &Candidate, b: &Candidate, preferred: &str) -> CmpOrdering {
+    (b.address == preferred)
+        .cmp(&(a.address == preferred))
+        .then(a.slashed.cmp(&b.slashed))
+        .then(b.reputation().partial_cmp(&a.reputation()).unwrap_or(CmpOrdering::Equal))
+        .then(a.price.cmp(&b.price))
+        .then(b.free.cmp(&a.free))
+        .then(a.region.cmp(&b.region))
+        .then(a.address.cmp(&b.address))
+}
+
+/// The first rule no remaining provider meets, in the order a buyer can act on.
+fn why_unmatched(state: &AppState, pool: &[Candidate], cost_factor: U256, budget: U256, taken: &[String]) -> String {
+    let fresh: Vec<&Candidate> = pool.iter().filter(|c| !taken.contains(&c.address)).collect();
+    if fresh.is_empty() {
+        return "no other registered provider".into();
+    }
+    let staked: Vec<&&Candidate> = fresh.iter().filter(|c| c.stake >= state.cfg.min_stake).collect();
+    if staked.is_empty() {
+        return format!("no provider with enough stake (at least {} wei)", state.cfg.min_stake);
+    }
+    let live: Vec<&&&Candidate> = staked.iter().filter(|c| c.live).collect();
+    if live.is_empty() {
+        return format!("no live provider (no heartbeat in the last {} s)", state.cfg.heartbeat_ttl_ms / 1000);
+    }
+    let free: Vec<&&&&Candidate> = live.iter().filter(|c| c.free > 0).collect();
+    if free.is_empty() {
+        return "no provider with free capacity".into();
+    }
+    let cheapest = free.iter().map(|c| c.price.saturating_mul(cost_factor)).min().unwrap_or(U256::MAX);
+    if cheapest > budget {
+        return format!("no provider within budget: the cheapest asks {cheapest} wei for this job, the budget is {budget}");
+    }
+    "waiting for providers".into()
+}

@@ -1,0 +1,371 @@
+//! The worker API. Every request is signed ([`crate::auth`]); a worker sees and touches only its own
+//! assignments (another's is 404). The flow per replica: long-poll `assignments` → run → `seal`
+//! (commit to the result digest before anyone reveals) → `receipt` (reveal the signed receipt and the
+//! outputs already uploaded to the blob store). Every step is idempotent under retries.
+
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Signature, U256};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use qor_protocol::bindings::IJobEscrow::Receipt;
+use qor_protocol::eip712::{escrow_domain, receipt_digest, recover, seal as seal_of};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::authenticate;
+use crate::db::{now_ms, timeline};
+use crate::error::{ApiError, ApiResult};
+
+/// Longest a long poll waits.
+const MAX_WAIT_MS: u64 = 30_000;
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::field("invalid_json", if field == "." { "body".into() } else { field }, e.inner().to_string())
+    })
+}
+
+async fn touch(state: &AppState, worker: Address) -> ApiResult<()> {
+    let key = format!("{worker:#x}");
+    let now = now_ms();
+    sqlx::query!("UPDATE providers SET last_heartbeat = ? WHERE address = ?", now, key).execute(&state.db).await?;
+    Ok(())
+}
+
+/// `POST /v1/worker/register`: a registered provider's worker checks in; answers what the coordinator
+/// knows of it (from the chain) so the worker can show it.
+pub async fn register(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+    touch(&state, worker).await?;
+    let key = format!("{worker:#x}");
+    let p = sqlx::query!(
+        "SELECT stake, price_per_fuel, capacity, region, completed, failed, slashed FROM providers WHERE address = ?",
+        key
+    )
+    .fetch_one(&state.db)
+    .await?;
+    state.wake.notify_waiters();
+    Ok(Json(json!({
+        "address": key, "stake": p.stake, "pricePerFuel": p.price_per_fuel, "capacity": p.capacity, "region": p.region,
+        "completed": p.completed, "failed": p.failed, "slashed": p.slashed,
+        "chainId": state.cfg.chain_id, "escrow": state.cfg.escrow,
+    })))
+}
+
+/// `POST /v1/worker/heartbeat`.
+pub async fn heartbeat(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+    touch(&state, worker).await?;
+    state.wake.notify_waiters();
+    Ok(Json(json!({ "ok": true, "at": now_ms() })))
+}
+
+/// An assignment as the worker sees it.
+async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>> {
+    let rows = sqlx::query!(
+        "SELECT a.id, a.job_id, a.status, a.lease_expires_at, a.seal, s.spec_json, j.spec_hash
+         FROM assignments a JOIN jobs j ON j.job_id = a.job_id JOIN specs s ON s.spec_hash = j.spec_hash
+         WHERE a.provider = ? AND a.status IN ('leased', 'sealed') ORDER BY a.id",
+        worker
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|a| {
+            json!({
+                "assignment": a.id, "jobId": a.job_id, "status": a.status, "leaseExpiresAt": a.lease_expires_at,
+                "seal": a.seal, "specHash": a.spec_hash,
+                "spec": serde_json::from_str::<Value>(&a.spec_json).unwrap_or(Value::Null),
+            })
+        })
+        .collect())
+}
+
+/// `GET /v1/worker/assignments?wait_ms=N`: this worker's live assignments; waits up to N ms (at most
+/// 30 s) for one when there are none. Polling counts as a heartbeat.
+pub async fn assignments(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &[]).await?;
+    let wait_ms = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait_ms="))) {
+        Some(v) => v.parse::<u64>().map_err(|_| ApiError::field("invalid_number", "wait_ms", "`wait_ms` must be milliseconds"))?,
+        None => 0,
+    }
+    .min(MAX_WAIT_MS);
+    touch(&state, worker).await?;
+    state.wake.notify_waiters(); // a live worker may make a waiting job matchable
+    let key = format!("{worker:#x}");
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        let notified = state.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let found = own_assignments(&state, &key).await?;
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(json!({ "assignments": found })));
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+struct Owned {
+    job_id: String,
+    status: String,
+    seal: Option<String>,
+}
+
+/// The assignment `id` if it belongs to `worker`; 404 otherwise, whoever's it is.
+async fn owned(state: &AppState, id: i64, worker: &str) -> ApiResult<Owned> {
+    let row = sqlx::query!("SELECT job_id, status, seal FROM assignments WHERE id = ? AND provider = ?", id, worker)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no assignment {id} for {worker}")))?;
+    Ok(Owned { job_id: row.job_id, status: row.status, seal: row.seal })
+}
+
+/// Body of `seal`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealBody {
+    /// `keccak256(abi.encode(worker, jobId, resultDigest))`.
+    pub seal: B256,
+}
+
+/// `POST /v1/worker/assignments/{id}/seal`: commits to a result before any replica reveals.
+pub async fn seal(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let SealBody { seal } = parse_json(&body)?;
+    let key = format!("{worker:#x}");
+    let seal_hex = format!("{seal:#x}");
+    let a = owned(&state, id, &key).await?;
+    match (a.status.as_str(), a.seal.as_deref()) {
+        ("leased", _) => {}
+        ("sealed" | "revealed", Some(existing)) if existing == seal_hex => {
+            return Ok(Json(json!({ "assignment": id, "status": a.status })));
+        }
+        ("sealed" | "revealed", _) => {
+            return Err(ApiError::conflict("seal_conflict", format!("assignment {id} is already sealed with another seal")));
+        }
+        (other, _) => return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} is {other}; it cannot be sealed"))),
+    }
+    let now = now_ms();
+    let mut tx = state.db.begin().await?;
+    let changed = sqlx::query!(
+        "UPDATE assignments SET status = 'sealed', seal = ?, updated_at = ? WHERE id = ? AND status = 'leased'",
+        seal_hex,
+        now,
+        id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} changed; retry")));
+    }
+    timeline(&mut tx, &format!("job:{}", a.job_id), &format!("worker:{key}"), "sealed", json!({ "seal": seal_hex }), None).await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "sealed", "jobId": a.job_id, "worker": key }));
+    Ok(Json(json!({ "assignment": id, "status": "sealed" })))
+}
+
+/// An output file of a receipt: its path under /out and the keccak of its bytes (uploaded as a blob).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFile {
+    /// Path relative to /out, `/`-separated.
+    pub path: String,
+    /// keccak256 of the file.
+    pub hash: B256,
+}
+
+/// A receipt as JSON (the EIP-712 `Receipt` fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReceiptJson {
+    /// On-chain job id.
+    pub job_id: U256,
+    /// The worker's address.
+    pub worker: Address,
+    /// keccak over exit code, stdout and /out.
+    pub result_digest: B256,
+    /// keccak256 of stdout.
+    pub stdout_hash: B256,
+    /// Exit code.
+    pub exit_code: u32,
+    /// Fuel used.
+    pub fuel_used: u64,
+}
+
+/// Body of `receipt`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptBody {
+    /// The receipt.
+    pub receipt: ReceiptJson,
+    /// EIP-712 signature of the receipt under the escrow's domain.
+    pub signature: Signature,
+    /// Files under /out, uploaded to the blob store first.
+    #[serde(default)]
+    pub outputs: Vec<OutputFile>,
+}
+
+/// `POST /v1/worker/assignments/{id}/receipt`: reveals the signed receipt matching the seal.
+pub async fn receipt(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let ReceiptBody { receipt: r, signature, outputs } = parse_json(&body)?;
+    let key = format!("{worker:#x}");
+    let a = owned(&state, id, &key).await?;
+    if r.job_id.to_string() != a.job_id {
+        return Err(ApiError::field("wrong_job", "receipt.jobId", format!("assignment {id} is job {}", a.job_id)));
+    }
+    if r.worker != worker {
+        return Err(ApiError::field("wrong_worker", "receipt.worker", format!("the request is signed by {worker}")));
+    }
+    let sol = Receipt {
+        jobId: r.job_id,
+        worker: r.worker,
+        resultDigest: r.result_digest,
+        stdoutHash: r.stdout_hash,
+        exitCode: r.exit_code,
+        fuelUsed: r.fuel_used,
+    };
+    let digest = receipt_digest(&sol, &escrow_domain(state.cfg.chain_id, state.cfg.escrow));
+    match recover(&digest, &signature) {
+        Ok(signer) if signer == worker => {}
+        Ok(signer) => {
+            return Err(ApiError::field(
+                "bad_receipt_signature",
+                "signature",
+                format!("the receipt is signed by {signer}, not {worker} (domain: chain {}, escrow {})", state.cfg.chain_id, state.cfg.escrow),
+            ));
+        }
+        Err(e) => return Err(ApiError::field("bad_receipt_signature", "signature", e.to_string())),
+    }
+    let expected_seal = format!("{:#x}", seal_of(worker, r.job_id, r.result_digest));
+    match (a.status.as_str(), a.seal.as_deref()) {
+        ("leased", _) => return Err(ApiError::conflict("seal_first", format!("seal assignment {id} before revealing"))),
+        ("sealed" | "revealed", Some(s)) if s == expected_seal => {}
+        ("sealed" | "revealed", _) => {
+            return Err(ApiError::conflict("seal_mismatch", "the receipt does not open the seal this worker committed to"));
+        }
+        (other, _) => return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} is {other}"))),
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        if o.path.is_empty() || o.path.starts_with('/') || o.path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err(ApiError::field("invalid_path", format!("outputs[{i}].path"), "a relative path under /out without `.` or `..`"));
+        }
+        if !state.blobs.contains(&o.hash) {
+            return Err(ApiError::field("missing_blob", format!("outputs[{i}].hash"), format!("upload `{}` first", o.path)));
+        }
+    }
+    let (digest_hex, stdout_hex, sig_hex) = (format!("{:#x}", r.result_digest), format!("{:#x}", r.stdout_hash), alloy_primitives::hex::encode_prefixed(signature.as_bytes()));
+    let outputs_json = serde_json::to_string(&outputs).map_err(ApiError::internal)?;
+    let (exit, fuel, now) = (i64::from(r.exit_code), r.fuel_used as i64, now_ms());
+
+    let mut tx = state.db.begin().await?;
+    let inserted = sqlx::query!(
+        "INSERT OR IGNORE INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        a.job_id, key, digest_hex, stdout_hex, exit, fuel, sig_hex, outputs_json, now
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !inserted {
+        let existing = sqlx::query!("SELECT result_digest, outputs FROM receipts WHERE job_id = ? AND worker = ?", a.job_id, key)
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing.result_digest != digest_hex || existing.outputs != outputs_json {
+            return Err(ApiError::conflict("receipt_conflict", "a different receipt for this job and worker is already stored"));
+        }
+        return Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": true })));
+    }
+    sqlx::query!("UPDATE assignments SET status = 'revealed', updated_at = ? WHERE id = ?", now, id).execute(&mut *tx).await?;
+    timeline(
+        &mut tx,
+        &format!("job:{}", a.job_id),
+        &format!("worker:{key}"),
+        "revealed",
+        json!({ "resultDigest": digest_hex, "exitCode": exit, "fuelUsed": fuel }),
+        None,
+    )
+    .await?;
+    let job = sqlx::query!(
+        r#"SELECT j.redundancy, (SELECT COUNT(*) FROM receipts r WHERE r.job_id = j.job_id) AS "revealed!: i64"
+           FROM jobs j WHERE j.job_id = ?"#,
+        a.job_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let complete = job.revealed >= job.redundancy;
+    if complete {
+        sqlx::query!("UPDATE jobs SET status = 'completed', reason = NULL, updated_at = ? WHERE job_id = ?", now, a.job_id)
+            .execute(&mut *tx)
+            .await?;
+        timeline(&mut tx, &format!("job:{}", a.job_id), "coordinator", "receipts_complete", json!({ "receipts": job.revealed }), None)
+            .await?;
+    }
+    tx.commit().await?;
+    state.metrics.receipts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.publish(json!({ "type": "revealed", "jobId": a.job_id, "worker": key, "complete": complete }));
+    Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": false })))
+}
+
+/// `POST /v1/worker/assignments/{id}/release`: gives a lease back (shutting down, say) so the job goes
+/// to another provider at once rather than when the lease lapses.
+pub async fn release(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let key = format!("{worker:#x}");
+    let a = owned(&state, id, &key).await?;
+    if a.status == "released" {
+        return Ok(Json(json!({ "assignment": id, "status": "released" })));
+    }
+    if !matches!(a.status.as_str(), "leased" | "sealed") {
+        return Err(ApiError::conflict("not_releasable", format!("assignment {id} is {}", a.status)));
+    }
+    let now = now_ms();
+    let mut tx = state.db.begin().await?;
+    sqlx::query!("UPDATE assignments SET status = 'released', updated_at = ? WHERE id = ?", now, id).execute(&mut *tx).await?;
+    sqlx::query!(
+        "UPDATE jobs SET status = 'matching', updated_at = ? WHERE job_id = ? AND status IN ('running', 'matching', 'unmatched')",
+        now,
+        a.job_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    timeline(&mut tx, &format!("job:{}", a.job_id), &format!("worker:{key}"), "released", json!({ "assignment": id }), None).await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "released", "jobId": a.job_id, "worker": key }));
+    state.wake.notify_waiters();
+    Ok(Json(json!({ "assignment": id, "status": "released" })))
+}
