@@ -217,8 +217,8 @@ pub struct ReceiptJson {
 pub struct ReceiptBody {
     /// The receipt.
     pub receipt: ReceiptJson,
-    /// EIP-712 signature of the receipt under the escrow's domain.
-    pub signature: Signature,
+    /// EIP-712 signature of the receipt under the escrow's domain, 0x-hex `r ‖ s ‖ v`.
+    pub signature: String,
     /// Files under /out, uploaded to the blob store first.
     #[serde(default)]
     pub outputs: Vec<OutputFile>,
@@ -235,6 +235,9 @@ pub async fn receipt(
 ) -> ApiResult<Json<Value>> {
     let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
     let ReceiptBody { receipt: r, signature, outputs } = parse_json(&body)?;
+    let signature: Signature = signature
+        .parse()
+        .map_err(|_| ApiError::field("bad_receipt_signature", "signature", "`signature` must be 65 bytes of 0x-hex"))?;
     let key = format!("{worker:#x}");
     let a = owned(&state, id, &key).await?;
     if r.job_id.to_string() != a.job_id {

@@ -1,0 +1,233 @@
+//! The worker flow in process: match → lease → seal → reveal, idempotent retries, other workers'
+//! assignments, unmatched jobs that say why, lapsed leases, and a restart mid-job.
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use axum::http::StatusCode;
+use qor_coordinator::matcher;
+use qor_protocol::bindings::IJobEscrow::Receipt;
+use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use serde_json::{Value, json};
+
+use crate::common::{CHAIN_ID, ESCROW, Harness, config, signed, signer};
+
+const ETHER: u64 = 1_000_000_000_000_000_000;
+
+async fn poll(h: &Harness, worker: &Signer, wait_ms: u64) -> Vec<Value> {
+    let (status, body) = h.json(signed("GET", &format!("/v1/worker/assignments?wait_ms={wait_ms}"), vec![], worker)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["assignments"].as_array().unwrap().clone()
+}
+
+async fn heartbeat(h: &Harness, worker: &Signer) {
+    let (status, body) = h.json(signed("POST", "/v1/worker/heartbeat", b"{}".to_vec(), worker)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn receipt_body(worker: &Signer, job_id: u64, digest: B256) -> Vec<u8> {
+    let receipt = Receipt {
+        jobId: U256::from(job_id),
+        worker: worker.address(),
+        resultDigest: digest,
+        stdoutHash: keccak256(b"out"),
+        exitCode: 0,
+        fuelUsed: 1234,
+    };
+    let signature = worker.sign_receipt(&receipt, &escrow_domain(CHAIN_ID, ESCROW)).unwrap();
+    serde_json::to_vec(&json!({
+        "receipt": { "jobId": job_id.to_string(), "worker": worker.address(), "resultDigest": digest,
+                     "stdoutHash": keccak256(b"out"), "exitCode": 0, "fuelUsed": 1234 },
+        "signature": alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
+        "outputs": [],
+    }))
+    .unwrap()
+}
+
+async fn seal_and_reveal(h: &Harness, worker: &Signer, assignment: i64, job_id: u64, digest: B256) -> (StatusCode, Value) {
+    let s = seal(worker.address(), U256::from(job_id), digest);
+    let path = format!("/v1/worker/assignments/{assignment}/seal");
+    let (status, body) = h.json(signed("POST", &path, serde_json::to_vec(&json!({ "seal": s })).unwrap(), worker)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/v1/worker/assignments/{assignment}/receipt");
+    h.json(signed("POST", &path, receipt_body(worker, job_id, digest), worker)).await
+}
+
+#[tokio::test]
+async fn a_funded_job_is_leased_sealed_and_revealed_by_its_replicas() {
+    let h = Harness::new().await;
+    let (cheap, dear, preferred, asleep) = (signer(1), signer(2), signer(3), signer(4));
+    let stake = U256::from(ETHER);
+    h.add_provider(&cheap, 1, 4, stake).await;
+    h.add_provider(&dear, 1_000_000, 4, stake).await; // over budget
+    h.add_provider(&preferred, 5, 4, stake).await;
+    h.add_provider(&asleep, 1, 4, stake).await; // never heartbeats
+    for w in [&cheap, &dear, &preferred] {
+        heartbeat(&h, w).await;
+    }
+    let (_, spec_hash) = h.put_spec(b"module-bytes", 2, 1_000_000).await;
+    // Budget 1e13: 1 × 1e6 × 2 and 5 × 1e6 × 2 fit; 1e6 × 1e6 × 2 does not.
+    h.add_job(7, spec_hash, 2, U256::from(10_000_000_000_000u64), preferred.address()).await;
+    matcher::tick(&h.state).await.unwrap();
+
+    let (_, job) = h.get("/v1/jobs/7").await;
+    assert_eq!(job["status"], "running", "{job}");
+    let leased: Vec<&str> = job["replicas"].as_array().unwrap().iter().map(|r| r["provider"].as_str().unwrap()).collect();
+    assert_eq!(leased, [format!("{:#x}", preferred.address()), format!("{:#x}", cheap.address())], "preferred first");
+
+    let mine = poll(&h, &preferred, 0).await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["jobId"], "7");
+    assert_eq!(mine[0]["spec"]["module"], format!("{:#x}", keccak256(b"module-bytes")));
+    assert!(poll(&h, &dear, 0).await.is_empty(), "an unchosen worker sees nothing");
+    let assignment = mine[0]["assignment"].as_i64().unwrap();
+
+    // Another worker cannot touch it: 404, as if it did not exist.
+    let path = format!("/v1/worker/assignments/{assignment}/seal");
+    let (status, _) = h.json(signed("POST", &path, serde_json::to_vec(&json!({ "seal": B256::ZERO })).unwrap(), &cheap)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Revealing before sealing is refused.
+    let digest = keccak256(b"the result");
+    let path = format!("/v1/worker/assignments/{assignment}/receipt");
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, digest), &preferred)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("seal_first")));
+
+    let (status, body) = seal_and_reveal(&h, &preferred, assignment, 7, digest).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
+    // The same receipt again (a retry): one receipt.
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, digest), &preferred)).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
+    // A receipt that does not open the seal.
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, keccak256(b"other")), &preferred)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("seal_mismatch")));
+    // A receipt signed under another escrow's domain.
+    let mut wrong_domain: Value = serde_json::from_slice(&receipt_body(&preferred, 7, digest)).unwrap();
+    let r = Receipt { jobId: U256::from(7), worker: preferred.address(), resultDigest: digest, stdoutHash: keccak256(b"out"), exitCode: 0, fuelUsed: 1234 };
+    let sig = preferred.sign_receipt(&r, &escrow_domain(CHAIN_ID, Address::repeat_byte(1))).unwrap();
+    wrong_domain["signature"] = json!(alloy_primitives::hex::encode_prefixed(sig.as_bytes()));
+    let (status, body) = h.json(signed("POST", &path, serde_json::to_vec(&wrong_domain).unwrap(), &preferred)).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("signature")), "{body}");
+
+    let (_, job) = h.get("/v1/jobs/7").await;
+    assert_eq!(job["status"], "running");
+    let theirs = poll(&h, &cheap, 0).await;
+    let (status, _) = seal_and_reveal(&h, &cheap, theirs[0]["assignment"].as_i64().unwrap(), 7, digest).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, job) = h.get("/v1/jobs/7").await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["receipts"].as_array().unwrap().len(), 2);
+    let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["leased", "leased", "running", "sealed", "revealed", "sealed", "revealed", "receipts_complete"]);
+}
+
+async fn reason(h: &Harness) -> (String, String) {
+    matcher::tick(&h.state).await.unwrap();
+    let (_, job) = h.get("/v1/jobs/1").await;
+    (job["status"].as_str().unwrap().to_string(), job["reason"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn a_job_nobody_can_take_says_why() {
+    let h = Harness::new().await;
+    let (_, spec_hash) = h.put_spec(b"m", 1, 1_000_000).await;
+    h.add_job(1, spec_hash, 1, U256::from(1_000_000u64), Address::ZERO).await;
+    assert_eq!(reason(&h).await, ("unmatched".into(), "no other registered provider".into()));
+    let w = signer(9);
+    h.add_provider(&w, 10, 1, U256::ZERO).await;
+    assert!(reason(&h).await.1.contains("enough stake"));
+    sqlx::query("UPDATE providers SET stake = '1000'").execute(&h.state.db).await.unwrap();
+    assert!(reason(&h).await.1.contains("no live provider"));
+    heartbeat(&h, &w).await;
+    let (status, why) = reason(&h).await;
+    assert_eq!(status, "unmatched");
+    assert!(why.contains("within budget") && why.contains("10000000 wei"), "{why}");
+    sqlx::query("UPDATE providers SET price_per_fuel = '1'").execute(&h.state.db).await.unwrap();
+    assert_eq!(reason(&h).await, ("running".into(), String::new()));
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_goes_to_another_provider_and_a_released_one_at_once() {
+    let mut cfg = config();
+    cfg.lease_ms = -9_950; // spec wall clock 10 s: leases last 50 ms
+    let h = Harness::with_config(cfg).await;
+    let (a, b, c) = (signer(1), signer(2), signer(3));
+    for w in [&a, &b, &c] {
+        h.add_provider(w, 1, 1, U256::from(ETHER)).await;
+        heartbeat(&h, w).await;
+    }
+    let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
+    h.add_job(3, spec_hash, 1, U256::from(ETHER), a.address()).await;
+    matcher::tick(&h.state).await.unwrap();
+    assert_eq!(poll(&h, &a, 0).await.len(), 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    matcher::tick(&h.state).await.unwrap();
+    assert!(poll(&h, &a, 0).await.is_empty(), "the lapsed lease is gone");
+    let (on_b, on_c) = (poll(&h, &b, 0).await, poll(&h, &c, 0).await);
+    assert_eq!(on_b.len() + on_c.len(), 1, "re-assigned to exactly one other provider");
+    let (next, holder, other) = if on_b.is_empty() { (on_c, &c, &b) } else { (on_b, &b, &c) };
+    let (_, job) = h.get("/v1/jobs/3").await;
+    let statuses: Vec<&str> = job["replicas"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["lapsed", "leased"]);
+
+    // Released at once (say, on SIGTERM): the last provider gets it on the next pass.
+    let path = format!("/v1/worker/assignments/{}/release", next[0]["assignment"]);
+    let (status, _) = h.json(signed("POST", &path, b"{}".to_vec(), holder)).await;
+    assert_eq!(status, StatusCode::OK);
+    matcher::tick(&h.state).await.unwrap();
+    assert_eq!(poll(&h, other, 0).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_when_work_arrives() {
+    let h = Harness::new().await;
+    let w = signer(5);
+    h.add_provider(&w, 1, 1, U256::from(ETHER)).await;
+    heartbeat(&h, &w).await;
+    let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
+    let state = h.state.clone();
+    let matcher_task = tokio::spawn(matcher::run(state));
+    let start = std::time::Instant::now();
+    let (found, ()) = tokio::join!(poll(&h, &w, 20_000), async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        h.add_job(11, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
+        h.state.wake.notify_waiters();
+    });
+    matcher_task.abort();
+    assert_eq!(found.len(), 1);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "woken, not timed out: {:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn a_restart_mid_job_loses_and_duplicates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = signer(6);
+    let digest = keccak256(b"r");
+    let assignment = {
+        let h = Harness::open(tmp.path().to_path_buf(), config()).await;
+        h.add_provider(&w, 1, 2, U256::from(ETHER)).await;
+        heartbeat(&h, &w).await;
+        let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
+        h.add_job(21, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
+        matcher::tick(&h.state).await.unwrap();
+        let mine = poll(&h, &w, 0).await;
+        let id = mine[0]["assignment"].as_i64().unwrap();
+        let path = format!("/v1/worker/assignments/{id}/seal");
+        let s = seal(w.address(), U256::from(21), digest);
+        let (status, _) = h.json(signed("POST", &path, serde_json::to_vec(&json!({ "seal": s })).unwrap(), &w)).await;
+        assert_eq!(status, StatusCode::OK);
+        h.state.db.close().await;
+        id
+    };
+    // The coordinator comes back on the same files.
+    let h = Harness::open(tmp.path().to_path_buf(), config()).await;
+    matcher::tick(&h.state).await.unwrap();
+    let mine = poll(&h, &w, 0).await;
+    assert_eq!(mine.len(), 1, "the sealed assignment survived, and no second lease was made");
+    assert_eq!((mine[0]["assignment"].as_i64(), mine[0]["status"].as_str()), (Some(assignment), Some("sealed")));
+    let path = format!("/v1/worker/assignments/{assignment}/receipt");
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&w, 21, digest), &w)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, job) = h.get("/v1/jobs/21").await;
+    assert_eq!((job["status"].as_str(), job["replicas"].as_array().unwrap().len()), (Some("completed"), 1));
+}
