@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every QOR test on a fresh machine: installs the pinned toolchain, builds the example WebAssembly
-# jobs, then the Rust workspace tests (protocol, sandbox),
-# the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
-# the local-chain script tests against anvil.
+# jobs, then the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
+# the Rust workspace tests (protocol, sandbox, coordinator against anvil) and the local-chain script
+# tests against anvil.
 set -euo pipefail
 cd "$(dirname "$0")"
 root="$PWD"
@@ -21,11 +21,12 @@ rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add was
 cargo build --release --locked --target wasm32-wasip1 --manifest-path examples/jobs/Cargo.toml \
   --target-dir "$root/examples/jobs/target"
 
-echo "== cargo test (workspace)"
-cargo test --workspace --locked
-
+# Contracts first: the coordinator's chain tests deploy them to anvil with the compiled artifacts.
 echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
+
+echo "== cargo test (workspace)"
+cargo test --workspace --locked
 
 # The benchmarks are not tests, but running them keeps every figure the README quotes reproducible.
 echo "== gas benchmarks"

@@ -3,6 +3,7 @@
 //! restarts) and against a real anvil with the contracts deployed (funding, reorgs, restarts).
 
 
+mod anvil;
 mod api;
 mod common;
 mod flow;

@@ -1,0 +1,293 @@
+//! Against a real anvil with the contracts deployed by anvil/deploy.sh: a provider registers and a
+//! buyer funds a job on chain; the coordinator sees both, matches, leases, takes the sealed and
+//! revealed receipt; then a reorg replaces a job it had applied, and a restarted watcher resumes
+//! without applying any event twice.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::http::reqwest;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::SolCall;
+use qor_coordinator::chain::WatchConfig;
+use qor_coordinator::{AppState, Config, chain, db, matcher, router};
+use qor_protocol::auth::sign_request;
+use qor_protocol::bindings::IJobEscrow::{self, Receipt};
+use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
+use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use qor_protocol::spec::{JobSpec, Limits};
+use serde_json::{Value, json};
+
+/// anvil's well-known accounts 2 (the provider) and 3 (the buyer).
+const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+const BUYER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+const ETHER: u64 = 1_000_000_000_000_000_000;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Anvil {
+    child: Child,
+    url: String,
+    deployment: PathBuf,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.deployment);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// anvil on a free port with the contracts deployed (anvil/deploy.sh, the same script as the devnet).
+fn start_anvil() -> (Anvil, Value) {
+    let port = free_port();
+    let bin = root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    let child = Command::new(&bin)
+        .args(["--port", &port.to_string(), "--silent"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (run `npm ci` first; ./test.sh does)", bin.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    let prefix = format!("it-{port}-");
+    let anvil = Anvil { child, url: url.clone(), deployment: root().join(format!("anvil/deployments/{prefix}31337.json")) };
+    let out = Command::new(root().join("anvil/deploy.sh")).args(["--rpc-url", &url, "--name-prefix", &prefix]).output().unwrap();
+    assert!(out.status.success(), "deploy failed: {}", String::from_utf8_lossy(&out.stderr));
+    let deployment: Value = serde_json::from_slice(&std::fs::read(&anvil.deployment).unwrap()).unwrap();
+    (anvil, deployment)
+}
+
+fn address(d: &Value, key: &str) -> Address {
+    d[key].as_str().unwrap().parse().unwrap()
+}
+
+struct Coordinator {
+    state: AppState,
+    base: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Coordinator {
+    async fn start(dir: &std::path::Path, deployment: &Value, rpc: &str) -> Self {
+        let cfg = Config::new(31337, address(deployment, "jobEscrow"), address(deployment, "providerRegistry"));
+        let pool = db::open(dir.join("c.db").to_str().unwrap()).await.unwrap();
+        let state = AppState::new(pool, &dir.join("data"), cfg).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(state.clone());
+        let watch = WatchConfig {
+            rpc_url: rpc.into(),
+            confirmations: 0,
+            start_block: deployment["deployBlock"].as_u64().unwrap(),
+            batch_blocks: 100,
+            poll_interval: Duration::from_millis(50),
+        };
+        let tasks = vec![
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+            tokio::spawn(chain::run(state.clone(), watch)),
+            tokio::spawn(matcher::run(state.clone())),
+        ];
+        Self { state, base, tasks }
+    }
+
+    fn stop(self) -> AppState {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.state
+    }
+}
+
+async fn wait_for<F: AsyncFn() -> Option<T>, T>(what: &str, f: F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn worker_call(http: &reqwest::Client, base: &str, worker: &Signer, method: &str, path: &str, body: Value) -> Value {
+    let bytes = if method == "GET" { vec![] } else { serde_json::to_vec(&body).unwrap() };
+    let nonce = format!("{}", rand_nonce());
+    let mut request = http.request(method.parse().unwrap(), format!("{base}{path}")).body(bytes.clone());
+    for (k, v) in sign_request(worker, method, path, db::now_ms() as u64, &nonce, &bytes).unwrap() {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let value: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {value}");
+    value
+}
+
+fn rand_nonce() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
+    let _ = tracing_subscriber::fmt().with_env_filter("qor_coordinator=debug").with_test_writer().try_init();
+    let (anvil, deployment) = start_anvil();
+    let (escrow, registry) = (address(&deployment, "jobEscrow"), address(&deployment, "providerRegistry"));
+    let tmp = tempfile::tempdir().unwrap();
+    let coordinator = Coordinator::start(tmp.path(), &deployment, &anvil.url).await;
+    let base = coordinator.base.clone();
+    let http = reqwest::Client::new();
+
+    let provider_key: PrivateKeySigner = PROVIDER_KEY.parse().unwrap();
+    let buyer_key: PrivateKeySigner = BUYER_KEY.parse().unwrap();
+    let worker = Signer::from_bytes(&PROVIDER_KEY.parse::<B256>().unwrap()).unwrap();
+    let url = anvil.url.parse().unwrap();
+    let as_provider = ProviderBuilder::new().wallet(EthereumWallet::from(provider_key)).connect_http(url);
+    let as_buyer = ProviderBuilder::new().wallet(EthereumWallet::from(buyer_key.clone())).connect_http(anvil.url.parse().unwrap());
+
+    // The provider registers on chain; the coordinator learns of it from the event.
+    let register = IProviderRegistry::registerCall {
+        metadata: ProviderMetadata { pricePerFuel: 1, capacity: 2, region: "local".into() },
+    };
+    let tx = TransactionRequest::default().with_to(registry).with_input(register.abi_encode()).with_value(U256::from(ETHER));
+    assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
+    let me = format!("{:#x}", worker.address());
+    wait_for("the provider to appear", async || {
+        let providers = get(&http, format!("{base}/v1/providers")).await;
+        providers["providers"].as_array().unwrap().iter().any(|p| p["address"] == me.as_str()).then_some(())
+    })
+    .await;
+    worker_call(&http, &base, &worker, "POST", "/v1/worker/register", json!({})).await;
+
+    // The buyer uploads a module and a spec, then funds a job for it.
+    let module = b"\0asm\x01\0\0\0 pretend module".to_vec();
+    let module_hash = keccak256(&module);
+    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    let spec = |arg: &str| JobSpec {
+        version: 1,
+        module: module_hash,
+        entry: "_start".into(),
+        args: vec![arg.into()],
+        env: Default::default(),
+        inputs: vec![],
+        limits: Limits { fuel: 1_000_000, memory_bytes: 1 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        redundancy: 1,
+    };
+    let post_spec = async |s: &JobSpec| {
+        http.post(format!("{base}/v1/specs")).body(s.canonical_json()).send().await.unwrap().error_for_status().unwrap();
+    };
+    let fund = async |spec_hash: B256| {
+        let deadline = (db::now_ms() / 1000 + 3600) as u64;
+        let call = IJobEscrow::createComputeJobCall {
+            specHash: spec_hash,
+            redundancy: 1,
+            token: Address::ZERO,
+            budget: U256::from(ETHER / 100),
+            deadline,
+            preferredProvider: Address::ZERO,
+        };
+        // The nonce is read from the chain each time: the reorg below rewinds it.
+        let nonce = as_buyer.get_transaction_count(buyer_key.address()).await.unwrap();
+        let tx = TransactionRequest::default()
+            .with_to(escrow)
+            .with_input(call.abi_encode())
+            .with_value(U256::from(ETHER / 100))
+            .with_nonce(nonce);
+        // Receipts are polled by hash: alloy's block watcher would not see a block height again after
+        // the reorg below rewinds the chain.
+        let hash = *as_buyer.send_transaction(tx).await.unwrap().tx_hash();
+        let receipt = wait_for("the funding receipt", async || as_buyer.get_transaction_receipt(hash).await.unwrap()).await;
+        assert!(receipt.status());
+    };
+    let first = spec("one");
+    post_spec(&first).await;
+    fund(first.spec_hash()).await;
+
+    let job = wait_for("job 1 to be leased", async || {
+        let job = get(&http, format!("{base}/v1/jobs/1")).await;
+        (job["status"] == "running").then_some(job)
+    })
+    .await;
+    assert_eq!(job["specHash"], format!("{:#x}", first.spec_hash()));
+    assert_eq!(job["buyer"], format!("{:#x}", buyer_key.address()));
+    assert_eq!(job["timeline"][0]["kind"], "funded");
+    assert!(job["timeline"][0]["block"].as_i64().unwrap() > 0);
+
+    // The worker takes it, seals and reveals.
+    let polled = worker_call(&http, &base, &worker, "GET", "/v1/worker/assignments?wait_ms=5000", json!(null)).await;
+    let assignment = polled["assignments"][0]["assignment"].as_i64().unwrap();
+    let digest = keccak256(b"result");
+    let s = seal(worker.address(), U256::from(1), digest);
+    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/seal"), json!({ "seal": s })).await;
+    let receipt = Receipt { jobId: U256::from(1), worker: worker.address(), resultDigest: digest, stdoutHash: keccak256(b""), exitCode: 0, fuelUsed: 99 };
+    let signature = worker.sign_receipt(&receipt, &escrow_domain(31337, escrow)).unwrap();
+    let body = json!({
+        "receipt": { "jobId": "1", "worker": worker.address(), "resultDigest": digest, "stdoutHash": keccak256(b""), "exitCode": 0, "fuelUsed": 99 },
+        "signature": alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
+    });
+    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/receipt"), body).await;
+    let job = get(&http, format!("{base}/v1/jobs/1")).await;
+    assert_eq!(job["status"], "completed", "{job}");
+
+    // A reorg: job 2 is funded for spec "two", seen, then the chain drops that block and job 2 is
+    // funded again for spec "three" in a block at the same height.
+    let snapshot: U256 = as_buyer.raw_request("evm_snapshot".into(), ()).await.unwrap();
+    let (two, three) = (spec("two"), spec("three"));
+    post_spec(&two).await;
+    post_spec(&three).await;
+    fund(two.spec_hash()).await;
+    wait_for("job 2 (spec two)", async || {
+        let job = get(&http, format!("{base}/v1/jobs/2")).await;
+        (job["specHash"] == format!("{:#x}", two.spec_hash()).as_str()).then_some(())
+    })
+    .await;
+    let reverted: bool = as_buyer.raw_request("evm_revert".into(), (snapshot,)).await.unwrap();
+    assert!(reverted);
+    fund(three.spec_hash()).await;
+    let job = wait_for("job 2 to become spec three", async || {
+        let job = get(&http, format!("{base}/v1/jobs/2")).await;
+        (job["specHash"] == format!("{:#x}", three.spec_hash()).as_str()).then_some(job)
+    })
+    .await;
+    let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"reorged_out"), "{kinds:?}");
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("qor_chain_reorgs_total 0"), "{metrics}");
+    let (_, spec_two) = (0, get(&http, format!("{base}/v1/specs/{:#x}", two.spec_hash())).await);
+    assert_eq!(spec_two["status"], "awaiting_funding", "its funding is gone with the reorg");
+
+    // Restart: the watcher resumes from its cursor; nothing is applied twice.
+    let state = coordinator.stop();
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_events").fetch_one(&state.db).await.unwrap();
+    state.db.close().await;
+    let coordinator = Coordinator::start(tmp.path(), &deployment, &anvil.url).await;
+    let base = coordinator.base.clone();
+    let four = spec("four");
+    http.post(format!("{base}/v1/specs")).body(four.canonical_json()).send().await.unwrap().error_for_status().unwrap();
+    fund(four.spec_hash()).await;
+    wait_for("job 3 after the restart", async || {
+        let job = get(&http, format!("{base}/v1/jobs/3")).await;
+        (job["specHash"] == format!("{:#x}", four.spec_hash()).as_str()).then_some(())
+    })
+    .await;
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_events").fetch_one(&coordinator.state.db).await.unwrap();
+    assert_eq!(after, events + 1, "exactly the one new event");
+    let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&coordinator.state.db).await.unwrap();
+    assert_eq!(jobs, 3);
+    coordinator.stop();
+}
