@@ -34,6 +34,7 @@ bench/gas.sh
 echo "== merkle and sandbox benchmarks"
 cargo run --release --locked -q -p qor-bench --bin merkle
 cargo run --release --locked -q -p qor-bench --bin sandbox
+cargo run --release --locked -q -p qor-bench --bin coordinator
 
 echo "== anvil scripts"
 anvil/test.sh

@@ -34,11 +34,21 @@ impl Candidate {
     }
 }
 
-/// Runs matching and expiry whenever woken, and at least every second, until the process ends.
+/// Runs matching whenever woken (a job funded, a slot freed, a worker checked in), and at least every
+/// second; lease expiry and housekeeping run at most once a second, so a busy market does not spend
+/// its database on them.
 pub async fn run(state: AppState) {
+    let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(2);
     loop {
+        // Registered before the pass, so a wake-up during it is not lost.
         let notified = state.wake.notified();
-        if let Err(e) = tick(&state).await {
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let housekeeping = last_housekeeping.elapsed() >= Duration::from_secs(1);
+        if housekeeping {
+            last_housekeeping = std::time::Instant::now();
+        }
+        if let Err(e) = pass(&state, housekeeping).await {
             tracing::warn!(error = %e, "matching failed; retrying");
         }
         tokio::select! {
@@ -48,10 +58,19 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One pass: lapse expired leases, expire late jobs, match what can be matched.
+/// One full pass: lapse expired leases, expire late jobs, match what can be matched.
 pub async fn tick(state: &AppState) -> sqlx::Result<()> {
-    let lapsed = lapse_leases(state).await?;
-    expire(state).await?;
+    pass(state, true).await
+}
+
+async fn pass(state: &AppState, housekeeping: bool) -> sqlx::Result<()> {
+    let lapsed = if housekeeping {
+        let lapsed = lapse_leases(state).await?;
+        expire(state).await?;
+        lapsed
+    } else {
+        0
+    };
     let assigned = match_jobs(state).await?;
     if lapsed + assigned > 0 {
         state.wake.notify_waiters();
@@ -149,46 +168,69 @@ async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
         .collect())
 }
 
-/// Assigns replicas to every job that needs them; returns how many were assigned.
+/// Jobs read per page of a matching pass.
+const PAGE: i64 = 256;
+
+/// Assigns replicas to jobs that need them, oldest first, in one transaction; returns how many were
+/// assigned. A pass stops reading jobs once no provider has a free slot: the rest wait (and say so)
+/// until a slot frees, so a pass costs what it can assign, not the length of the queue.
 async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
+    let mut pool = candidates(state).await?;
+    let mut assigned_total = 0;
+    let mut updates = Vec::new();
+    let now = now_ms();
+    let mut tx = state.db.begin().await?;
+    let mut offset = 0i64;
+    let mut stopped_early = false;
+    'pages: loop {
     let jobs = sqlx::query!(
         r#"SELECT j.job_id, j.redundancy, j.budget, j.preferred, j.status, j.reason, s.fuel_limit, s.wall_clock_ms,
                   (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
                      AND a.status IN ('leased', 'sealed', 'revealed')) AS "active!: i64"
            FROM jobs j JOIN specs s ON s.spec_hash = j.spec_hash
-           WHERE j.status IN ('matching', 'unmatched', 'running')
-           ORDER BY j.block_number, j.job_id"#
+           WHERE j.status IN ('matching', 'unmatched')
+           ORDER BY j.block_number, j.job_id LIMIT ? OFFSET ?"#,
+        PAGE,
+        offset
     )
-    .fetch_all(&state.db)
+    .fetch_all(&mut *tx)
     .await?;
-    if jobs.is_empty() {
-        return Ok(0);
-    }
-    let mut pool = candidates(state).await?;
-    let mut assigned_total = 0;
+    let page_len = jobs.len() as i64;
+    offset += page_len;
     for job in jobs {
         let need = job.redundancy - job.active;
         let budget: U256 = job.budget.parse().unwrap_or_default();
         let cost_factor = U256::from(job.fuel_limit as u64) * U256::from(job.redundancy as u64);
-        let taken: Vec<String> = if need > 0 {
-            sqlx::query_scalar!("SELECT provider FROM assignments WHERE job_id = ?", job.job_id).fetch_all(&state.db).await?
+        let any_free = pool.iter().any(|c| c.live && c.free > 0 && c.stake >= state.cfg.min_stake);
+        if !any_free
+            && job.status == "unmatched"
+            && job.reason.as_deref() == Some(why_unmatched(state, &pool, cost_factor, budget, &[]).as_str())
+        {
+            // No slot anywhere (so every job waits for the same reason), and this one already says so:
+            // so do the ones after it, or the bulk update below says it for them.
+            stopped_early = true;
+            break 'pages;
+        }
+        // Who already ran (or holds) this job; only worth asking when someone could take it.
+        let taken: Vec<String> = if need > 0 && any_free {
+            sqlx::query_scalar!("SELECT provider FROM assignments WHERE job_id = ?", job.job_id).fetch_all(&mut *tx).await?
         } else {
             Vec::new()
         };
-        let fits = |c: &Candidate| {
-            c.stake >= state.cfg.min_stake
-                && c.live
-                && c.free > 0
-                && c.price.checked_mul(cost_factor).is_some_and(|cost| cost <= budget)
-                && !taken.contains(&c.address)
-        };
-        let mut chosen: Vec<usize> = (0..pool.len()).filter(|&i| need > 0 && fits(&pool[i])).collect();
-        chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
-        chosen.truncate(need.max(0) as usize);
-
-        let now = now_ms();
+        let mut chosen: Vec<usize> = Vec::new();
+        if any_free {
+            let fits = |c: &Candidate| {
+                c.stake >= state.cfg.min_stake
+                    && c.live
+                    && c.free > 0
+                    && c.price.checked_mul(cost_factor).is_some_and(|cost| cost <= budget)
+                    && !taken.contains(&c.address)
+            };
+            chosen = (0..pool.len()).filter(|&i| need > 0 && fits(&pool[i])).collect();
+            chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
+            chosen.truncate(need.max(0) as usize);
+        }
         let lease_until = now + state.cfg.lease_ms + job.wall_clock_ms;
-        let mut tx = state.db.begin().await?;
         for &i in &chosen {
             let provider = pool[i].address.clone();
             sqlx::query!(
@@ -225,12 +267,36 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
                 timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", status, json!({ "reason": reason }), None).await?;
             }
         }
-        tx.commit().await?;
-        state.metrics.leases.fetch_add(chosen.len() as u64, std::sync::atomic::Ordering::Relaxed);
         assigned_total += chosen.len();
         if !chosen.is_empty() || status != job.status {
-            state.publish(json!({ "type": "job", "jobId": job.job_id, "status": status, "reason": reason }));
+            updates.push(json!({ "type": "job", "jobId": job.job_id, "status": status, "reason": reason }));
         }
+    }
+    if page_len < PAGE {
+        break;
+    }
+    }
+    // Jobs the pass did not reach (no slot anywhere) say why rather than wait silently.
+    if stopped_early {
+        let why = why_unmatched(state, &pool, U256::ZERO, U256::MAX, &[]);
+        let waiting = sqlx::query!(
+            "UPDATE jobs SET status = 'unmatched', reason = ?, updated_at = ? WHERE status = 'matching' AND reason IS NULL
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.job_id = jobs.job_id
+                                 AND a.status IN ('leased', 'sealed', 'revealed'))",
+            why,
+            now
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if waiting > 0 {
+            updates.push(json!({ "type": "jobs_waiting", "count": waiting, "reason": why }));
+        }
+    }
+    tx.commit().await?;
+    state.metrics.leases.fetch_add(assigned_total as u64, std::sync::atomic::Ordering::Relaxed);
+    for update in updates {
+        state.publish(update);
     }
     Ok(assigned_total)
 }

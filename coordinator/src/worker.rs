@@ -334,6 +334,7 @@ pub async fn receipt(
     tx.commit().await?;
     state.metrics.receipts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.publish(json!({ "type": "revealed", "jobId": a.job_id, "worker": key, "complete": complete }));
+    state.wake.notify_waiters(); // a slot of this worker's capacity is free again
     Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": false })))
 }
 

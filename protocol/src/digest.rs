@@ -42,10 +42,10 @@ impl ResultHasher {
 
     /// Adds one output file; `path` is relative to `/out`.
     pub fn add_file(&mut self, path: &str, data: &[u8]) -> Result<(), DigestError> {
-        if let Some(previous) = &self.previous {
-            if path.as_bytes() <= previous.as_bytes() {
-                return Err(DigestError::OutOfOrder { got: path.to_owned(), previous: previous.clone() });
-            }
+        if let Some(previous) = &self.previous
+            && path.as_bytes() <= previous.as_bytes()
+        {
+            return Err(DigestError::OutOfOrder { got: path.to_owned(), previous: previous.clone() });
         }
         self.hasher.update(b"F");
         self.hasher.update((path.len() as u64).to_be_bytes());

@@ -231,3 +231,26 @@ async fn a_restart_mid_job_loses_and_duplicates_nothing() {
     let (_, job) = h.get("/v1/jobs/21").await;
     assert_eq!((job["status"].as_str(), job["replicas"].as_array().unwrap().len()), (Some("completed"), 1));
 }
+
+#[tokio::test]
+async fn server_sent_events_follow_one_job() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let h = Harness::new().await;
+    let w = signer(8);
+    h.add_provider(&w, 1, 1, U256::from(ETHER)).await;
+    heartbeat(&h, &w).await;
+    let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
+    let request = axum::http::Request::get("/v1/events?job=31").body(axum::body::Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    // Another job's update is filtered out; job 31's arrives.
+    h.add_job(30, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
+    h.add_job(31, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
+    matcher::tick(&h.state).await.unwrap();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("event: update\ndata: "), "{text}");
+    assert!(text.contains("\"jobId\":\"31\"") && !text.contains("\"jobId\":\"30\""), "{text}");
+}
