@@ -3,7 +3,9 @@
 //! address must be a provider registered on chain.
 
 use alloy_primitives::{Address, Signature};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use qor_protocol::auth::{ADDRESS, NONCE, SIGNATURE, TIMESTAMP, recover_request};
 
 use crate::AppState;
@@ -68,4 +70,30 @@ pub async fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers:
         return Err(ApiError::unauthorized("replayed_nonce", format!("nonce `{nonce}` was already used by {signer}")));
     }
     Ok(signer)
+}
+
+/// A request signed by a registered provider's worker: the extractor every worker endpoint takes.
+#[derive(Debug)]
+pub struct Signed {
+    /// Who signed it.
+    pub worker: Address,
+    /// The body, as signed.
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, state.cfg.max_json_bytes).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("worker requests are at most {} bytes", state.cfg.max_json_bytes),
+            )
+        })?;
+        let worker = authenticate(state, &parts.method, &parts.uri, &parts.headers, &body).await?;
+        Ok(Self { worker, body })
+    }
 }

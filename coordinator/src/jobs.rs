@@ -277,24 +277,14 @@ pub async fn get_output(
 
 /// `GET /v1/providers`: every registered provider, with liveness and free capacity.
 pub async fn list_providers(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let live_after = now_ms() - state.cfg.heartbeat_ttl_ms;
-    let rows = sqlx::query!(
-        r#"SELECT p.address, p.stake, p.price_per_fuel, p.capacity, p.region, p.completed, p.failed, p.slashed,
-                  p.last_heartbeat,
-                  (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status IN ('leased', 'sealed'))
-                    AS "busy!: i64"
-           FROM providers p ORDER BY p.address"#
-    )
-    .fetch_all(&state.db)
-    .await?;
-    let providers: Vec<Value> = rows
+    let providers: Vec<Value> = crate::matcher::providers(&state)
+        .await?
         .into_iter()
         .map(|p| {
             json!({
                 "address": p.address, "stake": p.stake, "pricePerFuel": p.price_per_fuel, "capacity": p.capacity,
                 "region": p.region, "completed": p.completed, "failed": p.failed, "slashed": p.slashed,
-                "lastHeartbeat": p.last_heartbeat, "live": p.last_heartbeat.is_some_and(|h| h >= live_after),
-                "busy": p.busy,
+                "lastHeartbeat": p.last_heartbeat, "live": p.live, "busy": p.busy,
             })
         })
         .collect();

@@ -141,18 +141,66 @@ async fn expire(state: &AppState) -> sqlx::Result<()> {
     Ok(())
 }
 
-async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
+/// A provider as the coordinator sees it: on-chain registration plus liveness and busy slots.
+#[derive(Debug, Clone)]
+pub struct ProviderView {
+    /// Address, lowercase hex.
+    pub address: String,
+    /// Stake, wei.
+    pub stake: String,
+    /// Asking price, wei per unit of fuel.
+    pub price_per_fuel: String,
+    /// Jobs it runs at once.
+    pub capacity: i64,
+    /// Region tag.
+    pub region: String,
+    /// Registry counters.
+    pub completed: i64,
+    /// Registry counters.
+    pub failed: i64,
+    /// Times slashed.
+    pub slashed: i64,
+    /// Last heartbeat, unix ms.
+    pub last_heartbeat: Option<i64>,
+    /// Whether that heartbeat is within the TTL.
+    pub live: bool,
+    /// Leases it holds now.
+    pub busy: i64,
+}
+
+/// Every registered provider, by address.
+pub async fn providers(state: &AppState) -> sqlx::Result<Vec<ProviderView>> {
     let live_after = now_ms() - state.cfg.heartbeat_ttl_ms;
     let rows = sqlx::query!(
         r#"SELECT p.address, p.stake, p.price_per_fuel, p.capacity, p.region, p.completed, p.failed, p.slashed,
                   p.last_heartbeat,
                   (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status IN ('leased', 'sealed'))
                     AS "busy!: i64"
-           FROM providers p"#
+           FROM providers p ORDER BY p.address"#
     )
     .fetch_all(&state.db)
     .await?;
     Ok(rows
+        .into_iter()
+        .map(|p| ProviderView {
+            live: p.last_heartbeat.is_some_and(|h| h >= live_after),
+            address: p.address,
+            stake: p.stake,
+            price_per_fuel: p.price_per_fuel,
+            capacity: p.capacity,
+            region: p.region,
+            completed: p.completed,
+            failed: p.failed,
+            slashed: p.slashed,
+            last_heartbeat: p.last_heartbeat,
+            busy: p.busy,
+        })
+        .collect())
+}
+
+async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
+    Ok(providers(state)
+        .await?
         .into_iter()
         .map(|p| Candidate {
             stake: p.stake.parse().unwrap_or_default(),
@@ -162,7 +210,7 @@ async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
             failed: p.failed,
             slashed: p.slashed,
             region: p.region,
-            live: p.last_heartbeat.is_some_and(|h| h >= live_after),
+            live: p.live,
             address: p.address,
         })
         .collect())

@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Signature, U256};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::Uri;
 use qor_protocol::bindings::IJobEscrow::Receipt;
 use qor_protocol::eip712::{escrow_domain, receipt_digest, recover, seal as seal_of};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::authenticate;
+use crate::auth::Signed;
 use crate::db::{now_ms, timeline};
 use crate::error::{ApiError, ApiResult};
 
@@ -40,8 +39,7 @@ async fn touch(state: &AppState, worker: Address) -> ApiResult<()> {
 
 /// `POST /v1/worker/register`: a registered provider's worker checks in; answers what the coordinator
 /// knows of it (from the chain) so the worker can show it.
-pub async fn register(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn register(State(state): State<AppState>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     touch(&state, worker).await?;
     let key = format!("{worker:#x}");
     let p = sqlx::query!(
@@ -59,8 +57,7 @@ pub async fn register(State(state): State<AppState>, method: Method, uri: Uri, h
 }
 
 /// `POST /v1/worker/heartbeat`.
-pub async fn heartbeat(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn heartbeat(State(state): State<AppState>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     touch(&state, worker).await?;
     state.wake.notify_waiters();
     Ok(Json(json!({ "ok": true, "at": now_ms() })))
@@ -90,8 +87,7 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
 
 /// `GET /v1/worker/assignments?wait_ms=N`: this worker's live assignments; waits up to N ms (at most
 /// 30 s) for one when there are none. Polling counts as a heartbeat.
-pub async fn assignments(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &[]).await?;
+pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     let wait_ms = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait_ms="))) {
         Some(v) => v.parse::<u64>().map_err(|_| ApiError::field("invalid_number", "wait_ms", "`wait_ms` must be milliseconds"))?,
         None => 0,
@@ -140,15 +136,7 @@ pub struct SealBody {
 }
 
 /// `POST /v1/worker/assignments/{id}/seal`: commits to a result before any replica reveals.
-pub async fn seal(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn seal(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
     let SealBody { seal } = parse_json(&body)?;
     let key = format!("{worker:#x}");
     let seal_hex = format!("{seal:#x}");
@@ -225,15 +213,7 @@ pub struct ReceiptBody {
 }
 
 /// `POST /v1/worker/assignments/{id}/receipt`: reveals the signed receipt matching the seal.
-pub async fn receipt(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
     let ReceiptBody { receipt: r, signature, outputs } = parse_json(&body)?;
     let signature: Signature = signature
         .parse()
@@ -340,15 +320,7 @@ pub async fn receipt(
 
 /// `POST /v1/worker/assignments/{id}/release`: gives a lease back (shutting down, say) so the job goes
 /// to another provider at once rather than when the lease lapses.
-pub async fn release(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let worker = authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     let key = format!("{worker:#x}");
     let a = owned(&state, id, &key).await?;
     if a.status == "released" {
