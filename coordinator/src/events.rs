@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::AppState;
+use crate::error::{ApiResult, parse_u256};
 
 /// Query of `/v1/events`.
 #[derive(Debug, Deserialize)]
@@ -23,8 +24,12 @@ pub struct Filter {
 pub async fn stream(
     State(state): State<AppState>,
     Query(filter): Query<Filter>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let needle = filter.job.map(|j| format!("\"jobId\":\"{j}\""));
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // Updates carry job ids in decimal; `0x2a` and `42` name the same job.
+    let needle = match filter.job {
+        Some(job) => Some(format!("\"jobId\":\"{}\"", parse_u256("job", &job)?)),
+        None => None,
+    };
     let stream = BroadcastStream::new(state.bus.subscribe()).filter_map(move |item| {
         let needle = needle.clone();
         async move {
@@ -37,5 +42,5 @@ pub async fn stream(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -18,10 +18,7 @@ use crate::error::{ApiError, ApiResult, parse_b256, parse_u256};
 /// so a funded job never waits on data the coordinator does not have. Uploading the same spec again
 /// answers 200 with the stored one.
 pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let spec = JobSpec::from_json(&body).map_err(|e| {
-        let field = e.to_string().split('`').nth(1).unwrap_or("spec").to_string();
-        ApiError::field("invalid_spec", field, e.to_string())
-    })?;
+    let spec = JobSpec::from_json(&body).map_err(|e| ApiError::field("invalid_spec", e.field(), e.to_string()))?;
     if !state.blobs.contains(&spec.module) {
         return Err(ApiError::field(
             "missing_blob",

@@ -81,36 +81,60 @@ async fn pass(state: &AppState, housekeeping: bool) -> sqlx::Result<()> {
 async fn lapse_leases(state: &AppState) -> sqlx::Result<usize> {
     let now = now_ms();
     let expired = sqlx::query!(
-        "SELECT id, job_id, provider FROM assignments WHERE status IN ('leased', 'sealed') AND lease_expires_at < ?",
+        r#"SELECT id AS "id!", job_id, provider FROM assignments WHERE status IN ('leased', 'sealed') AND lease_expires_at < ?"#,
         now
     )
     .fetch_all(&state.db)
     .await?;
+    let mut lapsed = 0;
     for a in &expired {
         let mut tx = state.db.begin().await?;
-        let changed = sqlx::query!(
-            "UPDATE assignments SET status = 'lapsed', updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')",
-            now,
-            a.id
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
-            sqlx::query!("UPDATE jobs SET status = 'matching', updated_at = ? WHERE job_id = ? AND status = 'running'", now, a.job_id)
-                .execute(&mut *tx)
-                .await?;
-            timeline(&mut tx, &format!("job:{}", a.job_id), "coordinator", "lease_lapsed", json!({ "provider": a.provider }), None)
-                .await?;
-        }
+        let ended = end_lease(&mut tx, a.id, &a.job_id, "lapsed", "coordinator", json!({ "provider": a.provider })).await?;
         tx.commit().await?;
-        state.metrics.leases_lapsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        state.publish(json!({ "type": "lease_lapsed", "jobId": a.job_id, "provider": a.provider }));
+        if ended {
+            lapsed += 1;
+            state.metrics.leases_lapsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.publish(json!({ "type": "lapsed", "jobId": a.job_id, "provider": a.provider }));
+        }
     }
     // Nonces older than twice the clock window can never be accepted again anyway.
     let horizon = now - 2 * state.cfg.clock_skew_ms;
     sqlx::query!("DELETE FROM nonces WHERE used_at < ?", horizon).execute(&state.db).await?;
-    Ok(expired.len())
+    Ok(lapsed)
+}
+
+/// Ends a live lease, `lapsed` (by the coordinator) or `released` (by its worker), and puts the job
+/// back up for matching, inside `tx`. Returns false when the lease was no longer live.
+pub(crate) async fn end_lease(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    job_id: &str,
+    status: &str,
+    actor: &str,
+    detail: serde_json::Value,
+) -> sqlx::Result<bool> {
+    let now = now_ms();
+    let changed = sqlx::query!(
+        "UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')",
+        status,
+        now,
+        id
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    sqlx::query!(
+        "UPDATE jobs SET status = 'matching', updated_at = ? WHERE job_id = ? AND status IN ('running', 'matching', 'unmatched')",
+        now,
+        job_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    timeline(tx, &format!("job:{job_id}"), actor, status, detail, None).await?;
+    Ok(true)
 }
 
 async fn expire(state: &AppState) -> sqlx::Result<()> {

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Signed;
+use crate::matcher::end_lease;
 use crate::db::{now_ms, timeline};
 use crate::error::{ApiError, ApiResult};
 
@@ -329,18 +330,12 @@ pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     if !matches!(a.status.as_str(), "leased" | "sealed") {
         return Err(ApiError::conflict("not_releasable", format!("assignment {id} is {}", a.status)));
     }
-    let now = now_ms();
     let mut tx = state.db.begin().await?;
-    sqlx::query!("UPDATE assignments SET status = 'released', updated_at = ? WHERE id = ?", now, id).execute(&mut *tx).await?;
-    sqlx::query!(
-        "UPDATE jobs SET status = 'matching', updated_at = ? WHERE job_id = ? AND status IN ('running', 'matching', 'unmatched')",
-        now,
-        a.job_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    timeline(&mut tx, &format!("job:{}", a.job_id), &format!("worker:{key}"), "released", json!({ "assignment": id }), None).await?;
+    let ended = end_lease(&mut tx, id, &a.job_id, "released", &format!("worker:{key}"), json!({ "assignment": id })).await?;
     tx.commit().await?;
+    if !ended {
+        return Err(ApiError::conflict("not_releasable", format!("assignment {id} changed; retry")));
+    }
     state.publish(json!({ "type": "released", "jobId": a.job_id, "worker": key }));
     state.wake.notify_waiters();
     Ok(Json(json!({ "assignment": id, "status": "released" })))

@@ -54,6 +54,15 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// JSON path of the field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Malformed { field, .. } | Self::Invalid { field, .. } => field,
+        }
+    }
+}
+
 /// Result alias for this module.
 pub type SpecResult<T> = Result<T, SpecError>;
 

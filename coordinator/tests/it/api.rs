@@ -88,12 +88,13 @@ async fn specs_are_validated_and_need_their_blobs() {
     too_much["redundancy"] = json!(200);
     let mut escape = spec.clone();
     escape["inputs"] = json!([{ "path": "../../etc/passwd", "hash": module_hash }]);
-    for (bad, field) in [(unknown, "gas"), (too_much, "redundancy"), (escape, "inputs")] {
+    for (bad, field, path) in [(unknown, "gas", "limits.gas"), (too_much, "redundancy", "redundancy"), (escape, "inputs", "inputs[0].path")] {
         let (status, body) = h.json(post(bad.to_string().into_bytes())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"]["code"], "invalid_spec");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(field), "{field} not named in {message}");
+        assert_eq!(body["error"]["field"], path);
     }
     let (status, body) = h.json(post(b"{\"version\": 1, \"version\": 1}".to_vec())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

@@ -176,6 +176,9 @@ async fn a_lapsed_lease_goes_to_another_provider_and_a_released_one_at_once() {
     assert_eq!(status, StatusCode::OK);
     matcher::tick(&h.state).await.unwrap();
     assert_eq!(poll(&h, other, 0).await.len(), 1);
+    let (_, job) = h.get("/v1/jobs/3").await;
+    let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["leased", "running", "lapsed", "leased", "running", "released", "leased", "running"], "{job}");
 }
 
 #[tokio::test]
@@ -241,7 +244,9 @@ async fn server_sent_events_follow_one_job() {
     h.add_provider(&w, 1, 1, U256::from(ETHER)).await;
     heartbeat(&h, &w).await;
     let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
-    let request = axum::http::Request::get("/v1/events?job=31").body(axum::body::Body::empty()).unwrap();
+    let (status, body) = h.get("/v1/events?job=thirty").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("job")));
+    let request = axum::http::Request::get("/v1/events?job=0x1f").body(axum::body::Body::empty()).unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
