@@ -53,7 +53,7 @@ pub async fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers:
     }
     let key = format!("{signer:#x}");
     let registered = sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.read)
         .await?;
     if registered.is_none() {
         return Err(ApiError::forbidden(

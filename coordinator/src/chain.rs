@@ -68,12 +68,12 @@ async fn block_hash(provider: &RootProvider, number: u64) -> anyhow::Result<Opti
 pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) -> anyhow::Result<bool> {
     let head = provider.get_block_number().await?;
     let safe = head.saturating_sub(cfg.confirmations);
-    let cursor = sqlx::query_scalar!("SELECT last_block FROM chain_cursor WHERE id = 1").fetch_optional(&state.db).await?;
+    let cursor = sqlx::query_scalar!("SELECT last_block FROM chain_cursor WHERE id = 1").fetch_optional(&state.read).await?;
     let mut last: i64 = cursor.unwrap_or(cfg.start_block as i64 - 1);
 
     // Reorg check: every stored block at or below the cursor, newest first, until one still matches.
     let stored = sqlx::query!("SELECT number, hash FROM chain_blocks WHERE number <= ? ORDER BY number DESC LIMIT 256", last)
-        .fetch_all(&state.db)
+        .fetch_all(&state.read)
         .await?;
     let mut fork_base = None;
     for (i, block) in stored.iter().enumerate() {
@@ -150,7 +150,7 @@ pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) 
     }
     state.publish(json!({ "type": "block", "number": to }));
     if applied > 0 {
-        state.wake.notify_waiters();
+        state.wake.matcher();
     }
     Ok(to < safe)
 }

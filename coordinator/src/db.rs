@@ -20,6 +20,18 @@ pub async fn open(url: &str) -> anyhow::Result<SqlitePool> {
     Ok(pool)
 }
 
+/// Read-only connections to the database `write` is open on. Each statement reads the latest committed
+/// state, so a handler that reads here after its own write commits sees that write. An in-memory
+/// database has no file to share, so it reads through `write` itself.
+pub fn read_pool(write: &SqlitePool) -> SqlitePool {
+    let options = (*write.connect_options()).clone();
+    let file = options.get_filename().to_string_lossy();
+    if file.is_empty() || file == ":memory:" || file.starts_with("file::memory:") {
+        return write.clone();
+    }
+    SqlitePoolOptions::new().max_connections(4).connect_lazy_with(options.read_only(true))
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

@@ -80,7 +80,7 @@ pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<
     if inserted {
         state.metrics.specs_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.publish(json!({ "type": "spec", "specHash": spec_hash }));
-        state.wake.notify_waiters();
+        state.wake.matcher();
     }
     let status = if inserted { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "specHash": spec_hash, "created": inserted }))).into_response())
@@ -90,11 +90,11 @@ pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<
 pub async fn get_spec(State(state): State<AppState>, Path(hash): Path<String>) -> ApiResult<Json<Value>> {
     let hash = format!("{:#x}", parse_b256("spec_hash", &hash)?);
     let spec = sqlx::query!("SELECT spec_json, uploaded_at, expires_at FROM specs WHERE spec_hash = ?", hash)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.read)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no spec {hash}")))?;
     let jobs = sqlx::query_scalar!("SELECT job_id FROM jobs WHERE spec_hash = ? ORDER BY block_number", hash)
-        .fetch_all(&state.db)
+        .fetch_all(&state.read)
         .await?;
     let status = if !jobs.is_empty() {
         "funded"
@@ -149,7 +149,7 @@ pub async fn list_jobs(State(state): State<AppState>, Query(filter): Query<JobFi
         buyer,
         limit
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?;
     let jobs: Vec<Value> = rows
         .into_iter()
@@ -172,7 +172,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
                 status, reason, updated_at FROM jobs WHERE job_id = ?",
         job_id
     )
-    .fetch_optional(&state.db)
+    .fetch_optional(&state.read)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no job {job_id} (not funded on chain, or not yet confirmed)")))?;
     let replicas = sqlx::query!(
@@ -180,7 +180,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
          WHERE job_id = ? ORDER BY id",
         job_id
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?
     .into_iter()
     .map(|a| {
@@ -195,7 +195,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
          FROM receipts WHERE job_id = ? ORDER BY received_at",
         job_id
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?
     .into_iter()
     .map(|r| {
@@ -207,7 +207,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
     })
     .collect::<Vec<_>>();
     let spec_present = sqlx::query_scalar!("SELECT spec_hash FROM specs WHERE spec_hash = ?", job.spec_hash)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.read)
         .await?
         .is_some();
     Ok(Json(json!({
@@ -236,7 +236,7 @@ async fn subject_timeline(state: &AppState, subject: &str) -> ApiResult<Vec<Valu
         "SELECT at, actor, kind, detail, block_number FROM timeline WHERE subject = ? ORDER BY id",
         subject
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?
     .into_iter()
     .map(|t| {
@@ -261,7 +261,7 @@ pub async fn get_output(
             .map_err(|_| ApiError::field("invalid_address", "worker", "`worker` must be an address"))?
     );
     let outputs = sqlx::query_scalar!("SELECT outputs FROM receipts WHERE job_id = ? AND worker = ?", job_id, worker)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.read)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no receipt from {worker} for job {job_id}")))?;
     let outputs: Vec<crate::worker::OutputFile> = serde_json::from_str(&outputs).map_err(ApiError::internal)?;

@@ -10,6 +10,7 @@
 //! - [`jobs`], [`worker`]: the buyer and worker APIs; [`auth`]: signed worker requests;
 //! - [`events`]: Server-Sent Events; [`openapi`]: `/openapi.json`; [`metrics`]: `/metrics`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
@@ -74,19 +75,67 @@ impl Config {
     }
 }
 
+/// Who to wake when something changes. The matcher has one wake-up that is never lost (a stored
+/// permit); each worker has its own, so an assignment for one worker wakes only that worker's long
+/// polls rather than every waiting worker (which at 100 workers costs 100 queries per event).
+#[derive(Debug, Default)]
+pub struct Wakers {
+    matcher: Notify,
+    workers: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wakers {
+    /// Matching may have new work (a job funded, a slot freed, a worker checked in).
+    pub fn matcher(&self) {
+        self.matcher.notify_one();
+    }
+
+    /// Waits for [`Self::matcher`] (returns at once if it was called since the last wait).
+    pub async fn matcher_notified(&self) {
+        self.matcher.notified().await;
+    }
+
+    /// The wake-up of `worker` (lowercase hex address).
+    pub fn worker(&self, worker: &str) -> Arc<Notify> {
+        let mut map = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(worker.to_string()).or_default().clone()
+    }
+
+    /// Wakes the long polls of `worker`.
+    pub fn assigned(&self, worker: &str) {
+        let notify = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(worker).cloned();
+        if let Some(n) = notify {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every long poll (after a reorg, say).
+    pub fn everyone(&self) {
+        self.matcher();
+        let all: Vec<_> = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        for n in all {
+            n.notify_waiters();
+        }
+    }
+}
+
 /// Shared state of every handler and background task.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The store.
+    /// The store: the one connection that writes (SQLite allows one writer at a time)...
     pub db: SqlitePool,
+    /// ...and a few that only read, which in WAL mode never wait for it.
+    pub read: SqlitePool,
     /// The blob folder.
     pub blobs: Arc<blobs::BlobStore>,
     /// Settings.
     pub cfg: Arc<Config>,
     /// Job and chain updates, as JSON, for SSE subscribers.
     pub bus: broadcast::Sender<Arc<str>>,
-    /// Woken when assignments change (long polls wait on it) or matching may have new work.
-    pub wake: Arc<Notify>,
+    /// Wakes the matcher, and each worker's long polls when it gets an assignment.
+    pub wake: Arc<Wakers>,
+    /// When each worker's heartbeat was last written (long polls write it at most this often).
+    pub heartbeats: Arc<std::sync::Mutex<HashMap<String, i64>>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
 }
@@ -97,11 +146,13 @@ impl AppState {
         let blobs = blobs::BlobStore::open(data_dir, cfg.max_blob_bytes)?;
         let (bus, _) = broadcast::channel(1024);
         Ok(Self {
+            read: db::read_pool(&db),
             db,
             blobs: Arc::new(blobs),
             cfg: Arc::new(cfg),
             bus,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(Wakers::default()),
+            heartbeats: Arc::default(),
             metrics: Arc::new(metrics::Metrics::default()),
         })
     }

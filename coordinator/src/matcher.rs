@@ -40,10 +40,6 @@ impl Candidate {
 pub async fn run(state: AppState) {
     let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(2);
     loop {
-        // Registered before the pass, so a wake-up during it is not lost.
-        let notified = state.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
         let housekeeping = last_housekeeping.elapsed() >= Duration::from_secs(1);
         if housekeeping {
             last_housekeeping = std::time::Instant::now();
@@ -51,8 +47,9 @@ pub async fn run(state: AppState) {
         if let Err(e) = pass(&state, housekeeping).await {
             tracing::warn!(error = %e, "matching failed; retrying");
         }
+        // A wake-up during the pass is a stored permit, so this returns at once for it.
         tokio::select! {
-            () = notified => {}
+            () = state.wake.matcher_notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -64,35 +61,27 @@ pub async fn tick(state: &AppState) -> sqlx::Result<()> {
 }
 
 async fn pass(state: &AppState, housekeeping: bool) -> sqlx::Result<()> {
-    let lapsed = if housekeeping {
-        let lapsed = lapse_leases(state).await?;
+    if housekeeping {
+        lapse_leases(state).await?;
         expire(state).await?;
-        lapsed
-    } else {
-        0
-    };
-    let assigned = match_jobs(state).await?;
-    if lapsed + assigned > 0 {
-        state.wake.notify_waiters();
     }
+    match_jobs(state).await?;
     Ok(())
 }
 
-async fn lapse_leases(state: &AppState) -> sqlx::Result<usize> {
+async fn lapse_leases(state: &AppState) -> sqlx::Result<()> {
     let now = now_ms();
     let expired = sqlx::query!(
         r#"SELECT id AS "id!", job_id, provider FROM assignments WHERE status IN ('leased', 'sealed') AND lease_expires_at < ?"#,
         now
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?;
-    let mut lapsed = 0;
     for a in &expired {
         let mut tx = state.db.begin().await?;
         let ended = end_lease(&mut tx, a.id, &a.job_id, "lapsed", "coordinator", json!({ "provider": a.provider })).await?;
         tx.commit().await?;
         if ended {
-            lapsed += 1;
             state.metrics.leases_lapsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             state.publish(json!({ "type": "lapsed", "jobId": a.job_id, "provider": a.provider }));
         }
@@ -100,7 +89,7 @@ async fn lapse_leases(state: &AppState) -> sqlx::Result<usize> {
     // Nonces older than twice the clock window can never be accepted again anyway.
     let horizon = now - 2 * state.cfg.clock_skew_ms;
     sqlx::query!("DELETE FROM nonces WHERE used_at < ?", horizon).execute(&state.db).await?;
-    Ok(lapsed)
+    Ok(())
 }
 
 /// Ends a live lease, `lapsed` (by the coordinator) or `released` (by its worker), and puts the job
@@ -144,7 +133,7 @@ async fn expire(state: &AppState) -> sqlx::Result<()> {
         "SELECT job_id FROM jobs WHERE deadline < ? AND status IN ('awaiting_spec', 'matching', 'unmatched', 'running')",
         now_s
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?;
     for job in late {
         let mut tx = state.db.begin().await?;
@@ -202,7 +191,7 @@ pub async fn providers(state: &AppState) -> sqlx::Result<Vec<ProviderView>> {
                     AS "busy!: i64"
            FROM providers p ORDER BY p.address"#
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?;
     Ok(rows
         .into_iter()
@@ -241,7 +230,7 @@ async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
 }
 
 /// Jobs read per page of a matching pass.
-const PAGE: i64 = 256;
+const PAGE: i64 = 64;
 
 /// Assigns replicas to jobs that need them, oldest first, in one transaction; returns how many were
 /// assigned. A pass stops reading jobs once no provider has a free slot: the rest wait (and say so)
@@ -249,6 +238,7 @@ const PAGE: i64 = 256;
 async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
     let mut pool = candidates(state).await?;
     let mut assigned_total = 0;
+    let mut woken: Vec<String> = Vec::new();
     let mut updates = Vec::new();
     let now = now_ms();
     let mut tx = state.db.begin().await?;
@@ -256,12 +246,21 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
     let mut stopped_early = false;
     'pages: loop {
     let jobs = sqlx::query!(
-        r#"SELECT j.job_id, j.redundancy, j.budget, j.preferred, j.status, j.reason, s.fuel_limit, s.wall_clock_ms,
+        // The page is chosen first, by merging two scans of the `jobs_waiting` index (an IN over both
+        // statuses sorted every waiting job), and the replica count is computed for its rows only: a
+        // pass costs the page, not the length of the queue.
+        r#"SELECT j.job_id AS "job_id!", j.redundancy AS "redundancy!", j.budget AS "budget!", j.preferred AS "preferred!",
+                  j.status AS "status!", j.reason, s.fuel_limit, s.wall_clock_ms,
                   (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
                      AND a.status IN ('leased', 'sealed', 'revealed')) AS "active!: i64"
-           FROM jobs j JOIN specs s ON s.spec_hash = j.spec_hash
-           WHERE j.status IN ('matching', 'unmatched')
-           ORDER BY j.block_number, j.job_id LIMIT ? OFFSET ?"#,
+           FROM (SELECT job_id, redundancy, budget, preferred, status, reason, spec_hash, block_number FROM jobs
+                 WHERE status = 'matching'
+                 UNION ALL
+                 SELECT job_id, redundancy, budget, preferred, status, reason, spec_hash, block_number FROM jobs
+                 WHERE status = 'unmatched'
+                 ORDER BY block_number, job_id LIMIT ? OFFSET ?) j
+           JOIN specs s ON s.spec_hash = j.spec_hash
+           ORDER BY j.block_number, j.job_id"#,
         PAGE,
         offset
     )
@@ -319,6 +318,7 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
             timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", "leased", json!({ "provider": provider, "leaseExpiresAt": lease_until }), None)
                 .await?;
             pool[i].free -= 1;
+            woken.push(provider);
         }
         let active = job.active + chosen.len() as i64;
         let (status, reason) = if active >= job.redundancy {
@@ -369,6 +369,11 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
     state.metrics.leases.fetch_add(assigned_total as u64, std::sync::atomic::Ordering::Relaxed);
     for update in updates {
         state.publish(update);
+    }
+    woken.sort_unstable();
+    woken.dedup();
+    for provider in &woken {
+        state.wake.assigned(provider);
     }
     Ok(assigned_total)
 }

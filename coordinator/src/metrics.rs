@@ -50,7 +50,7 @@ pub async fn count(State(state): State<AppState>, request: Request, next: Next) 
 
 /// `GET /health`: the database answers.
 pub async fn health(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar!("SELECT 1 AS ok").fetch_one(&state.db).await {
+    match sqlx::query_scalar!("SELECT 1 AS ok").fetch_one(&state.read).await {
         Ok(_) => axum::Json(serde_json::json!({ "status": "ok" })).into_response(),
         Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")).into_response(),
     }

@@ -35,7 +35,19 @@ async fn touch(state: &AppState, worker: Address) -> ApiResult<()> {
     let key = format!("{worker:#x}");
     let now = now_ms();
     sqlx::query!("UPDATE providers SET last_heartbeat = ? WHERE address = ?", now, key).execute(&state.db).await?;
+    state.heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, now);
     Ok(())
+}
+
+/// A poll counts as a heartbeat, but is written at most once per tenth of the liveness TTL: a busy
+/// worker polls many times a second, and liveness is judged in tens of seconds.
+async fn touch_lazily(state: &AppState, worker: Address) -> ApiResult<()> {
+    let key = format!("{worker:#x}");
+    let last = state.heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).copied();
+    if last.is_some_and(|at| now_ms() - at < state.cfg.heartbeat_ttl_ms / 10) {
+        return Ok(());
+    }
+    touch(state, worker).await
 }
 
 /// `POST /v1/worker/register`: a registered provider's worker checks in; answers what the coordinator
@@ -47,9 +59,9 @@ pub async fn register(State(state): State<AppState>, Signed { worker, .. }: Sign
         "SELECT stake, price_per_fuel, capacity, region, completed, failed, slashed FROM providers WHERE address = ?",
         key
     )
-    .fetch_one(&state.db)
+    .fetch_one(&state.read)
     .await?;
-    state.wake.notify_waiters();
+    state.wake.matcher();
     Ok(Json(json!({
         "address": key, "stake": p.stake, "pricePerFuel": p.price_per_fuel, "capacity": p.capacity, "region": p.region,
         "completed": p.completed, "failed": p.failed, "slashed": p.slashed,
@@ -60,7 +72,7 @@ pub async fn register(State(state): State<AppState>, Signed { worker, .. }: Sign
 /// `POST /v1/worker/heartbeat`.
 pub async fn heartbeat(State(state): State<AppState>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     touch(&state, worker).await?;
-    state.wake.notify_waiters();
+    state.wake.matcher();
     Ok(Json(json!({ "ok": true, "at": now_ms() })))
 }
 
@@ -72,7 +84,7 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
          WHERE a.provider = ? AND a.status IN ('leased', 'sealed') ORDER BY a.id",
         worker
     )
-    .fetch_all(&state.db)
+    .fetch_all(&state.read)
     .await?;
     Ok(rows
         .into_iter()
@@ -94,12 +106,13 @@ pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worke
         None => 0,
     }
     .min(MAX_WAIT_MS);
-    touch(&state, worker).await?;
-    state.wake.notify_waiters(); // a live worker may make a waiting job matchable
+    touch_lazily(&state, worker).await?;
+    state.wake.matcher(); // a live worker may make a waiting job matchable
     let key = format!("{worker:#x}");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let wake = state.wake.worker(&key);
     loop {
-        let notified = state.wake.notified();
+        let notified = wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let found = own_assignments(&state, &key).await?;
@@ -122,7 +135,7 @@ struct Owned {
 /// The assignment `id` if it belongs to `worker`; 404 otherwise, whoever's it is.
 async fn owned(state: &AppState, id: i64, worker: &str) -> ApiResult<Owned> {
     let row = sqlx::query!("SELECT job_id, status, seal FROM assignments WHERE id = ? AND provider = ?", id, worker)
-        .fetch_optional(&state.db)
+        .fetch_optional(&state.read)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no assignment {id} for {worker}")))?;
     Ok(Owned { job_id: row.job_id, status: row.status, seal: row.seal })
@@ -315,7 +328,7 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     tx.commit().await?;
     state.metrics.receipts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.publish(json!({ "type": "revealed", "jobId": a.job_id, "worker": key, "complete": complete }));
-    state.wake.notify_waiters(); // a slot of this worker's capacity is free again
+    state.wake.matcher(); // a slot of this worker's capacity is free again
     Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": false })))
 }
 
@@ -337,6 +350,6 @@ pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed 
         return Err(ApiError::conflict("not_releasable", format!("assignment {id} changed; retry")));
     }
     state.publish(json!({ "type": "released", "jobId": a.job_id, "worker": key }));
-    state.wake.notify_waiters();
+    state.wake.matcher();
     Ok(Json(json!({ "assignment": id, "status": "released" })))
 }
