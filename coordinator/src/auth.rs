@@ -1,6 +1,7 @@
-//! Signed worker requests ([`qor_protocol::auth`]): the signature must recover to the address header,
-//! the timestamp must be within the clock window, the nonce must be new for that address, and the
-//! address must be a provider registered on chain.
+//! Signed requests ([`qor_protocol::auth`]) from workers and verifiers: the signature must recover to
+//! the address header, the timestamp must be within the clock window, the nonce must be new for that
+//! address, and the address must hold the role on chain: a provider registered in the
+//! ProviderRegistry ([`Signed`]) or a member of the VerifierCommittee ([`VerifierSigned`]).
 
 use alloy_primitives::{Address, Signature};
 use axum::body::Bytes;
@@ -20,8 +21,24 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> ApiResult<&'a str> 
         .map_err(|_| ApiError::unauthorized("bad_auth_header", format!("header `{name}` is not text")))
 }
 
-/// Who signed this request: a registered provider. Records the nonce, so the same request twice fails.
-pub async fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> ApiResult<Address> {
+/// Who may sign a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A provider registered on chain (its worker).
+    Provider,
+    /// A member of the verifier committee.
+    Verifier,
+}
+
+/// Who signed this request, holding `role`. Records the nonce, so the same request twice fails.
+pub async fn authenticate(
+    state: &AppState,
+    role: Role,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Address> {
     let claimed: Address = header(headers, ADDRESS)?
         .parse()
         .map_err(|_| ApiError::unauthorized("bad_auth_header", format!("`{ADDRESS}` is not an address")))?;
@@ -52,14 +69,29 @@ pub async fn authenticate(state: &AppState, method: &Method, uri: &Uri, headers:
         ));
     }
     let key = format!("{signer:#x}");
-    let registered = sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key)
-        .fetch_optional(&state.read)
-        .await?;
-    if registered.is_none() {
-        return Err(ApiError::forbidden(
-            "provider_not_registered",
-            format!("{signer} is not registered in the ProviderRegistry (register on chain first)"),
-        ));
+    match role {
+        Role::Provider => {
+            let registered = sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key)
+                .fetch_optional(&state.read)
+                .await?;
+            if registered.is_none() {
+                return Err(ApiError::forbidden(
+                    "provider_not_registered",
+                    format!("{signer} is not registered in the ProviderRegistry (register on chain first)"),
+                ));
+            }
+        }
+        Role::Verifier => {
+            let member = sqlx::query_scalar!("SELECT address FROM committee_members WHERE address = ?", key)
+                .fetch_optional(&state.read)
+                .await?;
+            if member.is_none() {
+                return Err(ApiError::forbidden(
+                    "not_a_verifier",
+                    format!("{signer} is not a member of the VerifierCommittee"),
+                ));
+            }
+        }
     }
     let now = now_ms();
     let inserted = sqlx::query!("INSERT OR IGNORE INTO nonces (address, nonce, used_at) VALUES (?, ?, ?)", key, nonce, now)
@@ -81,19 +113,42 @@ pub struct Signed {
     pub body: Bytes,
 }
 
+async fn signed_body(request: Request, state: &AppState, role: Role) -> ApiResult<(Address, Bytes)> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, state.cfg.max_json_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("signed requests are at most {} bytes", state.cfg.max_json_bytes),
+        )
+    })?;
+    let signer = authenticate(state, role, &parts.method, &parts.uri, &parts.headers, &body).await?;
+    Ok((signer, body))
+}
+
 impl FromRequest<AppState> for Signed {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, state.cfg.max_json_bytes).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("worker requests are at most {} bytes", state.cfg.max_json_bytes),
-            )
-        })?;
-        let worker = authenticate(state, &parts.method, &parts.uri, &parts.headers, &body).await?;
+        let (worker, body) = signed_body(request, state, Role::Provider).await?;
         Ok(Self { worker, body })
+    }
+}
+
+/// A request signed by a member of the verifier committee: the extractor of every verifier endpoint.
+#[derive(Debug)]
+pub struct VerifierSigned {
+    /// Who signed it.
+    pub verifier: Address,
+    /// The body, as signed.
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for VerifierSigned {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (verifier, body) = signed_body(request, state, Role::Verifier).await?;
+        Ok(Self { verifier, body })
     }
 }

@@ -61,6 +61,11 @@ impl BlobStore {
         self.blobs.read(Self::name(hash))
     }
 
+    /// Opens a stored blob for reading (large files: storage deals).
+    pub fn open_file(&self, hash: &B256) -> std::io::Result<cap_std::fs::File> {
+        self.blobs.open(Self::name(hash))
+    }
+
     /// Stores `body` under `expected`, streaming. Errors are the API's answers.
     pub async fn put(&self, expected: B256, body: Body) -> ApiResult<u64> {
         if self.contains(&expected) {

@@ -1,4 +1,5 @@
-//! The chain watcher: follows JobEscrow and ProviderRegistry events over HTTP polling.
+//! The chain watcher: follows JobEscrow, ProviderRegistry and VerifierCommittee events over HTTP
+//! polling.
 //!
 //! It applies a block's events only once the block has `confirmations` blocks on top, records each
 //! applied event (block, log index, block hash) and the hash and parent of every block it stored, and
@@ -6,7 +7,8 @@
 //! exactly there and never applies an event twice. Before moving on it checks that the newest stored
 //! block is still on the chain; if not (a reorg), it walks back to the last stored block that is, and
 //! undoes everything above it: jobs, assignments and receipts of jobs that no longer exist are removed,
-//! and provider state is rebuilt from the events that remain.
+//! jobs settled or reclaimed in a removed block go back to what their receipts say, and provider,
+//! committee and storage deal state is rebuilt from the events that remain.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEvent;
 use qor_protocol::bindings::IJobEscrow as E;
 use qor_protocol::bindings::IProviderRegistry as R;
+use qor_protocol::bindings::IVerifierCommittee as C;
 use serde_json::{Value, json};
 use sqlx::{Sqlite, Transaction};
 
@@ -99,7 +102,11 @@ pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) 
     }
     let from = (last + 1) as u64;
     let to = safe.min(from + cfg.batch_blocks - 1);
-    let filter = Filter::new().address(vec![state.cfg.escrow, state.cfg.registry]).from_block(from).to_block(to);
+    let mut contracts = vec![state.cfg.escrow, state.cfg.registry];
+    if state.cfg.committee != Address::ZERO {
+        contracts.push(state.cfg.committee);
+    }
+    let filter = Filter::new().address(contracts).from_block(from).to_block(to);
     let logs = provider.get_logs(&filter).await?;
 
     // Headers of every block with events and of `to` (so the next tick can check it).
@@ -167,6 +174,7 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
     let block_hash = format!("{:#x}", log.block_hash.unwrap_or_default());
     let tx_hash = format!("{:#x}", log.transaction_hash.unwrap_or_default());
     let from_escrow = log.address() == state.cfg.escrow;
+    let from_committee = log.address() == state.cfg.committee;
 
     let (name, detail): (&str, Value) = match *topic {
         E::ComputeJobCreated::SIGNATURE_HASH if from_escrow => {
@@ -206,13 +214,45 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
             let e = E::StorageDealCreated::decode_log(&log.inner)?.data;
             ("StorageDealCreated", json!({
                 "dealId": e.dealId.to_string(), "buyer": addr(&e.buyer), "root": format!("{:#x}", e.merkleRoot), "size": e.size,
+                "periods": e.periods, "periodLength": e.periodLength, "pricePerPeriod": e.pricePerPeriod.to_string(),
+                "preferredProvider": addr(&e.preferredProvider),
             }))
         }
         E::StorageDealAccepted::SIGNATURE_HASH if from_escrow => {
             let e = E::StorageDealAccepted::decode_log(&log.inner)?.data;
-            ("StorageDealAccepted", json!({ "dealId": e.dealId.to_string(), "provider": addr(&e.provider) }))
+            ("StorageDealAccepted", json!({ "dealId": e.dealId.to_string(), "provider": addr(&e.provider), "startBlock": e.startBlock }))
+        }
+        E::StorageDealCancelled::SIGNATURE_HASH if from_escrow => {
+            let e = E::StorageDealCancelled::decode_log(&log.inner)?.data;
+            ("StorageDealCancelled", json!({ "dealId": e.dealId.to_string() }))
+        }
+        E::StoragePeriodProven::SIGNATURE_HASH if from_escrow => {
+            let e = E::StoragePeriodProven::decode_log(&log.inner)?.data;
+            ("StoragePeriodProven", json!({
+                "dealId": e.dealId.to_string(), "period": e.period.to::<u64>(), "chunkIndex": e.chunkIndex.to::<u64>(),
+            }))
+        }
+        E::StoragePeriodsAttested::SIGNATURE_HASH if from_escrow => {
+            let e = E::StoragePeriodsAttested::decode_log(&log.inner)?.data;
+            ("StoragePeriodsAttested", json!({ "dealId": e.dealId.to_string(), "periods": e.periods.to_string() }))
+        }
+        E::StoragePeriodsSettled::SIGNATURE_HASH if from_escrow => {
+            let e = E::StoragePeriodsSettled::decode_log(&log.inner)?.data;
+            ("StoragePeriodsSettled", json!({
+                "dealId": e.dealId.to_string(), "fromPeriod": e.fromPeriod.to::<u64>(), "toPeriod": e.toPeriod.to::<u64>(),
+                "passed": e.passed.to::<u64>(), "missed": e.missed.to::<u64>(),
+            }))
         }
         _ if from_escrow => return Ok(None),
+        C::MemberAdded::SIGNATURE_HASH if from_committee => {
+            let e = C::MemberAdded::decode_log(&log.inner)?.data;
+            ("MemberAdded", json!({ "member": addr(&e.member) }))
+        }
+        C::MemberRemoved::SIGNATURE_HASH if from_committee => {
+            let e = C::MemberRemoved::decode_log(&log.inner)?.data;
+            ("MemberRemoved", json!({ "member": addr(&e.member) }))
+        }
+        _ if from_committee => return Ok(None),
         R::ProviderRegistered::SIGNATURE_HASH => {
             let e = R::ProviderRegistered::decode_log(&log.inner)?.data;
             ("ProviderRegistered", json!({
@@ -330,26 +370,73 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
         }
         "StorageDealCreated" => {
             let (deal, buyer, root, size) = (s(d, "dealId"), s(d, "buyer"), s(d, "root"), d["size"].as_i64().unwrap_or(0));
+            let (periods, period_length) = (d["periods"].as_i64().unwrap_or(0), d["periodLength"].as_i64().unwrap_or(0));
+            let (price, preferred) = (s(d, "pricePerPeriod"), s(d, "preferredProvider"));
             sqlx::query!(
-                "INSERT OR IGNORE INTO storage_deals (deal_id, buyer, root, size, status, block_number, updated_at)
-                 VALUES (?, ?, ?, ?, 'open', ?, ?)",
-                deal,
-                buyer,
-                root,
-                size,
-                block,
-                now
+                "INSERT OR IGNORE INTO storage_deals (deal_id, buyer, root, size, status, block_number, updated_at, periods,
+                   period_length, price_per_period, preferred)
+                 VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+                deal, buyer, root, size, block, now, periods, period_length, price, preferred
+            )
+            .execute(&mut **tx)
+            .await?;
+            timeline(tx, &format!("deal:{deal}"), "chain", "funded", d.clone(), Some(block)).await?;
+        }
+        "StorageDealAccepted" | "StorageDealCancelled" | "StoragePeriodsSettled" => {
+            apply_deal(tx, name, d).await?;
+            timeline(tx, &format!("deal:{}", s(d, "dealId")), "chain", name, d.clone(), Some(block)).await?;
+        }
+        "StoragePeriodProven" | "StoragePeriodsAttested" => {
+            timeline(tx, &format!("deal:{}", s(d, "dealId")), "chain", name, d.clone(), Some(block)).await?;
+        }
+        "MemberAdded" => {
+            let member = s(d, "member");
+            sqlx::query!("INSERT OR REPLACE INTO committee_members (address, block_number) VALUES (?, ?)", member, block)
+                .execute(&mut **tx)
+                .await?;
+        }
+        "MemberRemoved" => {
+            let member = s(d, "member");
+            sqlx::query!("DELETE FROM committee_members WHERE address = ?", member).execute(&mut **tx).await?;
+        }
+        _ => apply_registry(tx, name, d, block).await?,
+    }
+    Ok(())
+}
+
+/// The chain state of a deal is a fold over its escrow events (so a reorg can replay the ones that remain).
+async fn apply_deal(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value) -> sqlx::Result<()> {
+    let (deal, now) = (s(d, "dealId"), now_ms());
+    match name {
+        "StorageDealAccepted" => {
+            let (provider, start) = (s(d, "provider"), d["startBlock"].as_i64());
+            sqlx::query!(
+                "UPDATE storage_deals SET provider = ?, start_block = ?, status = 'active', updated_at = ? WHERE deal_id = ?",
+                provider,
+                start,
+                now,
+                deal
             )
             .execute(&mut **tx)
             .await?;
         }
-        "StorageDealAccepted" => {
-            let (deal, provider) = (s(d, "dealId"), s(d, "provider"));
-            sqlx::query!("UPDATE storage_deals SET provider = ?, status = 'active', updated_at = ? WHERE deal_id = ?", provider, now, deal)
+        "StorageDealCancelled" => {
+            sqlx::query!("UPDATE storage_deals SET status = 'cancelled', updated_at = ? WHERE deal_id = ?", now, deal)
                 .execute(&mut **tx)
                 .await?;
         }
-        _ => apply_registry(tx, name, d, block).await?,
+        "StoragePeriodsSettled" => {
+            let to = d["toPeriod"].as_i64().unwrap_or(0);
+            sqlx::query!(
+                "UPDATE storage_deals SET status = 'completed', updated_at = ? WHERE deal_id = ? AND periods <= ?",
+                now,
+                deal,
+                to
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -410,12 +497,66 @@ async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
         timeline(&mut tx, &format!("job:{job}"), "chain", "reorged_out", json!({ "base": base }), Some(base)).await?;
     }
     sqlx::query!("DELETE FROM jobs WHERE block_number > ?", base).execute(&mut *tx).await?;
-    // Settlement effects on jobs that remain: back to what their own events say (receipts stay).
+    // Jobs that remain but were settled or reclaimed by a block that is gone: back to what their
+    // receipts say (the receipts stay; the verifier will settle them again).
+    let undone = sqlx::query!(
+        "SELECT name, detail FROM chain_events WHERE block_number > ? AND name IN ('ComputeBatchSettled', 'ComputeJobReclaimed')",
+        base
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = now_ms();
+    for e in undone {
+        let detail: Value = serde_json::from_str(&e.detail)?;
+        let jobs: Vec<String> = match e.name.as_str() {
+            "ComputeBatchSettled" => detail["jobIds"].as_array().into_iter().flatten().filter_map(|j| j.as_str().map(str::to_string)).collect(),
+            _ => vec![s(&detail, "jobId").to_string()],
+        };
+        for job in jobs {
+            let changed = sqlx::query!(
+                "UPDATE jobs SET updated_at = ?, status = CASE
+                   WHEN (SELECT COUNT(*) FROM receipts r WHERE r.job_id = jobs.job_id) >= redundancy THEN 'completed'
+                   ELSE 'matching' END
+                 WHERE job_id = ? AND status IN ('settled', 'reclaimed')",
+                now,
+                job
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                timeline(&mut tx, &format!("job:{job}"), "chain", "reorged_out", json!({ "event": e.name, "base": base }), Some(base)).await?;
+            }
+        }
+    }
     sqlx::query!("DELETE FROM settlements WHERE block_number > ?", base).execute(&mut *tx).await?;
     sqlx::query!("DELETE FROM challenges WHERE block_number > ?", base).execute(&mut *tx).await?;
     sqlx::query!("DELETE FROM storage_deals WHERE block_number > ?", base).execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM storage_challenges WHERE deal_id NOT IN (SELECT deal_id FROM storage_deals)").execute(&mut *tx).await?;
     sqlx::query!("DELETE FROM chain_events WHERE block_number > ?", base).execute(&mut *tx).await?;
     sqlx::query!("DELETE FROM chain_blocks WHERE number > ?", base).execute(&mut *tx).await?;
+
+    // Deals that remain: their chain state replayed from the events that remain.
+    sqlx::query!("UPDATE storage_deals SET status = 'open', provider = NULL, start_block = NULL").execute(&mut *tx).await?;
+    let deal_events = sqlx::query!(
+        "SELECT name, detail FROM chain_events WHERE name IN ('StorageDealAccepted', 'StorageDealCancelled', 'StoragePeriodsSettled')
+         ORDER BY block_number, log_index"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for e in deal_events {
+        apply_deal(&mut tx, &e.name, &serde_json::from_str(&e.detail)?).await?;
+    }
+    // The committee: rebuilt from the membership events that remain.
+    sqlx::query!("DELETE FROM committee_members").execute(&mut *tx).await?;
+    let members = sqlx::query!(
+        "SELECT name, detail, block_number FROM chain_events WHERE name IN ('MemberAdded', 'MemberRemoved') ORDER BY block_number, log_index"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for e in members {
+        apply(&mut tx, &e.name, &serde_json::from_str(&e.detail)?, e.block_number, "").await?;
+    }
 
     // Providers: rebuild from the registry events that remain, keeping liveness.
     let heartbeats = sqlx::query!("SELECT address, last_heartbeat FROM providers").fetch_all(&mut *tx).await?;

@@ -231,7 +231,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
 }
 
 /// The timeline of `spec:<hash>` or `job:<id>`, oldest first.
-async fn subject_timeline(state: &AppState, subject: &str) -> ApiResult<Vec<Value>> {
+pub(crate) async fn subject_timeline(state: &AppState, subject: &str) -> ApiResult<Vec<Value>> {
     Ok(sqlx::query!(
         "SELECT at, actor, kind, detail, block_number FROM timeline WHERE subject = ? ORDER BY id",
         subject

@@ -7,7 +7,8 @@
 //! - [`blobs`]: content-addressed, keccak-verified blob store with range downloads;
 //! - [`chain`]: the chain watcher (confirmations, reorgs, restarts);
 //! - [`matcher`]: matching and lease expiry;
-//! - [`jobs`], [`worker`]: the buyer and worker APIs; [`auth`]: signed worker requests;
+//! - [`jobs`], [`worker`], [`storage`], [`verifier`]: the buyer, worker, storage and verifier APIs;
+//! - [`auth`]: signed worker and verifier requests; [`sessions`]: Sign-In with Ethereum sessions;
 //! - [`events`]: Server-Sent Events; [`openapi`]: `/openapi.json`; [`metrics`]: `/metrics`.
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use alloy_primitives::{Address, U256};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, broadcast};
 
@@ -30,6 +31,9 @@ pub mod jobs;
 pub mod matcher;
 pub mod metrics;
 pub mod openapi;
+pub mod sessions;
+pub mod storage;
+pub mod verifier;
 pub mod worker;
 
 /// What the coordinator is configured with.
@@ -41,6 +45,12 @@ pub struct Config {
     pub escrow: Address,
     /// ProviderRegistry.
     pub registry: Address,
+    /// VerifierCommittee (zero: none is watched, so no verifier can sign in).
+    pub committee: Address,
+    /// Hosts a Sign-In with Ethereum message may name (empty: the request's own `Host`).
+    pub siwe_domains: Vec<String>,
+    /// How long a session lasts.
+    pub session_ttl_ms: i64,
     /// How long a lease lasts beyond the job's own wall-clock limit.
     pub lease_ms: i64,
     /// A provider whose last heartbeat is older than this is not live.
@@ -64,6 +74,9 @@ impl Config {
             chain_id,
             escrow,
             registry,
+            committee: Address::ZERO,
+            siwe_domains: Vec::new(),
+            session_ttl_ms: 24 * 3_600_000,
             lease_ms: 60_000,
             heartbeat_ttl_ms: 30_000,
             spec_ttl_ms: 24 * 3_600_000,
@@ -179,6 +192,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worker/assignments/{id}/seal", post(worker::seal))
         .route("/v1/worker/assignments/{id}/receipt", post(worker::receipt))
         .route("/v1/worker/assignments/{id}/release", post(worker::release))
+        .route("/v1/worker/storage", get(storage::worker_storage))
+        .route("/v1/worker/storage/{deal_id}/root", post(storage::report_root))
+        .route("/v1/worker/storage/{deal_id}/challenges/{period}", post(storage::answer_challenge))
+        .route("/v1/storage/files", post(storage::post_file))
+        .route("/v1/storage/deals", get(storage::list_deals))
+        .route("/v1/storage/deals/{deal_id}", get(storage::get_deal))
+        .route("/v1/verifier/jobs/{job_id}/verdict", post(verifier::verdict))
+        .route("/v1/verifier/storage/{deal_id}/challenges", post(storage::relay_challenge))
+        .route("/v1/auth/nonce", get(sessions::nonce))
+        .route("/v1/auth/siwe", post(sessions::sign_in))
+        .route("/v1/auth/session", get(sessions::whoami).merge(delete(sessions::sign_out)))
+        .route("/v1/me", get(sessions::me))
         .layer(DefaultBodyLimit::max(json_limit));
     Router::new()
         .merge(api)

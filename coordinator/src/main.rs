@@ -26,7 +26,8 @@ struct Args {
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "QOR_RPC_URL", default_value = "http://127.0.0.1:8545")]
     rpc_url: String,
-    /// Deployment file written by anvil/deploy.sh (chainId, deployBlock, jobEscrow, providerRegistry).
+    /// Deployment file written by anvil/deploy.sh (chainId, deployBlock, jobEscrow, providerRegistry,
+    /// verifierCommittee).
     #[arg(long, env = "QOR_DEPLOYMENT")]
     deployment: PathBuf,
     /// Confirmations before an event is applied.
@@ -41,6 +42,9 @@ struct Args {
     /// Heartbeat age after which a provider is not live, milliseconds.
     #[arg(long, default_value = "30000")]
     heartbeat_ttl_ms: i64,
+    /// Host a Sign-In with Ethereum message must name (repeatable; default: the request's `Host`).
+    #[arg(long = "siwe-domain", env = "QOR_SIWE_DOMAIN")]
+    siwe_domains: Vec<String>,
     /// Largest blob, bytes.
     #[arg(long, default_value = "1073741824")]
     max_blob_bytes: u64,
@@ -62,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
     let chain_id = deployment["chainId"].as_u64().context("deployment file: `chainId` is not a number")?;
     let start_block = deployment["deployBlock"].as_u64().unwrap_or(0);
     let mut cfg = Config::new(chain_id, field("jobEscrow")?, field("providerRegistry")?);
+    cfg.committee = field("verifierCommittee")?;
+    cfg.siwe_domains = args.siwe_domains;
     cfg.lease_ms = args.lease_ms;
     cfg.heartbeat_ttl_ms = args.heartbeat_ttl_ms;
     cfg.max_blob_bytes = args.max_blob_bytes;

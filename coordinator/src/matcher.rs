@@ -66,6 +66,7 @@ async fn pass(state: &AppState, housekeeping: bool) -> sqlx::Result<()> {
         expire(state).await?;
     }
     match_jobs(state).await?;
+    crate::storage::offer_deals(state).await?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 /// Longest a long poll waits.
 const MAX_WAIT_MS: u64 = 30_000;
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -98,8 +98,9 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
         .collect())
 }
 
-/// `GET /v1/worker/assignments?wait_ms=N`: this worker's live assignments; waits up to N ms (at most
-/// 30 s) for one when there are none. Polling counts as a heartbeat.
+/// `GET /v1/worker/assignments?wait_ms=N`: this worker's live assignments and its storage work (deals
+/// offered to it or held by it, open challenges); waits up to N ms (at most 30 s) while there is
+/// nothing to do. Polling counts as a heartbeat.
 pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     let wait_ms = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait_ms="))) {
         Some(v) => v.parse::<u64>().map_err(|_| ApiError::field("invalid_number", "wait_ms", "`wait_ms` must be milliseconds"))?,
@@ -116,8 +117,11 @@ pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worke
         tokio::pin!(notified);
         notified.as_mut().enable();
         let found = own_assignments(&state, &key).await?;
-        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(json!({ "assignments": found })));
+        let storage = crate::storage::storage_work(&state, &key).await?;
+        let storage_pending = !storage["challenges"].as_array().is_none_or(Vec::is_empty)
+            || storage["deals"].as_array().into_iter().flatten().any(|d| d["status"] == "offered");
+        if !found.is_empty() || storage_pending || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(json!({ "assignments": found, "storage": storage })));
         }
         tokio::select! {
             () = notified => {}

@@ -9,5 +9,6 @@ pub mod digest;
 /// EIP-712 receipts, settlements, resolutions and attestations; signing and recovery; seals.
 pub mod eip712;
 pub mod merkle;
+pub mod siwe;
 /// The job spec, its canonical JSON and `specHash`.
 pub mod spec;

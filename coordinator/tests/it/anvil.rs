@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 /// anvil's well-known accounts 2 (the provider) and 3 (the buyer).
 const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+/// anvil's second account: the deployer of anvil/deploy.sh, and the committee's one member.
+const DEPLOYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const BUYER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const ETHER: u64 = 1_000_000_000_000_000_000;
 
@@ -80,7 +82,8 @@ struct Coordinator {
 
 impl Coordinator {
     async fn start(dir: &std::path::Path, deployment: &Value, rpc: &str) -> Self {
-        let cfg = Config::new(31337, address(deployment, "jobEscrow"), address(deployment, "providerRegistry"));
+        let mut cfg = Config::new(31337, address(deployment, "jobEscrow"), address(deployment, "providerRegistry"));
+        cfg.committee = address(deployment, "verifierCommittee");
         let pool = db::open(dir.join("c.db").to_str().unwrap()).await.unwrap();
         let state = AppState::new(pool, &dir.join("data"), cfg).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,6 +246,67 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/receipt"), body).await;
     let job = get(&http, format!("{base}/v1/jobs/1")).await;
     assert_eq!(job["status"], "completed", "{job}");
+
+    // Storage: the buyer uploads and registers a file and funds a deal for the root the coordinator
+    // computed; the coordinator offers it to the provider, which checks the root and accepts on chain;
+    // the committee member (known from the committee's events) relays the period's challenge, and the
+    // answer the coordinator checked is one the escrow accepts too.
+    let data: Vec<u8> = (0..3_000u32).map(|i| (i % 253) as u8).collect();
+    let blob = keccak256(&data);
+    http.put(format!("{base}/v1/blobs/{blob}")).body(data.clone()).send().await.unwrap().error_for_status().unwrap();
+    let file: Value = http.post(format!("{base}/v1/storage/files")).json(&json!({ "blobHash": blob })).send().await.unwrap().json().await.unwrap();
+    let root: B256 = file["root"].as_str().unwrap().parse().unwrap();
+    let create = IJobEscrow::createStorageDealCall {
+        merkleRoot: root,
+        size: data.len() as u64,
+        periods: 2,
+        periodLength: 4,
+        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
+        preferredProvider: Address::ZERO,
+    };
+    let tx = TransactionRequest::default().with_to(escrow).with_input(create.abi_encode()).with_value(U256::from(2_000u64));
+    assert!(as_buyer.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
+    let polled = wait_for("the deal to be offered", async || {
+        let polled = worker_call(&http, &base, &worker, "GET", "/v1/worker/assignments?wait_ms=1000", json!(null)).await;
+        (polled["storage"]["deals"].as_array().is_some_and(|d| !d.is_empty())).then_some(polled)
+    })
+    .await;
+    let offered = &polled["storage"]["deals"][0];
+    assert_eq!((offered["status"].as_str(), offered["root"].clone()), (Some("offered"), json!(root)), "{polled}");
+    let deal_id = offered["dealId"].as_str().unwrap().to_string();
+    let fetched = http.get(format!("{base}/v1/blobs/{}", offered["blobHash"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
+    let tree = qor_protocol::merkle::StorageTree::from_bytes(&fetched).unwrap();
+    let reported = worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/root"), json!({ "root": tree.root() })).await;
+    assert_eq!(reported["status"], "hosting");
+    let deal_u = U256::from(deal_id.parse::<u64>().unwrap());
+    let accept = IJobEscrow::acceptStorageDealCall { dealId: deal_u };
+    let tx = TransactionRequest::default().with_to(escrow).with_input(accept.abi_encode());
+    assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
+    wait_for("the deal to be active", async || {
+        (get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await["status"] == "active").then_some(())
+    })
+    .await;
+    let _: Value = as_buyer.raw_request("anvil_mine".into(), (2u64,)).await.unwrap();
+    let index_call = IJobEscrow::storageChallengeIndexCall { dealId: deal_u, period: U256::ZERO };
+    let out = as_buyer.call(TransactionRequest::default().with_to(escrow).with_input(index_call.abi_encode())).await.unwrap();
+    let chunk_index = IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).unwrap().to::<u64>();
+    let verifier = Signer::from_bytes(&DEPLOYER_KEY.parse::<B256>().unwrap()).unwrap();
+    let relay = format!("/v1/verifier/storage/{deal_id}/challenges");
+    worker_call(&http, &base, &verifier, "POST", &relay, json!({ "period": 0, "chunkIndex": chunk_index })).await;
+    let work = worker_call(&http, &base, &worker, "GET", "/v1/worker/storage", json!(null)).await;
+    assert_eq!(work["challenges"][0]["chunkIndex"], chunk_index, "{work}");
+    let proof = tree.prove(&fetched, chunk_index).unwrap();
+    let answer = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
+    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/challenges/0"), answer).await;
+    let prove = IJobEscrow::proveStorageCall { dealId: deal_u, period: U256::ZERO, chunk: proof.chunk.clone().into(), path: proof.path.clone() };
+    let tx = TransactionRequest::default().with_to(escrow).with_input(prove.abi_encode());
+    assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status(), "the escrow accepts the answer");
+    let deal = wait_for("the proof on chain", async || {
+        let deal = get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await;
+        deal["timeline"].as_array().unwrap().iter().any(|t| t["kind"] == "StoragePeriodProven").then_some(deal)
+    })
+    .await;
+    assert_eq!(deal["challenges"][0]["status"], "answered", "{deal}");
 
     // A reorg: job 2 is funded for spec "two", seen, then the chain drops that block and job 2 is
     // funded again for spec "three" in a block at the same height.

@@ -130,6 +130,50 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// What the chain watcher does on `StorageDealCreated`.
+    pub async fn add_deal(&self, deal_id: u64, root: B256, size: u64, periods: i64, preferred: Address) {
+        sqlx::query(
+            "INSERT INTO storage_deals (deal_id, buyer, root, size, status, block_number, updated_at, periods, period_length,
+               price_per_period, preferred)
+             VALUES (?, '0x00000000000000000000000000000000000000b1', ?, ?, 'open', 1, 0, ?, 10, '1000', ?)",
+        )
+        .bind(deal_id.to_string())
+        .bind(format!("{root:#x}"))
+        .bind(size as i64)
+        .bind(periods)
+        .bind(format!("{preferred:#x}"))
+        .execute(&self.state.db)
+        .await
+        .unwrap();
+    }
+
+    /// What the chain watcher does on `StorageDealAccepted`.
+    pub async fn accept_deal(&self, deal_id: u64, provider: &Signer) {
+        sqlx::query("UPDATE storage_deals SET status = 'active', provider = ?, start_block = 2 WHERE deal_id = ?")
+            .bind(format!("{:#x}", provider.address()))
+            .bind(deal_id.to_string())
+            .execute(&self.state.db)
+            .await
+            .unwrap();
+    }
+
+    /// What the chain watcher does on the committee's `MemberAdded`.
+    pub async fn add_verifier(&self, signer: &Signer) {
+        sqlx::query("INSERT INTO committee_members (address, block_number) VALUES (?, 1)")
+            .bind(format!("{:#x}", signer.address()))
+            .execute(&self.state.db)
+            .await
+            .unwrap();
+    }
+
+    /// A signed JSON request from a worker or verifier.
+    pub async fn call(&self, signer: &Signer, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let bytes = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
+        self.json(signed(method, path, bytes, signer)).await
+    }
+}
+
 /// A deterministic test key.
 pub fn signer(i: u8) -> Signer {
     Signer::from_bytes(&keccak256([b'q', b'o', b'r', i])).unwrap()

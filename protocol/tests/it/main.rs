@@ -3,6 +3,7 @@
 mod digest;
 mod eip712;
 mod merkle;
+mod siwe;
 mod spec;
 mod vectors;
 

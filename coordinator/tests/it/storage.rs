@@ -1,0 +1,201 @@
+//! Storage deals in process: the file's root recomputed on upload, the deal offered to a provider that
+//! re-derives the root (a refusal sends it to another), challenges relayed only by committee members,
+//! answers checked against the root; and the verifier's verdicts on compute jobs.
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use qor_coordinator::matcher;
+use qor_protocol::merkle::StorageTree;
+use serde_json::{Value, json};
+
+use crate::common::{Harness, signer};
+
+const ETHER: u64 = 1_000_000_000_000_000_000;
+
+fn file() -> Vec<u8> {
+    (0..5_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+async fn register_file(h: &Harness, bytes: &[u8]) -> Value {
+    let blob = h.put_blob(bytes).await;
+    let (status, body) = h
+        .json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": blob }).to_string())).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
+    let h = Harness::new().await;
+    let (careless, careful, verifier, stranger) = (signer(40), signer(41), signer(42), signer(43));
+    h.add_provider(&careless, 1, 4, U256::from(ETHER)).await;
+    h.add_provider(&careful, 1, 4, U256::from(ETHER)).await;
+    h.add_verifier(&verifier).await;
+    for w in [&careless, &careful] {
+        assert_eq!(h.call(w, "POST", "/v1/worker/heartbeat", json!({})).await.0, StatusCode::OK);
+    }
+    let data = file();
+    let tree = StorageTree::from_bytes(&data).unwrap();
+
+    // Funded before the file arrived: it waits for the file, and says so.
+    h.add_deal(1, tree.root(), data.len() as u64, 3, Address::ZERO).await;
+    matcher::tick(&h.state).await.unwrap();
+    assert_eq!(h.get("/v1/storage/deals/1").await.1["status"], "awaiting_file");
+
+    // The coordinator recomputes the root; a blob that is not there is named.
+    let (status, body) = h
+        .json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": keccak256(b"nope") }).to_string())).unwrap())
+        .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("blobHash")), "{body}");
+    let registered = register_file(&h, &data).await;
+    assert_eq!(registered["root"], json!(tree.root()));
+    assert_eq!(registered["chunks"], 5);
+
+    matcher::tick(&h.state).await.unwrap();
+    let deal = h.get("/v1/storage/deals/1").await.1;
+    assert_eq!(deal["status"], "offered", "{deal}");
+    let first: Address = deal["offeredTo"].as_str().unwrap().parse().unwrap();
+    let (first, second) = if first == careless.address() { (&careless, &careful) } else { (&careful, &careless) };
+
+    // The offered provider sees it in its long poll (and nobody else does); its copy is corrupt, so
+    // the root it reports differs: a refusal, and the deal goes to the other provider.
+    let (status, polled) = h.call(first, "GET", "/v1/worker/assignments?wait_ms=0", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(polled["storage"]["deals"][0]["status"], "offered", "{polled}");
+    assert_eq!(polled["storage"]["deals"][0]["blobHash"], registered["blobHash"]);
+    let (_, other) = h.call(second, "GET", "/v1/worker/storage", Value::Null).await;
+    assert_eq!(other["deals"], json!([]), "{other}");
+    let (status, _) = h.call(second, "POST", "/v1/worker/storage/1/root", json!({ "root": tree.root() })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a deal not offered to you is not yours to report");
+    let mut corrupt = data.clone();
+    corrupt[4_000] ^= 1;
+    let wrong = StorageTree::from_bytes(&corrupt).unwrap().root();
+    let (status, body) = h.call(first, "POST", "/v1/worker/storage/1/root", json!({ "root": wrong })).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("refused")), "{body}");
+    matcher::tick(&h.state).await.unwrap();
+    let deal = h.get("/v1/storage/deals/1").await.1;
+    assert_eq!(deal["offeredTo"], json!(format!("{:#x}", second.address())), "{deal}");
+
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/root", json!({ "root": tree.root() })).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("hosting")), "{body}");
+    assert_eq!(body["next"], "acceptStorageDeal(1)");
+    assert_eq!(h.get("/v1/storage/deals/1").await.1["status"], "awaiting_acceptance");
+
+    // Challenges: only an active deal, only a committee member, only a real period and chunk.
+    let challenge = json!({ "period": 0, "chunkIndex": 3 });
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("deal_not_active")), "{body}");
+    h.accept_deal(1, second).await;
+    let (status, body) = h.call(&stranger, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_verifier")), "{body}");
+    let (status, body) = h.call(second, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a provider is not a verifier: {body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndex": 5 })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndex")), "{body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 3, "chunkIndex": 1 })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("period")), "{body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(true)), "the same challenge twice is one: {body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndex": 2 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("challenge_conflict")), "{body}");
+
+    // The provider sees the challenge; a proof of another chunk, or a tampered one, is refused.
+    let (_, work) = h.call(second, "GET", "/v1/worker/storage", Value::Null).await;
+    assert_eq!(work["challenges"], json!([{ "dealId": "1", "period": 0, "chunkIndex": 3 }]), "{work}");
+    let answer = |proof: qor_protocol::merkle::ChunkProof| {
+        json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path })
+    };
+    let wrong_chunk = tree.prove(&data, 2).unwrap();
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(wrong_chunk)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
+    let mut tampered = tree.prove(&data, 3).unwrap();
+    tampered.path[0] = B256::repeat_byte(7);
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(tampered)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
+    let short = json!({ "chunk": "0x00", "path": [] });
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", short).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunk")), "{body}");
+    let (status, _) = h.call(first, "POST", "/v1/worker/storage/1/challenges/0", answer(tree.prove(&data, 3).unwrap())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only the deal's provider answers");
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(tree.prove(&data, 3).unwrap())).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("answered")), "{body}");
+
+    // The history: every challenge with its answer, and a timeline of who did what.
+    let deal = h.get("/v1/storage/deals/1").await.1;
+    assert_eq!(deal["status"], "active");
+    let c = &deal["challenges"][0];
+    assert_eq!((c["status"].as_str(), c["chunkIndex"].as_i64()), (Some("answered"), Some(3)), "{deal}");
+    assert_eq!(c["path"], json!(tree.path(3).unwrap()));
+    let kinds: Vec<&str> = deal["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["offered", "refused", "offered", "root_verified", "challenged", "challenge_answered"], "{deal}");
+    let (_, listed) = h.get(&format!("/v1/storage/deals?provider={}", second.address())).await;
+    assert_eq!(listed["deals"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(h.get("/v1/storage/deals/7").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/v1/storage/deals/x").await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_verdict_is_checked_against_the_receipts_and_escalation_adds_replicas() {
+    let h = Harness::new().await;
+    let (a, b, c, verifier) = (signer(50), signer(51), signer(52), signer(53));
+    h.add_verifier(&verifier).await;
+    for w in [&a, &b, &c] {
+        h.add_provider(w, 1, 2, U256::from(ETHER)).await;
+        assert_eq!(h.call(w, "POST", "/v1/worker/heartbeat", json!({})).await.0, StatusCode::OK);
+    }
+    let (_, spec_hash) = h.put_spec(b"verdict", 2, 1_000).await;
+    h.add_job(60, spec_hash, 2, U256::from(ETHER), Address::ZERO).await;
+    // Two receipts that disagree, as the worker flow stores them.
+    let (d1, d2) = (keccak256(b"one"), keccak256(b"two"));
+    for (w, d) in [(&a, d1), (&b, d2)] {
+        sqlx::query("INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
+                     VALUES ('60', ?, ?, ?, 0, 1, '0x', '[]', 0)")
+            .bind(format!("{:#x}", w.address()))
+            .bind(format!("{d:#x}"))
+            .bind(format!("{d:#x}"))
+            .execute(&h.state.db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO assignments (job_id, provider, status, lease_expires_at, seal, created_at, updated_at)
+                     VALUES ('60', ?, 'revealed', 0, '0x', 0, 0)")
+            .bind(format!("{:#x}", w.address()))
+            .execute(&h.state.db)
+            .await
+            .unwrap();
+    }
+    let path = "/v1/verifier/jobs/60/verdict";
+    let settle = json!({ "outcome": "settle", "resultDigest": d1, "winners": [a.address()], "losers": [b.address()] });
+    let (status, body) = h.call(&verifier, "POST", path, settle.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_completed")), "{body}");
+    sqlx::query("UPDATE jobs SET status = 'completed' WHERE job_id = '60'").execute(&h.state.db).await.unwrap();
+
+    let (status, body) = h.call(&a, "POST", path, settle.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_verifier")), "{body}");
+    let lying = json!({ "outcome": "settle", "resultDigest": d1, "winners": [b.address()], "losers": [] });
+    let (status, body) = h.call(&verifier, "POST", path, lying).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("winners[0]")), "{body}");
+    let too_many = json!({ "outcome": "escalate", "replicas": 10 });
+    let (status, body) = h.call(&verifier, "POST", path, too_many).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("replicas")), "{body}");
+
+    // No majority (1 vs 1): escalate to three replicas; the third goes to the provider that has not run it.
+    let (status, body) = h.call(&verifier, "POST", path, json!({ "outcome": "escalate", "replicas": 3 })).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("matching")), "{body}");
+    matcher::tick(&h.state).await.unwrap();
+    let job = h.get("/v1/jobs/60").await.1;
+    assert_eq!(job["redundancy"], 3);
+    let leased: Vec<&str> = job["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "leased")
+        .map(|r| r["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(leased, [format!("{:#x}", c.address())], "{job}");
+    let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"verdict"), "{job}");
+}
