@@ -8,7 +8,8 @@
 
 use alloy_primitives::{Address, B256, Signature, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain, sol};
-use k256::ecdsa::SigningKey;
+use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+use secp256k1::{Message, SECP256K1, SecretKey};
 
 use crate::bindings::IJobEscrow::{Receipt, SettlementBatch};
 
@@ -66,9 +67,14 @@ pub fn seal(worker: Address, job_id: U256, result_digest: B256) -> B256 {
 }
 
 /// A secp256k1 key that signs EIP-712 digests (a worker's or a committee member's).
+///
+/// Signing and recovery go through libsecp256k1 (the `secp256k1` crate, as reth does): recovering a
+/// signer is the coordinator's and the verifier's hot path (every signed request, every receipt), and
+/// the C library does it several times faster than the pure-Rust `k256`. Signatures are the same
+/// bytes either way (RFC 6979 nonces, low s); the test vectors pin them.
 #[derive(Clone)]
 pub struct Signer {
-    key: SigningKey,
+    key: SecretKey,
     address: Address,
 }
 
@@ -78,11 +84,15 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+fn address_of(key: &secp256k1::PublicKey) -> Address {
+    Address::from_raw_public_key(&key.serialize_uncompressed()[1..])
+}
+
 impl Signer {
     /// A signer from 32 private-key bytes.
     pub fn from_bytes(bytes: &B256) -> Result<Self, SignatureError> {
-        let key = SigningKey::from_bytes(&bytes.0.into()).map_err(|_| SignatureError::InvalidKey)?;
-        let address = Address::from_public_key(key.verifying_key());
+        let key = SecretKey::from_byte_array(bytes.0).map_err(|_| SignatureError::InvalidKey)?;
+        let address = address_of(&key.public_key(SECP256K1));
         Ok(Self { key, address })
     }
 
@@ -93,9 +103,10 @@ impl Signer {
 
     /// Signs a 32-byte digest (low-s, recoverable); `as_bytes()` of the result is `r ‖ s ‖ v`.
     pub fn sign_hash(&self, digest: &B256) -> Result<Signature, SignatureError> {
-        let (sig, recid) =
-            self.key.sign_prehash_recoverable(digest.as_slice()).map_err(|e| SignatureError::Signing(e.to_string()))?;
-        Ok(Signature::from((sig, recid)))
+        let sig = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.key);
+        let (recid, rs) = sig.serialize_compact();
+        let parity = i32::from(recid) == 1;
+        Ok(Signature::from_bytes_and_parity(&rs, parity))
     }
 
     /// Signs a receipt under `domain`.
@@ -106,7 +117,11 @@ impl Signer {
 
 /// The address that signed `digest`.
 pub fn recover(digest: &B256, signature: &Signature) -> Result<Address, SignatureError> {
-    signature.recover_address_from_prehash(digest).map_err(|e| SignatureError::Recovery(e.to_string()))
+    let bytes = signature.as_bytes();
+    let recid = RecoveryId::try_from(i32::from(signature.v())).map_err(|e| SignatureError::Recovery(e.to_string()))?;
+    let sig = RecoverableSignature::from_compact(&bytes[..64], recid).map_err(|e| SignatureError::Recovery(e.to_string()))?;
+    let key = SECP256K1.recover_ecdsa(Message::from_digest(digest.0), &sig).map_err(|e| SignatureError::Recovery(e.to_string()))?;
+    Ok(address_of(&key))
 }
 
 /// The digest a worker signs for `receipt`.

@@ -200,6 +200,6 @@ impl SiweMessage {
 }
 
 /// The address that signed `text` with `personal_sign` (EIP-191).
-pub fn recover_signer(text: &str, signature: &Signature) -> Result<Address, alloy_primitives::SignatureError> {
-    signature.recover_address_from_prehash(&eip191_hash_message(text.as_bytes()))
+pub fn recover_signer(text: &str, signature: &Signature) -> Result<Address, crate::eip712::SignatureError> {
+    crate::eip712::recover(&eip191_hash_message(text.as_bytes()), signature)
 }
