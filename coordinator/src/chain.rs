@@ -487,8 +487,9 @@ async fn apply_registry(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value,
     Ok(())
 }
 
-/// Undoes everything above block `base`.
-async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
+/// Undoes everything above block `base` (what a reorg below the cursor does; public for tests and for an
+/// operator rewinding the watcher).
+pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
     let mut tx = state.db.begin().await?;
     let gone = sqlx::query_scalar!("SELECT job_id FROM jobs WHERE block_number > ?", base).fetch_all(&mut *tx).await?;
     for job in &gone {

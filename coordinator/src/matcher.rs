@@ -243,32 +243,38 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
     let mut updates = Vec::new();
     let now = now_ms();
     let mut tx = state.db.begin().await?;
-    let mut offset = 0i64;
+    // Pages are read after the last job of the one before (keyset, not OFFSET: this pass moves jobs
+    // out of the waiting set as it goes, and an offset would then skip as many as it moved).
+    let (mut after_block, mut after_job) = (i64::MIN, String::new());
     let mut stopped_early = false;
     'pages: loop {
     let jobs = sqlx::query!(
-        // The page is chosen first, by merging two scans of the `jobs_waiting` index (an IN over both
-        // statuses sorted every waiting job), and the replica count is computed for its rows only: a
-        // pass costs the page, not the length of the queue.
-        r#"SELECT j.job_id AS "job_id!", j.redundancy AS "redundancy!", j.budget AS "budget!", j.preferred AS "preferred!",
-                  j.status AS "status!", j.reason, s.fuel_limit, s.wall_clock_ms,
+        // The page is chosen first, by merging two range scans of the `jobs_waiting` index (an IN
+        // over both statuses sorted every waiting job), and the replica count is computed for its
+        // rows only: a pass costs the page, not the length of the queue.
+        r#"SELECT j.job_id AS "job_id!", j.block_number AS "block_number!", j.redundancy AS "redundancy!",
+                  j.budget AS "budget!", j.preferred AS "preferred!", j.status AS "status!", j.reason, s.fuel_limit,
+                  s.wall_clock_ms,
                   (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
                      AND a.status IN ('leased', 'sealed', 'revealed')) AS "active!: i64"
            FROM (SELECT job_id, redundancy, budget, preferred, status, reason, spec_hash, block_number FROM jobs
-                 WHERE status = 'matching'
+                 WHERE status = 'matching' AND (block_number, job_id) > (?1, ?2)
                  UNION ALL
                  SELECT job_id, redundancy, budget, preferred, status, reason, spec_hash, block_number FROM jobs
-                 WHERE status = 'unmatched'
-                 ORDER BY block_number, job_id LIMIT ? OFFSET ?) j
+                 WHERE status = 'unmatched' AND (block_number, job_id) > (?1, ?2)
+                 ORDER BY block_number, job_id LIMIT ?3) j
            JOIN specs s ON s.spec_hash = j.spec_hash
            ORDER BY j.block_number, j.job_id"#,
-        PAGE,
-        offset
+        after_block,
+        after_job,
+        PAGE
     )
     .fetch_all(&mut *tx)
     .await?;
     let page_len = jobs.len() as i64;
-    offset += page_len;
+    if let Some(last) = jobs.last() {
+        (after_block, after_job) = (last.block_number, last.job_id.clone());
+    }
     for job in jobs {
         let need = job.redundancy - job.active;
         let budget: U256 = job.budget.parse().unwrap_or_default();

@@ -54,6 +54,23 @@ async fn signed(http: &reqwest::Client, base: &str, w: &Signer, method: &str, pa
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // What the signatures alone cost (measured first, on an idle machine): each round trip signs three requests and a receipt (the
+    // simulated workers, on the same two cores) and recovers the same four (the coordinator).
+    let key = Signer::from_bytes(&keccak256("bench-ecdsa")).unwrap();
+    let digests: Vec<_> = (0..500u32).map(|i| keccak256(i.to_be_bytes())).collect();
+    let t = Instant::now();
+    let sigs: Vec<_> = digests.iter().map(|d| key.sign_hash(d).unwrap()).collect();
+    let sign_us = t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64;
+    let t = Instant::now();
+    for (d, s) in digests.iter().zip(&sigs) {
+        assert_eq!(qor_protocol::eip712::recover(d, s).unwrap(), key.address());
+    }
+    let recover_us = t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!("ecdsa_sign {sign_us:.1} us");
+    println!("ecdsa_recover {recover_us:.1} us");
+    println!("coordinator_round_trip_ceiling_from_signatures {:.0} per_s", cores * 1e6 / (4.0 * sign_us + 4.0 * recover_us));
+
     let tmp = tempfile::tempdir().unwrap();
     let pool = db::open(tmp.path().join("bench.db").to_str().unwrap()).await.unwrap();
     let state = AppState::new(pool, &tmp.path().join("data"), Config::new(31337, ESCROW, Address::repeat_byte(0x5e))).unwrap();
@@ -182,20 +199,4 @@ async fn main() {
     println!("coordinator_worker_request_p50 {:.2} ms", percentile(&lat, 0.50));
     println!("coordinator_worker_request_p99 {:.2} ms", percentile(&lat, 0.99));
 
-    // What the signatures alone cost: each round trip signs three requests and a receipt (the
-    // simulated workers, on the same two cores) and recovers the same four (the coordinator).
-    let key = Signer::from_bytes(&keccak256("bench-ecdsa")).unwrap();
-    let digests: Vec<_> = (0..500u32).map(|i| keccak256(i.to_be_bytes())).collect();
-    let t = Instant::now();
-    let sigs: Vec<_> = digests.iter().map(|d| key.sign_hash(d).unwrap()).collect();
-    let sign_us = t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64;
-    let t = Instant::now();
-    for (d, s) in digests.iter().zip(&sigs) {
-        assert_eq!(qor_protocol::eip712::recover(d, s).unwrap(), key.address());
-    }
-    let recover_us = t.elapsed().as_secs_f64() * 1e6 / digests.len() as f64;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    println!("ecdsa_sign {sign_us:.1} us");
-    println!("ecdsa_recover {recover_us:.1} us");
-    println!("coordinator_round_trip_ceiling_from_signatures {:.0} per_s", cores * 1e6 / (4.0 * sign_us + 4.0 * recover_us));
 }

@@ -199,3 +199,55 @@ async fn a_verdict_is_checked_against_the_receipts_and_escalation_adds_replicas(
     let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"verdict"), "{job}");
 }
+
+async fn event(h: &Harness, block: i64, index: i64, name: &str, detail: Value) {
+    sqlx::query("INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, name, detail) VALUES (?, ?, '0x', '0x', ?, ?)")
+        .bind(block)
+        .bind(index)
+        .bind(name)
+        .bind(detail.to_string())
+        .execute(&h.state.db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reorg_undoes_settlements_deal_acceptance_and_committee_changes_above_its_base() {
+    let h = Harness::new().await;
+    let (worker, old_member, new_member) = (signer(80), signer(81), signer(82));
+    let (_, spec_hash) = h.put_spec(b"reorg", 1, 1_000).await;
+    h.add_job(1, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
+    sqlx::query("INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
+                 VALUES ('1', ?, '0x01', '0x01', 0, 1, '0x', '[]', 0)")
+        .bind(format!("{:#x}", worker.address()))
+        .execute(&h.state.db)
+        .await
+        .unwrap();
+    // Block 5: the committee's first member. Block 10 (to be reorged out): the job settles, the member
+    // is replaced, and the provider accepts the deal that was funded at block 1.
+    let (old, new) = (format!("{:#x}", old_member.address()), format!("{:#x}", new_member.address()));
+    event(&h, 5, 0, "MemberAdded", json!({ "member": old })).await;
+    event(&h, 10, 0, "ComputeBatchSettled", json!({ "batchId": "1", "windowEnd": 0, "jobIds": ["1"] })).await;
+    event(&h, 10, 1, "MemberRemoved", json!({ "member": old })).await;
+    event(&h, 10, 2, "MemberAdded", json!({ "member": new })).await;
+    event(&h, 10, 3, "StorageDealAccepted", json!({ "dealId": "4", "provider": format!("{:#x}", worker.address()), "startBlock": 11 })).await;
+    sqlx::query("UPDATE jobs SET status = 'settled' WHERE job_id = '1'").execute(&h.state.db).await.unwrap();
+    sqlx::query("INSERT INTO settlements (batch_id, detail, block_number) VALUES ('1', '{}', 10)").execute(&h.state.db).await.unwrap();
+    h.add_verifier(&new_member).await;
+    h.add_deal(4, B256::repeat_byte(4), 2_048, 2, Address::ZERO).await;
+    h.accept_deal(4, &worker).await;
+    sqlx::query("UPDATE storage_deals SET offered_to = ? WHERE deal_id = '4'").bind(format!("{:#x}", worker.address())).execute(&h.state.db).await.unwrap();
+
+    qor_coordinator::chain::rollback(&h.state, 9).await.unwrap();
+
+    let job = h.get("/v1/jobs/1").await.1;
+    assert_eq!(job["status"], "completed", "back to what its receipts say: {job}");
+    assert_eq!(job["timeline"].as_array().unwrap().last().unwrap()["kind"], "reorged_out");
+    let settlements: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settlements").fetch_one(&h.state.db).await.unwrap();
+    assert_eq!(settlements, 0);
+    let members: Vec<String> = sqlx::query_scalar("SELECT address FROM committee_members").fetch_all(&h.state.db).await.unwrap();
+    assert_eq!(members, [old], "the committee as of block 9");
+    let deal = h.get("/v1/storage/deals/4").await.1;
+    assert_eq!((deal["chainStatus"].as_str(), deal["provider"].is_null()), (Some("open"), true), "{deal}");
+    assert_eq!(deal["offeredTo"], json!(format!("{:#x}", worker.address())), "hosting progress off chain stays: {deal}");
+}
