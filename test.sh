@@ -25,6 +25,10 @@ cargo build --release --locked --target wasm32-wasip1 --manifest-path examples/j
 echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
 
+echo "== cargo fmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 

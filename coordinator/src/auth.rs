@@ -63,17 +63,13 @@ pub async fn authenticate(
     let signer = recover_request(method.as_str(), path, timestamp, nonce, body, &signature)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
     if signer != claimed {
-        return Err(ApiError::unauthorized(
-            "bad_signature",
-            format!("the request is signed by {signer}, not by {claimed}"),
-        ));
+        return Err(ApiError::unauthorized("bad_signature", format!("the request is signed by {signer}, not by {claimed}")));
     }
     let key = format!("{signer:#x}");
     match role {
         Role::Provider => {
-            let registered = sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key)
-                .fetch_optional(&state.read)
-                .await?;
+            let registered =
+                sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", key).fetch_optional(&state.read).await?;
             if registered.is_none() {
                 return Err(ApiError::forbidden(
                     "provider_not_registered",
@@ -82,14 +78,10 @@ pub async fn authenticate(
             }
         }
         Role::Verifier => {
-            let member = sqlx::query_scalar!("SELECT address FROM committee_members WHERE address = ?", key)
-                .fetch_optional(&state.read)
-                .await?;
+            let member =
+                sqlx::query_scalar!("SELECT address FROM committee_members WHERE address = ?", key).fetch_optional(&state.read).await?;
             if member.is_none() {
-                return Err(ApiError::forbidden(
-                    "not_a_verifier",
-                    format!("{signer} is not a member of the VerifierCommittee"),
-                ));
+                return Err(ApiError::forbidden("not_a_verifier", format!("{signer} is not a member of the VerifierCommittee")));
             }
         }
     }

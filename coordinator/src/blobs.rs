@@ -80,9 +80,8 @@ impl BlobStore {
             let mut size = 0u64;
             let mut stream = body.into_data_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("reading the body: {e}"))
-                })?;
+                let chunk =
+                    chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("reading the body: {e}")))?;
                 size += chunk.len() as u64;
                 if size > self.max_bytes {
                     return Err(ApiError::new(
@@ -96,11 +95,7 @@ impl BlobStore {
             }
             let got = hasher.finalize();
             if got != expected {
-                return Err(ApiError::field(
-                    "hash_mismatch",
-                    "hash",
-                    format!("the body hashes to {got}, not {expected}"),
-                ));
+                return Err(ApiError::field("hash_mismatch", "hash", format!("the body hashes to {got}, not {expected}")));
             }
             file.sync_all().await.map_err(ApiError::internal)?;
             Ok(size)

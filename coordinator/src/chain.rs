@@ -144,9 +144,12 @@ pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) 
             .await?;
     }
     let to_i = to as i64;
-    sqlx::query!("INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block", to_i)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block",
+        to_i
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
 
     let m = &state.metrics;
@@ -180,11 +183,14 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         E::ComputeJobCreated::SIGNATURE_HASH if from_escrow => {
             let e = E::ComputeJobCreated::decode_log(&log.inner)?.data;
             let j = &e.job;
-            ("ComputeJobCreated", json!({
-                "jobId": e.jobId.to_string(), "buyer": addr(&e.buyer), "specHash": format!("{:#x}", e.specHash),
-                "token": addr(&j.token), "budget": j.budget.to_string(), "deadline": j.deadline,
-                "redundancy": j.redundancy, "preferredProvider": addr(&j.preferredProvider),
-            }))
+            (
+                "ComputeJobCreated",
+                json!({
+                    "jobId": e.jobId.to_string(), "buyer": addr(&e.buyer), "specHash": format!("{:#x}", e.specHash),
+                    "token": addr(&j.token), "budget": j.budget.to_string(), "deadline": j.deadline,
+                    "redundancy": j.redundancy, "preferredProvider": addr(&j.preferredProvider),
+                }),
+            )
         }
         E::ComputeBatchSettled::SIGNATURE_HASH if from_escrow => {
             let e = E::ComputeBatchSettled::decode_log(&log.inner)?.data;
@@ -201,10 +207,13 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         }
         E::ComputeJobChallenged::SIGNATURE_HASH if from_escrow => {
             let e = E::ComputeJobChallenged::decode_log(&log.inner)?.data;
-            ("ComputeJobChallenged", json!({
-                "jobId": e.jobId.to_string(), "batchId": e.batchId.to_string(), "challenger": addr(&e.challenger),
-                "bond": e.bond.to_string(),
-            }))
+            (
+                "ComputeJobChallenged",
+                json!({
+                    "jobId": e.jobId.to_string(), "batchId": e.batchId.to_string(), "challenger": addr(&e.challenger),
+                    "bond": e.bond.to_string(),
+                }),
+            )
         }
         E::ChallengeResolved::SIGNATURE_HASH if from_escrow => {
             let e = E::ChallengeResolved::decode_log(&log.inner)?.data;
@@ -212,11 +221,14 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         }
         E::StorageDealCreated::SIGNATURE_HASH if from_escrow => {
             let e = E::StorageDealCreated::decode_log(&log.inner)?.data;
-            ("StorageDealCreated", json!({
-                "dealId": e.dealId.to_string(), "buyer": addr(&e.buyer), "root": format!("{:#x}", e.merkleRoot), "size": e.size,
-                "periods": e.periods, "periodLength": e.periodLength, "pricePerPeriod": e.pricePerPeriod.to_string(),
-                "preferredProvider": addr(&e.preferredProvider),
-            }))
+            (
+                "StorageDealCreated",
+                json!({
+                    "dealId": e.dealId.to_string(), "buyer": addr(&e.buyer), "root": format!("{:#x}", e.merkleRoot), "size": e.size,
+                    "periods": e.periods, "periodLength": e.periodLength, "pricePerPeriod": e.pricePerPeriod.to_string(),
+                    "preferredProvider": addr(&e.preferredProvider),
+                }),
+            )
         }
         E::StorageDealAccepted::SIGNATURE_HASH if from_escrow => {
             let e = E::StorageDealAccepted::decode_log(&log.inner)?.data;
@@ -228,9 +240,12 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         }
         E::StoragePeriodProven::SIGNATURE_HASH if from_escrow => {
             let e = E::StoragePeriodProven::decode_log(&log.inner)?.data;
-            ("StoragePeriodProven", json!({
-                "dealId": e.dealId.to_string(), "period": e.period.to::<u64>(), "chunkIndex": e.chunkIndex.to::<u64>(),
-            }))
+            (
+                "StoragePeriodProven",
+                json!({
+                    "dealId": e.dealId.to_string(), "period": e.period.to::<u64>(), "chunkIndex": e.chunkIndex.to::<u64>(),
+                }),
+            )
         }
         E::StoragePeriodsAttested::SIGNATURE_HASH if from_escrow => {
             let e = E::StoragePeriodsAttested::decode_log(&log.inner)?.data;
@@ -238,10 +253,13 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         }
         E::StoragePeriodsSettled::SIGNATURE_HASH if from_escrow => {
             let e = E::StoragePeriodsSettled::decode_log(&log.inner)?.data;
-            ("StoragePeriodsSettled", json!({
-                "dealId": e.dealId.to_string(), "fromPeriod": e.fromPeriod.to::<u64>(), "toPeriod": e.toPeriod.to::<u64>(),
-                "passed": e.passed.to::<u64>(), "missed": e.missed.to::<u64>(),
-            }))
+            (
+                "StoragePeriodsSettled",
+                json!({
+                    "dealId": e.dealId.to_string(), "fromPeriod": e.fromPeriod.to::<u64>(), "toPeriod": e.toPeriod.to::<u64>(),
+                    "passed": e.passed.to::<u64>(), "missed": e.missed.to::<u64>(),
+                }),
+            )
         }
         _ if from_escrow => return Ok(None),
         C::MemberAdded::SIGNATURE_HASH if from_committee => {
@@ -255,17 +273,23 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
         _ if from_committee => return Ok(None),
         R::ProviderRegistered::SIGNATURE_HASH => {
             let e = R::ProviderRegistered::decode_log(&log.inner)?.data;
-            ("ProviderRegistered", json!({
-                "provider": addr(&e.provider), "stake": e.stake.to_string(),
-                "pricePerFuel": e.metadata.pricePerFuel.to_string(), "capacity": e.metadata.capacity, "region": e.metadata.region,
-            }))
+            (
+                "ProviderRegistered",
+                json!({
+                    "provider": addr(&e.provider), "stake": e.stake.to_string(),
+                    "pricePerFuel": e.metadata.pricePerFuel.to_string(), "capacity": e.metadata.capacity, "region": e.metadata.region,
+                }),
+            )
         }
         R::ProviderMetadataUpdated::SIGNATURE_HASH => {
             let e = R::ProviderMetadataUpdated::decode_log(&log.inner)?.data;
-            ("ProviderMetadataUpdated", json!({
-                "provider": addr(&e.provider), "pricePerFuel": e.metadata.pricePerFuel.to_string(),
-                "capacity": e.metadata.capacity, "region": e.metadata.region,
-            }))
+            (
+                "ProviderMetadataUpdated",
+                json!({
+                    "provider": addr(&e.provider), "pricePerFuel": e.metadata.pricePerFuel.to_string(),
+                    "capacity": e.metadata.capacity, "region": e.metadata.region,
+                }),
+            )
         }
         R::StakeAdded::SIGNATURE_HASH => {
             let e = R::StakeAdded::decode_log(&log.inner)?.data;
@@ -330,7 +354,19 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
                 "INSERT OR IGNORE INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number,
                    block_hash, status, reason, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block, block_hash, status, reason, now
+                job_id,
+                spec_hash,
+                buyer,
+                token,
+                budget,
+                deadline,
+                redundancy,
+                preferred,
+                block,
+                block_hash,
+                status,
+                reason,
+                now
             )
             .execute(&mut **tx)
             .await?;
@@ -376,7 +412,16 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
                 "INSERT OR IGNORE INTO storage_deals (deal_id, buyer, root, size, status, block_number, updated_at, periods,
                    period_length, price_per_period, preferred)
                  VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
-                deal, buyer, root, size, block, now, periods, period_length, price, preferred
+                deal,
+                buyer,
+                root,
+                size,
+                block,
+                now,
+                periods,
+                period_length,
+                price,
+                preferred
             )
             .execute(&mut **tx)
             .await?;
@@ -427,14 +472,9 @@ async fn apply_deal(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value) -> 
         }
         "StoragePeriodsSettled" => {
             let to = d["toPeriod"].as_i64().unwrap_or(0);
-            sqlx::query!(
-                "UPDATE storage_deals SET status = 'completed', updated_at = ? WHERE deal_id = ? AND periods <= ?",
-                now,
-                deal,
-                to
-            )
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query!("UPDATE storage_deals SET status = 'completed', updated_at = ? WHERE deal_id = ? AND periods <= ?", now, deal, to)
+                .execute(&mut **tx)
+                .await?;
         }
         _ => {}
     }
@@ -446,12 +486,18 @@ async fn apply_registry(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value,
     let p = s(d, "provider");
     match name {
         "ProviderRegistered" => {
-            let (stake, price, capacity, region) = (s(d, "stake"), s(d, "pricePerFuel"), d["capacity"].as_i64().unwrap_or(0), s(d, "region"));
+            let (stake, price, capacity, region) =
+                (s(d, "stake"), s(d, "pricePerFuel"), d["capacity"].as_i64().unwrap_or(0), s(d, "region"));
             sqlx::query!(
                 "INSERT INTO providers (address, stake, price_per_fuel, capacity, region, registered_block) VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (address) DO UPDATE SET stake = excluded.stake, price_per_fuel = excluded.price_per_fuel,
                    capacity = excluded.capacity, region = excluded.region",
-                p, stake, price, capacity, region, block
+                p,
+                stake,
+                price,
+                capacity,
+                region,
+                block
             )
             .execute(&mut **tx)
             .await?;
@@ -510,7 +556,9 @@ pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
     for e in undone {
         let detail: Value = serde_json::from_str(&e.detail)?;
         let jobs: Vec<String> = match e.name.as_str() {
-            "ComputeBatchSettled" => detail["jobIds"].as_array().into_iter().flatten().filter_map(|j| j.as_str().map(str::to_string)).collect(),
+            "ComputeBatchSettled" => {
+                detail["jobIds"].as_array().into_iter().flatten().filter_map(|j| j.as_str().map(str::to_string)).collect()
+            }
             _ => vec![s(&detail, "jobId").to_string()],
         };
         for job in jobs {
@@ -526,7 +574,8 @@ pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
             .await?
             .rows_affected();
             if changed > 0 {
-                timeline(&mut tx, &format!("job:{job}"), "chain", "reorged_out", json!({ "event": e.name, "base": base }), Some(base)).await?;
+                timeline(&mut tx, &format!("job:{job}"), "chain", "reorged_out", json!({ "event": e.name, "base": base }), Some(base))
+                    .await?;
             }
         }
     }
@@ -576,9 +625,12 @@ pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
     for h in heartbeats {
         sqlx::query!("UPDATE providers SET last_heartbeat = ? WHERE address = ?", h.last_heartbeat, h.address).execute(&mut *tx).await?;
     }
-    sqlx::query!("INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block", base)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO chain_cursor (id, last_block) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_block = excluded.last_block",
+        base
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     state.metrics.reorgs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.publish(json!({ "type": "reorg", "base": base }));

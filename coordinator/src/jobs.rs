@@ -20,11 +20,7 @@ use crate::error::{ApiError, ApiResult, parse_b256, parse_u256};
 pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let spec = JobSpec::from_json(&body).map_err(|e| ApiError::field("invalid_spec", e.field(), e.to_string()))?;
     if !state.blobs.contains(&spec.module) {
-        return Err(ApiError::field(
-            "missing_blob",
-            "module",
-            format!("upload the module first: PUT /v1/blobs/{}", spec.module),
-        ));
+        return Err(ApiError::field("missing_blob", "module", format!("upload the module first: PUT /v1/blobs/{}", spec.module)));
     }
     for (i, input) in spec.inputs.iter().enumerate() {
         if !state.blobs.contains(&input.hash) {
@@ -72,8 +68,7 @@ pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<
             sqlx::query!("UPDATE jobs SET status = 'matching', reason = NULL, updated_at = ? WHERE job_id = ?", now, job_id)
                 .execute(&mut *tx)
                 .await?;
-            timeline(&mut tx, &format!("job:{job_id}"), "coordinator", "spec_arrived", json!({ "specHash": spec_hash }), None)
-                .await?;
+            timeline(&mut tx, &format!("job:{job_id}"), "coordinator", "spec_arrived", json!({ "specHash": spec_hash }), None).await?;
         }
     }
     tx.commit().await?;
@@ -93,9 +88,8 @@ pub async fn get_spec(State(state): State<AppState>, Path(hash): Path<String>) -
         .fetch_optional(&state.read)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no spec {hash}")))?;
-    let jobs = sqlx::query_scalar!("SELECT job_id FROM jobs WHERE spec_hash = ? ORDER BY block_number", hash)
-        .fetch_all(&state.read)
-        .await?;
+    let jobs =
+        sqlx::query_scalar!("SELECT job_id FROM jobs WHERE spec_hash = ? ORDER BY block_number", hash).fetch_all(&state.read).await?;
     let status = if !jobs.is_empty() {
         "funded"
     } else if spec.expires_at < now_ms() {
@@ -136,8 +130,11 @@ pub async fn list_jobs(State(state): State<AppState>, Query(filter): Query<JobFi
     let buyer = match &filter.buyer {
         Some(b) => Some(format!(
             "{:#x}",
-            b.parse::<alloy_primitives::Address>()
-                .map_err(|_| ApiError::field("invalid_address", "buyer", "`buyer` must be an address"))?
+            b.parse::<alloy_primitives::Address>().map_err(|_| ApiError::field(
+                "invalid_address",
+                "buyer",
+                "`buyer` must be an address"
+            ))?
         )),
         None => None,
     };
@@ -206,10 +203,8 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
         })
     })
     .collect::<Vec<_>>();
-    let spec_present = sqlx::query_scalar!("SELECT spec_hash FROM specs WHERE spec_hash = ?", job.spec_hash)
-        .fetch_optional(&state.read)
-        .await?
-        .is_some();
+    let spec_present =
+        sqlx::query_scalar!("SELECT spec_hash FROM specs WHERE spec_hash = ?", job.spec_hash).fetch_optional(&state.read).await?.is_some();
     Ok(Json(json!({
         "jobId": job.job_id,
         "specHash": job.spec_hash,
@@ -232,20 +227,17 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
 
 /// The timeline of `spec:<hash>` or `job:<id>`, oldest first.
 pub(crate) async fn subject_timeline(state: &AppState, subject: &str) -> ApiResult<Vec<Value>> {
-    Ok(sqlx::query!(
-        "SELECT at, actor, kind, detail, block_number FROM timeline WHERE subject = ? ORDER BY id",
-        subject
-    )
-    .fetch_all(&state.read)
-    .await?
-    .into_iter()
-    .map(|t| {
-        json!({
-            "at": t.at, "actor": t.actor, "kind": t.kind, "block": t.block_number,
-            "detail": serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null),
+    Ok(sqlx::query!("SELECT at, actor, kind, detail, block_number FROM timeline WHERE subject = ? ORDER BY id", subject)
+        .fetch_all(&state.read)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "at": t.at, "actor": t.actor, "kind": t.kind, "block": t.block_number,
+                "detail": serde_json::from_str::<Value>(&t.detail).unwrap_or(Value::Null),
+            })
         })
-    })
-    .collect())
+        .collect())
 }
 
 /// `GET /v1/jobs/{job_id}/outputs/{worker}/{path}`: redirects to the output's blob.
@@ -256,9 +248,11 @@ pub async fn get_output(
     let job_id = parse_u256("job_id", &job_id)?.to_string();
     let worker = format!(
         "{:#x}",
-        worker
-            .parse::<alloy_primitives::Address>()
-            .map_err(|_| ApiError::field("invalid_address", "worker", "`worker` must be an address"))?
+        worker.parse::<alloy_primitives::Address>().map_err(|_| ApiError::field(
+            "invalid_address",
+            "worker",
+            "`worker` must be an address"
+        ))?
     );
     let outputs = sqlx::query_scalar!("SELECT outputs FROM receipts WHERE job_id = ? AND worker = ?", job_id, worker)
         .fetch_optional(&state.read)

@@ -56,10 +56,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
-    let deployment: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&args.deployment).with_context(|| format!("reading {}", args.deployment.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", args.deployment.display()))?;
+    let deployment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&args.deployment).with_context(|| format!("reading {}", args.deployment.display()))?)
+            .with_context(|| format!("{} is not JSON", args.deployment.display()))?;
     let field = |k: &str| -> anyhow::Result<Address> {
         deployment[k].as_str().and_then(|s| s.parse().ok()).with_context(|| format!("deployment file: `{k}` is not an address"))
     };

@@ -104,15 +104,11 @@ pub(crate) async fn end_lease(
     detail: serde_json::Value,
 ) -> sqlx::Result<bool> {
     let now = now_ms();
-    let changed = sqlx::query!(
-        "UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')",
-        status,
-        now,
-        id
-    )
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let changed =
+        sqlx::query!("UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')", status, now, id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
     if changed == 0 {
         return Ok(false);
     }
@@ -145,9 +141,13 @@ async fn expire(state: &AppState) -> sqlx::Result<()> {
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query!("UPDATE assignments SET status = 'released', updated_at = ? WHERE job_id = ? AND status IN ('leased', 'sealed')", now, job.job_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE assignments SET status = 'released', updated_at = ? WHERE job_id = ? AND status IN ('leased', 'sealed')",
+            now,
+            job.job_id
+        )
+        .execute(&mut *tx)
+        .await?;
         timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", "expired", json!({}), None).await?;
         tx.commit().await?;
         state.publish(json!({ "type": "expired", "jobId": job.job_id }));
@@ -248,11 +248,11 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
     let (mut after_block, mut after_job) = (i64::MIN, String::new());
     let mut stopped_early = false;
     'pages: loop {
-    let jobs = sqlx::query!(
-        // The page is chosen first, by merging two range scans of the `jobs_waiting` index (an IN
-        // over both statuses sorted every waiting job), and the replica count is computed for its
-        // rows only: a pass costs the page, not the length of the queue.
-        r#"SELECT j.job_id AS "job_id!", j.block_number AS "block_number!", j.redundancy AS "redundancy!",
+        let jobs = sqlx::query!(
+            // The page is chosen first, by merging two range scans of the `jobs_waiting` index (an IN
+            // over both statuses sorted every waiting job), and the replica count is computed for its
+            // rows only: a pass costs the page, not the length of the queue.
+            r#"SELECT j.job_id AS "job_id!", j.block_number AS "block_number!", j.redundancy AS "redundancy!",
                   j.budget AS "budget!", j.preferred AS "preferred!", j.status AS "status!", j.reason, s.fuel_limit,
                   s.wall_clock_ms,
                   (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
@@ -265,95 +265,102 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
                  ORDER BY block_number, job_id LIMIT ?3) j
            JOIN specs s ON s.spec_hash = j.spec_hash
            ORDER BY j.block_number, j.job_id"#,
-        after_block,
-        after_job,
-        PAGE
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let page_len = jobs.len() as i64;
-    if let Some(last) = jobs.last() {
-        (after_block, after_job) = (last.block_number, last.job_id.clone());
-    }
-    for job in jobs {
-        let need = job.redundancy - job.active;
-        let budget: U256 = job.budget.parse().unwrap_or_default();
-        let cost_factor = U256::from(job.fuel_limit as u64) * U256::from(job.redundancy as u64);
-        let any_free = pool.iter().any(|c| c.live && c.free > 0 && c.stake >= state.cfg.min_stake);
-        if !any_free
-            && job.status == "unmatched"
-            && job.reason.as_deref() == Some(why_unmatched(state, &pool, cost_factor, budget, &[]).as_str())
-        {
-            // No slot anywhere (so every job waits for the same reason), and this one already says so:
-            // so do the ones after it, or the bulk update below says it for them.
-            stopped_early = true;
-            break 'pages;
+            after_block,
+            after_job,
+            PAGE
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let page_len = jobs.len() as i64;
+        if let Some(last) = jobs.last() {
+            (after_block, after_job) = (last.block_number, last.job_id.clone());
         }
-        // Who already ran (or holds) this job; only worth asking when someone could take it.
-        let taken: Vec<String> = if need > 0 && any_free {
-            sqlx::query_scalar!("SELECT provider FROM assignments WHERE job_id = ?", job.job_id).fetch_all(&mut *tx).await?
-        } else {
-            Vec::new()
-        };
-        let mut chosen: Vec<usize> = Vec::new();
-        if any_free {
-            let fits = |c: &Candidate| {
-                c.stake >= state.cfg.min_stake
-                    && c.live
-                    && c.free > 0
-                    && c.price.checked_mul(cost_factor).is_some_and(|cost| cost <= budget)
-                    && !taken.contains(&c.address)
-            };
-            chosen = (0..pool.len()).filter(|&i| need > 0 && fits(&pool[i])).collect();
-            chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
-            chosen.truncate(need.max(0) as usize);
-        }
-        let lease_until = now + state.cfg.lease_ms + job.wall_clock_ms;
-        for &i in &chosen {
-            let provider = pool[i].address.clone();
-            sqlx::query!(
-                "INSERT INTO assignments (job_id, provider, status, lease_expires_at, created_at, updated_at)
-                 VALUES (?, ?, 'leased', ?, ?, ?)",
-                job.job_id,
-                provider,
-                lease_until,
-                now,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", "leased", json!({ "provider": provider, "leaseExpiresAt": lease_until }), None)
-                .await?;
-            pool[i].free -= 1;
-            woken.push(provider);
-        }
-        let active = job.active + chosen.len() as i64;
-        let (status, reason) = if active >= job.redundancy {
-            ("running", None)
-        } else {
-            let why = why_unmatched(state, &pool, cost_factor, budget, &taken);
-            if active == 0 {
-                ("unmatched", Some(why))
-            } else {
-                ("matching", Some(format!("{active} of {} replicas assigned; {why}", job.redundancy)))
+        for job in jobs {
+            let need = job.redundancy - job.active;
+            let budget: U256 = job.budget.parse().unwrap_or_default();
+            let cost_factor = U256::from(job.fuel_limit as u64) * U256::from(job.redundancy as u64);
+            let any_free = pool.iter().any(|c| c.live && c.free > 0 && c.stake >= state.cfg.min_stake);
+            if !any_free
+                && job.status == "unmatched"
+                && job.reason.as_deref() == Some(why_unmatched(state, &pool, cost_factor, budget, &[]).as_str())
+            {
+                // No slot anywhere (so every job waits for the same reason), and this one already says so:
+                // so do the ones after it, or the bulk update below says it for them.
+                stopped_early = true;
+                break 'pages;
             }
-        };
-        if status != job.status || reason != job.reason {
-            sqlx::query!("UPDATE jobs SET status = ?, reason = ?, updated_at = ? WHERE job_id = ?", status, reason, now, job.job_id)
+            // Who already ran (or holds) this job; only worth asking when someone could take it.
+            let taken: Vec<String> = if need > 0 && any_free {
+                sqlx::query_scalar!("SELECT provider FROM assignments WHERE job_id = ?", job.job_id).fetch_all(&mut *tx).await?
+            } else {
+                Vec::new()
+            };
+            let mut chosen: Vec<usize> = Vec::new();
+            if any_free {
+                let fits = |c: &Candidate| {
+                    c.stake >= state.cfg.min_stake
+                        && c.live
+                        && c.free > 0
+                        && c.price.checked_mul(cost_factor).is_some_and(|cost| cost <= budget)
+                        && !taken.contains(&c.address)
+                };
+                chosen = (0..pool.len()).filter(|&i| need > 0 && fits(&pool[i])).collect();
+                chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
+                chosen.truncate(need.max(0) as usize);
+            }
+            let lease_until = now + state.cfg.lease_ms + job.wall_clock_ms;
+            for &i in &chosen {
+                let provider = pool[i].address.clone();
+                sqlx::query!(
+                    "INSERT INTO assignments (job_id, provider, status, lease_expires_at, created_at, updated_at)
+                 VALUES (?, ?, 'leased', ?, ?, ?)",
+                    job.job_id,
+                    provider,
+                    lease_until,
+                    now,
+                    now
+                )
                 .execute(&mut *tx)
                 .await?;
-            if status != job.status {
-                timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", status, json!({ "reason": reason }), None).await?;
+                timeline(
+                    &mut tx,
+                    &format!("job:{}", job.job_id),
+                    "coordinator",
+                    "leased",
+                    json!({ "provider": provider, "leaseExpiresAt": lease_until }),
+                    None,
+                )
+                .await?;
+                pool[i].free -= 1;
+                woken.push(provider);
+            }
+            let active = job.active + chosen.len() as i64;
+            let (status, reason) = if active >= job.redundancy {
+                ("running", None)
+            } else {
+                let why = why_unmatched(state, &pool, cost_factor, budget, &taken);
+                if active == 0 {
+                    ("unmatched", Some(why))
+                } else {
+                    ("matching", Some(format!("{active} of {} replicas assigned; {why}", job.redundancy)))
+                }
+            };
+            if status != job.status || reason != job.reason {
+                sqlx::query!("UPDATE jobs SET status = ?, reason = ?, updated_at = ? WHERE job_id = ?", status, reason, now, job.job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if status != job.status {
+                    timeline(&mut tx, &format!("job:{}", job.job_id), "coordinator", status, json!({ "reason": reason }), None).await?;
+                }
+            }
+            assigned_total += chosen.len();
+            if !chosen.is_empty() || status != job.status {
+                updates.push(json!({ "type": "job", "jobId": job.job_id, "status": status, "reason": reason }));
             }
         }
-        assigned_total += chosen.len();
-        if !chosen.is_empty() || status != job.status {
-            updates.push(json!({ "type": "job", "jobId": job.job_id, "status": status, "reason": reason }));
+        if page_len < PAGE {
+            break;
         }
-    }
-    if page_len < PAGE {
-        break;
-    }
     }
     // Jobs the pass did not reach (no slot anywhere) say why rather than wait silently.
     if stopped_early {

@@ -62,10 +62,7 @@ async fn roles(state: &AppState, address: &str) -> ApiResult<Vec<&'static str>> 
     if sqlx::query_scalar!("SELECT address FROM providers WHERE address = ?", address).fetch_optional(&state.read).await?.is_some() {
         roles.push("provider");
     }
-    if sqlx::query_scalar!("SELECT address FROM committee_members WHERE address = ?", address)
-        .fetch_optional(&state.read)
-        .await?
-        .is_some()
+    if sqlx::query_scalar!("SELECT address FROM committee_members WHERE address = ?", address).fetch_optional(&state.read).await?.is_some()
     {
         roles.push("verifier");
     }
@@ -83,7 +80,10 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: ax
         return Err(siwe_error("message.domain", format!("the message is for `{}`, this coordinator is `{expected}`", m.domain)));
     }
     if m.chain_id != state.cfg.chain_id {
-        return Err(siwe_error("message.Chain ID", format!("the message is for chain {}, the market is on chain {}", m.chain_id, state.cfg.chain_id)));
+        return Err(siwe_error(
+            "message.Chain ID",
+            format!("the message is for chain {}, the market is on chain {}", m.chain_id, state.cfg.chain_id),
+        ));
     }
     let now = now_ms();
     let issued = m.issued_at.timestamp_millis();
@@ -112,13 +112,23 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: ax
     let lifetime_end = now + state.cfg.session_ttl_ms;
     let expires = m.expiration_time.map_or(lifetime_end, |t| t.timestamp_millis().min(lifetime_end));
     let mut tx = state.db.begin().await?;
-    let spent = sqlx::query!("DELETE FROM siwe_nonces WHERE nonce = ? AND expires_at >= ?", m.nonce, now).execute(&mut *tx).await?.rows_affected();
+    let spent =
+        sqlx::query!("DELETE FROM siwe_nonces WHERE nonce = ? AND expires_at >= ?", m.nonce, now).execute(&mut *tx).await?.rows_affected();
     if spent == 0 {
-        return Err(ApiError::unauthorized("unknown_nonce", format!("nonce `{}` was not issued here, was used already, or expired", m.nonce)));
+        return Err(ApiError::unauthorized(
+            "unknown_nonce",
+            format!("nonce `{}` was not issued here, was used already, or expired", m.nonce),
+        ));
     }
-    sqlx::query!("INSERT INTO sessions (token_hash, address, issued_at, expires_at) VALUES (?, ?, ?, ?)", token_hash, address, now, expires)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO sessions (token_hash, address, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+        token_hash,
+        address,
+        now,
+        expires
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!("DELETE FROM sessions WHERE expires_at < ?", now).execute(&mut *tx).await?;
     tx.commit().await?;
     let roles = roles(&state, &address).await?;
@@ -162,7 +172,9 @@ impl FromRequestParts<AppState> for Session {
             .fetch_optional(&state.read)
             .await?
             .filter(|r| r.expires_at > now)
-            .ok_or_else(|| ApiError::unauthorized("invalid_session", "the session token is unknown, signed out or expired; sign in again"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_session", "the session token is unknown, signed out or expired; sign in again")
+            })?;
         let address = row.address.parse().map_err(ApiError::internal)?;
         Ok(Self { address, token_hash, expires_at: row.expires_at })
     }

@@ -33,9 +33,10 @@ pub struct FileBody {
 /// must lock (the coordinator's own computation, streamed from disk).
 pub async fn post_file(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let FileBody { blob_hash } = parse_json(&body)?;
-    let file = state.blobs.open_file(&blob_hash).map_err(|_| {
-        ApiError::field("missing_blob", "blobHash", format!("upload the file first: PUT /v1/blobs/{blob_hash}"))
-    })?;
+    let file = state
+        .blobs
+        .open_file(&blob_hash)
+        .map_err(|_| ApiError::field("missing_blob", "blobHash", format!("upload the file first: PUT /v1/blobs/{blob_hash}")))?;
     let (root, size) = tokio::task::spawn_blocking(move || root_from_reader(std::io::BufReader::new(file.into_std())))
         .await
         .map_err(ApiError::internal)?
@@ -263,7 +264,11 @@ pub struct RootBody {
 /// `POST /v1/worker/storage/{deal_id}/root`: the provider fetched the file and recomputed its root. A
 /// match means it hosts the file (its next step is `acceptStorageDeal` on chain); a mismatch is a
 /// refusal, and the deal is offered to someone else.
-pub async fn report_root(State(state): State<AppState>, Path(deal_id): Path<String>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
+pub async fn report_root(
+    State(state): State<AppState>,
+    Path(deal_id): Path<String>,
+    Signed { worker, body }: Signed,
+) -> ApiResult<Json<Value>> {
     let id = deal_id_of(&deal_id)?;
     let RootBody { root } = parse_json(&body)?;
     let key = format!("{worker:#x}");
@@ -340,7 +345,11 @@ pub async fn answer_challenge(
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no challenge for period {period} of deal {id} held by {key}")))?;
     if chunk.len() != CHUNK_SIZE {
-        return Err(ApiError::field("invalid_chunk", "chunk", format!("a chunk is {CHUNK_SIZE} bytes (the last one zero padded), not {}", chunk.len())));
+        return Err(ApiError::field(
+            "invalid_chunk",
+            "chunk",
+            format!("a chunk is {CHUNK_SIZE} bytes (the last one zero padded), not {}", chunk.len()),
+        ));
     }
     let root: B256 = c.root.parse().map_err(ApiError::internal)?;
     let proof = ChunkProof { index: c.chunk_index as u64, chunk: chunk.to_vec(), path: path.clone() };
@@ -368,8 +377,15 @@ pub async fn answer_challenge(
     )
     .execute(&mut *tx)
     .await?;
-    timeline(&mut tx, &format!("deal:{id}"), &format!("worker:{key}"), "challenge_answered", json!({ "period": period, "chunkIndex": c.chunk_index }), None)
-        .await?;
+    timeline(
+        &mut tx,
+        &format!("deal:{id}"),
+        &format!("worker:{key}"),
+        "challenge_answered",
+        json!({ "period": period, "chunkIndex": c.chunk_index }),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     state.publish(json!({ "type": "challenge_answered", "dealId": id, "period": period }));
     Ok(Json(json!({ "dealId": id, "period": period, "status": "answered", "duplicate": false })))
@@ -435,8 +451,15 @@ pub async fn relay_challenge(
         }
         return Ok(Json(json!({ "dealId": id, "period": period, "chunkIndex": chunk_index, "duplicate": true })));
     }
-    timeline(&mut tx, &format!("deal:{id}"), &format!("verifier:{key}"), "challenged", json!({ "period": period, "chunkIndex": chunk_index }), None)
-        .await?;
+    timeline(
+        &mut tx,
+        &format!("deal:{id}"),
+        &format!("verifier:{key}"),
+        "challenged",
+        json!({ "period": period, "chunkIndex": chunk_index }),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     state.publish(json!({ "type": "challenged", "dealId": id, "period": period, "chunkIndex": chunk_index }));
     if let Some(p) = d.provider {

@@ -71,27 +71,39 @@ pub async fn verdict(
     };
     let detail = match v.outcome {
         Outcome::Settle => {
-            let digest = v.result_digest.ok_or_else(|| ApiError::field("missing_field", "resultDigest", "`settle` names the winning digest"))?;
+            let digest =
+                v.result_digest.ok_or_else(|| ApiError::field("missing_field", "resultDigest", "`settle` names the winning digest"))?;
             let digest = format!("{digest:#x}");
             if v.winners.is_empty() {
                 return Err(ApiError::field("no_winners", "winners", "`settle` needs at least one winner"));
             }
             for (i, w) in v.winners.iter().enumerate() {
                 if digest_of(w).as_deref() != Some(digest.as_str()) {
-                    return Err(ApiError::field("winner_mismatch", format!("winners[{i}]"), format!("{w} has no receipt with digest {digest}")));
+                    return Err(ApiError::field(
+                        "winner_mismatch",
+                        format!("winners[{i}]"),
+                        format!("{w} has no receipt with digest {digest}"),
+                    ));
                 }
             }
             for (i, l) in v.losers.iter().enumerate() {
                 match digest_of(l) {
                     Some(d) if d != digest => {}
-                    _ => return Err(ApiError::field("loser_mismatch", format!("losers[{i}]"), format!("{l} has no receipt that disagrees"))),
+                    _ => {
+                        return Err(ApiError::field(
+                            "loser_mismatch",
+                            format!("losers[{i}]"),
+                            format!("{l} has no receipt that disagrees"),
+                        ));
+                    }
                 }
             }
             json!({ "outcome": "settle", "resultDigest": digest, "winners": v.winners, "losers": v.losers })
         }
         Outcome::Refund => json!({ "outcome": "refund" }),
         Outcome::Escalate => {
-            let wanted = v.replicas.ok_or_else(|| ApiError::field("missing_field", "replicas", "`escalate` says how many replicas in all"))?;
+            let wanted =
+                v.replicas.ok_or_else(|| ApiError::field("missing_field", "replicas", "`escalate` says how many replicas in all"))?;
             if i64::from(wanted) <= job.redundancy || wanted > MAX_REPLICAS {
                 return Err(ApiError::field(
                     "invalid_replicas",
@@ -104,9 +116,10 @@ pub async fn verdict(
     };
     let key = format!("{verifier:#x}");
     let subject = format!("job:{job_id}");
-    let previous = sqlx::query_scalar!("SELECT detail FROM timeline WHERE subject = ? AND kind = 'verdict' ORDER BY id DESC LIMIT 1", subject)
-    .fetch_optional(&state.read)
-    .await?;
+    let previous =
+        sqlx::query_scalar!("SELECT detail FROM timeline WHERE subject = ? AND kind = 'verdict' ORDER BY id DESC LIMIT 1", subject)
+            .fetch_optional(&state.read)
+            .await?;
     if job.status == "verified" && previous.as_deref() == Some(detail.to_string().as_str()) {
         return Ok(Json(json!({ "jobId": job_id, "status": job.status, "duplicate": true })));
     }

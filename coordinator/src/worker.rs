@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Signed;
-use crate::matcher::end_lease;
 use crate::db::{now_ms, timeline};
 use crate::error::{ApiError, ApiResult};
+use crate::matcher::end_lease;
 
 /// Longest a long poll waits.
 const MAX_WAIT_MS: u64 = 30_000;
@@ -55,12 +55,10 @@ async fn touch_lazily(state: &AppState, worker: Address) -> ApiResult<()> {
 pub async fn register(State(state): State<AppState>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     touch(&state, worker).await?;
     let key = format!("{worker:#x}");
-    let p = sqlx::query!(
-        "SELECT stake, price_per_fuel, capacity, region, completed, failed, slashed FROM providers WHERE address = ?",
-        key
-    )
-    .fetch_one(&state.read)
-    .await?;
+    let p =
+        sqlx::query!("SELECT stake, price_per_fuel, capacity, region, completed, failed, slashed FROM providers WHERE address = ?", key)
+            .fetch_one(&state.read)
+            .await?;
     state.wake.matcher();
     Ok(Json(json!({
         "address": key, "stake": p.stake, "pricePerFuel": p.price_per_fuel, "capacity": p.capacity, "region": p.region,
@@ -233,9 +231,8 @@ pub struct ReceiptBody {
 /// `POST /v1/worker/assignments/{id}/receipt`: reveals the signed receipt matching the seal.
 pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
     let ReceiptBody { receipt: r, signature, outputs } = parse_json(&body)?;
-    let signature: Signature = signature
-        .parse()
-        .map_err(|_| ApiError::field("bad_receipt_signature", "signature", "`signature` must be 65 bytes of 0x-hex"))?;
+    let signature: Signature =
+        signature.parse().map_err(|_| ApiError::field("bad_receipt_signature", "signature", "`signature` must be 65 bytes of 0x-hex"))?;
     let key = format!("{worker:#x}");
     let a = owned(&state, id, &key).await?;
     if r.job_id.to_string() != a.job_id {
@@ -259,7 +256,10 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
             return Err(ApiError::field(
                 "bad_receipt_signature",
                 "signature",
-                format!("the receipt is signed by {signer}, not {worker} (domain: chain {}, escrow {})", state.cfg.chain_id, state.cfg.escrow),
+                format!(
+                    "the receipt is signed by {signer}, not {worker} (domain: chain {}, escrow {})",
+                    state.cfg.chain_id, state.cfg.escrow
+                ),
             ));
         }
         Err(e) => return Err(ApiError::field("bad_receipt_signature", "signature", e.to_string())),
@@ -281,20 +281,22 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
             return Err(ApiError::field("missing_blob", format!("outputs[{i}].hash"), format!("upload `{}` first", o.path)));
         }
     }
-    let (digest_hex, stdout_hex, sig_hex) = (format!("{:#x}", r.result_digest), format!("{:#x}", r.stdout_hash), alloy_primitives::hex::encode_prefixed(signature.as_bytes()));
+    let (digest_hex, stdout_hex, sig_hex) =
+        (format!("{:#x}", r.result_digest), format!("{:#x}", r.stdout_hash), alloy_primitives::hex::encode_prefixed(signature.as_bytes()));
     let outputs_json = serde_json::to_string(&outputs).map_err(ApiError::internal)?;
     let (exit, fuel, now) = (i64::from(r.exit_code), r.fuel_used as i64, now_ms());
 
     let mut tx = state.db.begin().await?;
-    let inserted = sqlx::query!(
+    let inserted =
+        sqlx::query!(
         "INSERT OR IGNORE INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         a.job_id, key, digest_hex, stdout_hex, exit, fuel, sig_hex, outputs_json, now
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
     if !inserted {
         let existing = sqlx::query!("SELECT result_digest, outputs FROM receipts WHERE job_id = ? AND worker = ?", a.job_id, key)
             .fetch_one(&mut *tx)

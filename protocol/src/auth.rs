@@ -29,10 +29,7 @@ pub const SIGNATURE: &str = "x-qor-signature";
 
 /// The text that is signed.
 pub fn request_message(method: &str, path_and_query: &str, timestamp_ms: u64, nonce: &str, body: &[u8]) -> String {
-    format!(
-        "QOR request\n{method} {path_and_query}\ntimestamp: {timestamp_ms}\nnonce: {nonce}\nbody: {}",
-        keccak256(body)
-    )
+    format!("QOR request\n{method} {path_and_query}\ntimestamp: {timestamp_ms}\nnonce: {nonce}\nbody: {}", keccak256(body))
 }
 
 /// The EIP-191 digest of [`request_message`].

@@ -142,10 +142,7 @@ pub fn challenge_resolution_digest(job_id: U256, upheld: bool, domain: &Eip712Do
 /// The digest the committee signs to attest storage periods (`JobEscrow.hashStorageAttestations`).
 pub fn storage_attestations_digest(attestations: &[(U256, U256)], domain: &Eip712Domain) -> B256 {
     StorageAttestationBatch {
-        attestations: attestations
-            .iter()
-            .map(|&(deal_id, periods)| StorageAttestation { dealId: deal_id, periods })
-            .collect(),
+        attestations: attestations.iter().map(|&(deal_id, periods)| StorageAttestation { dealId: deal_id, periods }).collect(),
     }
     .eip712_signing_hash(domain)
 }

@@ -89,8 +89,8 @@ impl SiweMessage {
             return Err(SiweError::invalid("domain", "an authority (`host[:port]`) without spaces"));
         }
         let address_line = lines.next().ok_or(SiweError::Missing("address"))?;
-        let address = Address::parse_checksummed(address_line, None)
-            .map_err(|_| SiweError::invalid("address", "an EIP-55 checksummed address"))?;
+        let address =
+            Address::parse_checksummed(address_line, None).map_err(|_| SiweError::invalid("address", "an EIP-55 checksummed address"))?;
         if lines.next() != Some("") {
             return Err(SiweError::invalid("address", "a blank line must follow the address"));
         }

@@ -128,10 +128,8 @@ impl JobSpec {
     /// Parses and checks a spec. Errors name fields as the document wrote them.
     pub fn from_json(json: &[u8]) -> SpecResult<Self> {
         let de = &mut serde_json::Deserializer::from_slice(json);
-        let spec: Self = serde_path_to_error::deserialize(de).map_err(|e| SpecError::Malformed {
-            field: json_path(&e.path().to_string()),
-            message: e.inner().to_string(),
-        })?;
+        let spec: Self = serde_path_to_error::deserialize(de)
+            .map_err(|e| SpecError::Malformed { field: json_path(&e.path().to_string()), message: e.inner().to_string() })?;
         spec.validate()?;
         Ok(spec)
     }

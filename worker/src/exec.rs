@@ -41,8 +41,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<Outcome> {
         let job_in = root.open_dir("in")?;
         if !spec.inputs.is_empty() {
             let Some(src) = &args.inputs else { bail!("the spec has inputs; pass --inputs <dir>") };
-            let src = Dir::open_ambient_dir(src, ambient_authority())
-                .with_context(|| format!("opening {}", src.display()))?;
+            let src = Dir::open_ambient_dir(src, ambient_authority()).with_context(|| format!("opening {}", src.display()))?;
             copy_verified_inputs(&spec, &src, &job_in)?;
         }
         Ok(Sandbox::new()?.run(&spec, args.job_id, &module, &job)?)

@@ -100,14 +100,10 @@ pub fn add_to_linker(outer: &mut Linker<Host>) -> wasmtime::Result<()> {
         charge_iovecs(&mut c, fd, iovs, len)?;
         real!(&mut c, fd_write(fd, iovs, len, nwritten))
     })?;
-    outer.func_wrap(
-        WASI,
-        "fd_pwrite",
-        |mut c: Caller<'_, Host>, fd: i32, iovs: i32, len: i32, offset: i64, nwritten: i32| {
-            charge_iovecs(&mut c, fd, iovs, len)?;
-            real!(&mut c, fd_pwrite(fd, iovs, len, offset, nwritten))
-        },
-    )?;
+    outer.func_wrap(WASI, "fd_pwrite", |mut c: Caller<'_, Host>, fd: i32, iovs: i32, len: i32, offset: i64, nwritten: i32| {
+        charge_iovecs(&mut c, fd, iovs, len)?;
+        real!(&mut c, fd_pwrite(fd, iovs, len, offset, nwritten))
+    })?;
     outer.func_wrap(WASI, "fd_filestat_set_size", |mut c: Caller<'_, Host>, fd: i32, size: i64| {
         let budget = &c.data().budget;
         if size as u64 > budget.limit {
@@ -144,14 +140,10 @@ pub fn add_to_linker(outer: &mut Linker<Host>) -> wasmtime::Result<()> {
         c.data_mut().budget.create()?;
         real!(&mut c, path_create_directory(fd, path, len))
     })?;
-    outer.func_wrap(
-        WASI,
-        "path_symlink",
-        |mut c: Caller<'_, Host>, old: i32, old_len: i32, fd: i32, new: i32, new_len: i32| {
-            c.data_mut().budget.create()?;
-            real!(&mut c, path_symlink(old, old_len, fd, new, new_len))
-        },
-    )?;
+    outer.func_wrap(WASI, "path_symlink", |mut c: Caller<'_, Host>, old: i32, old_len: i32, fd: i32, new: i32, new_len: i32| {
+        c.data_mut().budget.create()?;
+        real!(&mut c, path_symlink(old, old_len, fd, new, new_len))
+    })?;
     outer.func_wrap(
         WASI,
         "path_link",
@@ -167,24 +159,16 @@ pub fn add_to_linker(outer: &mut Linker<Host>) -> wasmtime::Result<()> {
         }
         Ok(errno)
     })?;
-    outer.func_wrap(
-        WASI,
-        "path_filestat_get",
-        |mut c: Caller<'_, Host>, fd: i32, flags: i32, path: i32, len: i32, buf: i32| {
-            let errno = real!(&mut c, path_filestat_get(fd, flags, path, len, buf))?;
-            if errno == 0 {
-                pin_filestat(&mut c, buf);
-            }
-            Ok(errno)
-        },
-    )?;
-    outer.func_wrap(
-        WASI,
-        "fd_readdir",
-        |mut c: Caller<'_, Host>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
-            sorted_readdir(&mut c, fd, buf, len, cookie, used)
-        },
-    )?;
+    outer.func_wrap(WASI, "path_filestat_get", |mut c: Caller<'_, Host>, fd: i32, flags: i32, path: i32, len: i32, buf: i32| {
+        let errno = real!(&mut c, path_filestat_get(fd, flags, path, len, buf))?;
+        if errno == 0 {
+            pin_filestat(&mut c, buf);
+        }
+        Ok(errno)
+    })?;
+    outer.func_wrap(WASI, "fd_readdir", |mut c: Caller<'_, Host>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
+        sorted_readdir(&mut c, fd, buf, len, cookie, used)
+    })?;
     outer.allow_shadowing(false);
     Ok(())
 }

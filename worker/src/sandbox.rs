@@ -18,17 +18,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use crate::cache::{CacheStatus, ModuleCache};
+use crate::guard::{self, Budget, OutputLimitExceeded};
 use alloy_primitives::{B256, U256, keccak256};
 use qor_protocol::digest::{ResultHasher, stdout_hash};
 use qor_protocol::spec::JobSpec;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
-use crate::cache::{CacheStatus, ModuleCache};
-use crate::guard::{self, Budget, OutputLimitExceeded};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
+    StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -278,8 +278,8 @@ impl Sandbox {
 
     /// Keeps compiled modules in `dir` (see [`ModuleCache`]): the worker daemon's setting.
     pub fn with_module_cache(mut self, dir: &Path) -> SandboxResult<Self> {
-        let cache = ModuleCache::open(dir, &self.engine)
-            .map_err(|e| SandboxError::Setup(format!("module cache {}: {e}", dir.display())))?;
+        let cache =
+            ModuleCache::open(dir, &self.engine).map_err(|e| SandboxError::Setup(format!("module cache {}: {e}", dir.display())))?;
         self.cache = Some(cache);
         Ok(self)
     }
@@ -311,8 +311,7 @@ impl Sandbox {
         wasi.secure_random(StdRng::from_seed(seed.0));
         wasi.insecure_random(StdRng::from_seed(keccak256(seed).0));
         wasi.insecure_random_seed(u128::from_be_bytes(seed[..16].try_into().expect("16 bytes")));
-        wasi.preopened_dir(job_dir.join("in"), "/in", FsPerms::ReadOnly)
-            .map_err(|e| SandboxError::Setup(format!("preopen /in: {e:#}")))?;
+        wasi.preopened_dir(job_dir.join("in"), "/in", FsPerms::ReadOnly).map_err(|e| SandboxError::Setup(format!("preopen /in: {e:#}")))?;
         wasi.preopened_dir(job_dir.join("out"), "/out", FsPerms::ReadWrite)
             .map_err(|e| SandboxError::Setup(format!("preopen /out: {e:#}")))?;
 
@@ -346,9 +345,7 @@ impl Sandbox {
             .linker
             .instantiate(&mut store, module)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, &spec.entry))
-            .map_err(|e| {
-                if e.is::<Trap>() || store.data().limits.refused { e } else { e.context(UNRUNNABLE) }
-            })
+            .map_err(|e| if e.is::<Trap>() || store.data().limits.refused { e } else { e.context(UNRUNNABLE) })
             .and_then(|entry| entry.call(&mut store, ()));
         let fuel_used = if self.metered { limits.fuel - store.get_fuel().unwrap_or(0) } else { 0 };
         let refused = store.data().limits.refused;
@@ -380,13 +377,7 @@ impl Sandbox {
             let data = out.read(path).map_err(|e| SandboxError::Setup(format!("read out/{path}: {e}")))?;
             hasher.add_file(path, &data).map_err(|e| SandboxError::Setup(e.to_string()))?;
         }
-        Ok(Outcome::Completed {
-            exit_code,
-            result_digest: hasher.finish(),
-            fuel_used,
-            stdout_hash: stdout_hash(&stdout),
-            stdout,
-        })
+        Ok(Outcome::Completed { exit_code, result_digest: hasher.finish(), fuel_used, stdout_hash: stdout_hash(&stdout), stdout })
     }
 }
 

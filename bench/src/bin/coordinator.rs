@@ -114,26 +114,30 @@ async fn main() {
     let workers: Vec<Signer> = (0..WORKERS).map(|i| Signer::from_bytes(&keccak256(format!("bench-worker-{i}"))).unwrap()).collect();
     let now = db::now_ms();
     for w in &workers {
-        sqlx::query("INSERT INTO providers (address, stake, price_per_fuel, capacity, region, registered_block, last_heartbeat)
-                     VALUES (?, '1000000000000000000', '1', 4, 'bench', 1, ?)")
-            .bind(format!("{:#x}", w.address()))
-            .bind(now)
-            .execute(&state.db)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO providers (address, stake, price_per_fuel, capacity, region, registered_block, last_heartbeat)
+                     VALUES (?, '1000000000000000000', '1', 4, 'bench', 1, ?)",
+        )
+        .bind(format!("{:#x}", w.address()))
+        .bind(now)
+        .execute(&state.db)
+        .await
+        .unwrap();
     }
     let spec_hashes: Vec<String> = (0..JOBS).map(|i| format!("{:#x}", spec(module_hash, i).spec_hash())).collect();
     let mut tx = state.db.begin().await.unwrap();
     for (i, h) in spec_hashes.iter().enumerate() {
-        sqlx::query("INSERT INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number,
+        sqlx::query(
+            "INSERT INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number,
                        block_hash, status, updated_at)
-                     VALUES (?, ?, '0xb1', '0x00', '1000000000000000000', ?, 1, '0x00', 1, '0x00', 'matching', 0)")
-            .bind((i + 1).to_string())
-            .bind(h)
-            .bind(now / 1000 + 3600)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+                     VALUES (?, ?, '0xb1', '0x00', '1000000000000000000', ?, 1, '0x00', 1, '0x00', 'matching', 0)",
+        )
+        .bind((i + 1).to_string())
+        .bind(h)
+        .bind(now / 1000 + 3600)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     // One matching pass over every funded job: leases the 400 free slots, says why for the rest.
@@ -150,7 +154,8 @@ async fn main() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (wi, w) in workers.into_iter().enumerate() {
-        let (http, base, done, domain, request_latencies) = (http.clone(), base.clone(), done.clone(), domain.clone(), request_latencies.clone());
+        let (http, base, done, domain, request_latencies) =
+            (http.clone(), base.clone(), done.clone(), domain.clone(), request_latencies.clone());
         tasks.push(tokio::spawn(async move {
             let mut nonce = (wi as u64) << 32;
             let mut lat = Vec::new();
@@ -168,7 +173,8 @@ async fn main() {
                     let body = serde_json::to_vec(&json!({ "seal": seal(w.address(), job_id, digest) })).unwrap();
                     signed(&http, &base, &w, "POST", &format!("/v1/worker/assignments/{id}/seal"), body, nonce).await;
                     lat.push(t.elapsed());
-                    let receipt = Receipt { jobId: job_id, worker: w.address(), resultDigest: digest, stdoutHash: digest, exitCode: 0, fuelUsed: 1 };
+                    let receipt =
+                        Receipt { jobId: job_id, worker: w.address(), resultDigest: digest, stdoutHash: digest, exitCode: 0, fuelUsed: 1 };
                     let sig = w.sign_receipt(&receipt, &domain).unwrap();
                     let body = serde_json::to_vec(&json!({
                         "receipt": { "jobId": job_id.to_string(), "worker": w.address(), "resultDigest": digest,
@@ -198,5 +204,4 @@ async fn main() {
     println!("coordinator_lease_receipt_round_trips {:.0} per_s", JOBS as f64 / secs);
     println!("coordinator_worker_request_p50 {:.2} ms", percentile(&lat, 0.50));
     println!("coordinator_worker_request_p99 {:.2} ms", percentile(&lat, 0.99));
-
 }

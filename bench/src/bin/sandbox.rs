@@ -17,8 +17,7 @@ use sha2::{Digest, Sha256};
 const SIZE: usize = 64 << 20;
 
 fn example(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../examples/jobs/target/wasm32-wasip1/release/{name}.wasm"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/target/wasm32-wasip1/release/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; build examples/jobs first (test.sh does)", path.display()))
 }
 

@@ -164,9 +164,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let as_buyer = ProviderBuilder::new().wallet(EthereumWallet::from(buyer_key.clone())).connect_http(anvil.url.parse().unwrap());
 
     // The provider registers on chain; the coordinator learns of it from the event.
-    let register = IProviderRegistry::registerCall {
-        metadata: ProviderMetadata { pricePerFuel: 1, capacity: 2, region: "local".into() },
-    };
+    let register = IProviderRegistry::registerCall { metadata: ProviderMetadata { pricePerFuel: 1, capacity: 2, region: "local".into() } };
     let tx = TransactionRequest::default().with_to(registry).with_input(register.abi_encode()).with_value(U256::from(ETHER));
     assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
     let me = format!("{:#x}", worker.address());
@@ -237,7 +235,14 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let digest = keccak256(b"result");
     let s = seal(worker.address(), U256::from(1), digest);
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/seal"), json!({ "seal": s })).await;
-    let receipt = Receipt { jobId: U256::from(1), worker: worker.address(), resultDigest: digest, stdoutHash: keccak256(b""), exitCode: 0, fuelUsed: 99 };
+    let receipt = Receipt {
+        jobId: U256::from(1),
+        worker: worker.address(),
+        resultDigest: digest,
+        stdoutHash: keccak256(b""),
+        exitCode: 0,
+        fuelUsed: 99,
+    };
     let signature = worker.sign_receipt(&receipt, &escrow_domain(31337, escrow)).unwrap();
     let body = json!({
         "receipt": { "jobId": "1", "worker": worker.address(), "resultDigest": digest, "stdoutHash": keccak256(b""), "exitCode": 0, "fuelUsed": 99 },
@@ -254,7 +259,8 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let data: Vec<u8> = (0..3_000u32).map(|i| (i % 253) as u8).collect();
     let blob = keccak256(&data);
     http.put(format!("{base}/v1/blobs/{blob}")).body(data.clone()).send().await.unwrap().error_for_status().unwrap();
-    let file: Value = http.post(format!("{base}/v1/storage/files")).json(&json!({ "blobHash": blob })).send().await.unwrap().json().await.unwrap();
+    let file: Value =
+        http.post(format!("{base}/v1/storage/files")).json(&json!({ "blobHash": blob })).send().await.unwrap().json().await.unwrap();
     let root: B256 = file["root"].as_str().unwrap().parse().unwrap();
     let create = IJobEscrow::createStorageDealCall {
         merkleRoot: root,
@@ -274,9 +280,11 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let offered = &polled["storage"]["deals"][0];
     assert_eq!((offered["status"].as_str(), offered["root"].clone()), (Some("offered"), json!(root)), "{polled}");
     let deal_id = offered["dealId"].as_str().unwrap().to_string();
-    let fetched = http.get(format!("{base}/v1/blobs/{}", offered["blobHash"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
+    let fetched =
+        http.get(format!("{base}/v1/blobs/{}", offered["blobHash"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
     let tree = qor_protocol::merkle::StorageTree::from_bytes(&fetched).unwrap();
-    let reported = worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/root"), json!({ "root": tree.root() })).await;
+    let reported =
+        worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/root"), json!({ "root": tree.root() })).await;
     assert_eq!(reported["status"], "hosting");
     let deal_u = U256::from(deal_id.parse::<u64>().unwrap());
     let accept = IJobEscrow::acceptStorageDealCall { dealId: deal_u };
@@ -298,7 +306,8 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let proof = tree.prove(&fetched, chunk_index).unwrap();
     let answer = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/challenges/0"), answer).await;
-    let prove = IJobEscrow::proveStorageCall { dealId: deal_u, period: U256::ZERO, chunk: proof.chunk.clone().into(), path: proof.path.clone() };
+    let prove =
+        IJobEscrow::proveStorageCall { dealId: deal_u, period: U256::ZERO, chunk: proof.chunk.clone().into(), path: proof.path.clone() };
     let tx = TransactionRequest::default().with_to(escrow).with_input(prove.abi_encode());
     assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status(), "the escrow accepts the answer");
     let deal = wait_for("the proof on chain", async || {

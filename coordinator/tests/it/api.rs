@@ -88,7 +88,8 @@ async fn specs_are_validated_and_need_their_blobs() {
     too_much["redundancy"] = json!(200);
     let mut escape = spec.clone();
     escape["inputs"] = json!([{ "path": "../../etc/passwd", "hash": module_hash }]);
-    for (bad, field, path) in [(unknown, "gas", "limits.gas"), (too_much, "redundancy", "redundancy"), (escape, "inputs", "inputs[0].path")] {
+    for (bad, field, path) in [(unknown, "gas", "limits.gas"), (too_much, "redundancy", "redundancy"), (escape, "inputs", "inputs[0].path")]
+    {
         let (status, body) = h.json(post(bad.to_string().into_bytes())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"]["code"], "invalid_spec");

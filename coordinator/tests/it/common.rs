@@ -89,8 +89,7 @@ impl Harness {
             limits: Limits { fuel, memory_bytes: 1 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
             redundancy,
         };
-        let (status, body) =
-            self.json(Request::post("/v1/specs").body(Body::from(spec.canonical_json())).unwrap()).await;
+        let (status, body) = self.json(Request::post("/v1/specs").body(Body::from(spec.canonical_json())).unwrap()).await;
         assert!(status.is_success(), "{status} {body}");
         (spec.clone(), spec.spec_hash())
     }

@@ -101,7 +101,14 @@ async fn a_funded_job_is_leased_sealed_and_revealed_by_its_replicas() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("seal_mismatch")));
     // A receipt signed under another escrow's domain.
     let mut wrong_domain: Value = serde_json::from_slice(&receipt_body(&preferred, 7, digest)).unwrap();
-    let r = Receipt { jobId: U256::from(7), worker: preferred.address(), resultDigest: digest, stdoutHash: keccak256(b"out"), exitCode: 0, fuelUsed: 1234 };
+    let r = Receipt {
+        jobId: U256::from(7),
+        worker: preferred.address(),
+        resultDigest: digest,
+        stdoutHash: keccak256(b"out"),
+        exitCode: 0,
+        fuelUsed: 1234,
+    };
     let sig = preferred.sign_receipt(&r, &escrow_domain(CHAIN_ID, Address::repeat_byte(1))).unwrap();
     wrong_domain["signature"] = json!(alloy_primitives::hex::encode_prefixed(sig.as_bytes()));
     let (status, body) = h.json(signed("POST", &path, serde_json::to_vec(&wrong_domain).unwrap(), &preferred)).await;

@@ -48,7 +48,8 @@ async fn sign_in(h: &Harness, text: &str, signature: &str) -> (StatusCode, Value
 }
 
 async fn with_token(h: &Harness, method: &str, path: &str, token: &str) -> (StatusCode, Value) {
-    let request = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let request =
+        Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
     let (status, bytes, _) = h.send(request).await;
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
@@ -103,8 +104,16 @@ async fn a_wrong_sign_in_names_what_is_wrong() {
     let cases: Vec<(&str, Change, &str)> = vec![
         ("another site", Box::new(|m| m.domain = "evil.example".into()), "message.domain"),
         ("another chain", Box::new(|m| m.chain_id = 1), "message.Chain ID"),
-        ("expired", Box::new(|m| m.expiration_time = Some(chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(1))), "message.Expiration Time"),
-        ("not yet valid", Box::new(|m| m.not_before = Some(chrono::Utc::now().fixed_offset() + chrono::Duration::hours(1))), "message.Not Before"),
+        (
+            "expired",
+            Box::new(|m| m.expiration_time = Some(chrono::Utc::now().fixed_offset() - chrono::Duration::minutes(1))),
+            "message.Expiration Time",
+        ),
+        (
+            "not yet valid",
+            Box::new(|m| m.not_before = Some(chrono::Utc::now().fixed_offset() + chrono::Duration::hours(1))),
+            "message.Not Before",
+        ),
         ("issued long ago", Box::new(|m| m.issued_at = chrono::Utc::now().fixed_offset() - chrono::Duration::days(2)), "message.Issued At"),
     ];
     for (what, change, field) in cases {
@@ -125,7 +134,8 @@ async fn a_wrong_sign_in_names_what_is_wrong() {
     // Not an EIP-4361 message at all, and a lowercase (unchecksummed) address.
     let (status, body, _) = sign_in(&h, "hello", "0x00").await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("message.domain")), "{body}");
-    let text = message(&alice, &nonce(&h).await).to_message().replace(&alice.address().to_checksum(None), &format!("{:#x}", alice.address()));
+    let text =
+        message(&alice, &nonce(&h).await).to_message().replace(&alice.address().to_checksum(None), &format!("{:#x}", alice.address()));
     let (status, body, _) = sign_in(&h, &text, &personal_sign(&alice, &text)).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("message.address")), "{body}");
     // A token that was never issued.

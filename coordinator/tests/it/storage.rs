@@ -19,9 +19,8 @@ fn file() -> Vec<u8> {
 
 async fn register_file(h: &Harness, bytes: &[u8]) -> Value {
     let blob = h.put_blob(bytes).await;
-    let (status, body) = h
-        .json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": blob }).to_string())).unwrap())
-        .await;
+    let (status, body) =
+        h.json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": blob }).to_string())).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
@@ -45,9 +44,8 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     assert_eq!(h.get("/v1/storage/deals/1").await.1["status"], "awaiting_file");
 
     // The coordinator recomputes the root; a blob that is not there is named.
-    let (status, body) = h
-        .json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": keccak256(b"nope") }).to_string())).unwrap())
-        .await;
+    let (status, body) =
+        h.json(Request::post("/v1/storage/files").body(Body::from(json!({ "blobHash": keccak256(b"nope") }).to_string())).unwrap()).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("blobHash")), "{body}");
     let registered = register_file(&h, &data).await;
     assert_eq!(registered["root"], json!(tree.root()));
@@ -106,9 +104,7 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     // The provider sees the challenge; a proof of another chunk, or a tampered one, is refused.
     let (_, work) = h.call(second, "GET", "/v1/worker/storage", Value::Null).await;
     assert_eq!(work["challenges"], json!([{ "dealId": "1", "period": 0, "chunkIndex": 3 }]), "{work}");
-    let answer = |proof: qor_protocol::merkle::ChunkProof| {
-        json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path })
-    };
+    let answer = |proof: qor_protocol::merkle::ChunkProof| json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
     let wrong_chunk = tree.prove(&data, 2).unwrap();
     let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(wrong_chunk)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
@@ -152,20 +148,24 @@ async fn a_verdict_is_checked_against_the_receipts_and_escalation_adds_replicas(
     // Two receipts that disagree, as the worker flow stores them.
     let (d1, d2) = (keccak256(b"one"), keccak256(b"two"));
     for (w, d) in [(&a, d1), (&b, d2)] {
-        sqlx::query("INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
-                     VALUES ('60', ?, ?, ?, 0, 1, '0x', '[]', 0)")
-            .bind(format!("{:#x}", w.address()))
-            .bind(format!("{d:#x}"))
-            .bind(format!("{d:#x}"))
-            .execute(&h.state.db)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO assignments (job_id, provider, status, lease_expires_at, seal, created_at, updated_at)
-                     VALUES ('60', ?, 'revealed', 0, '0x', 0, 0)")
-            .bind(format!("{:#x}", w.address()))
-            .execute(&h.state.db)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
+                     VALUES ('60', ?, ?, ?, 0, 1, '0x', '[]', 0)",
+        )
+        .bind(format!("{:#x}", w.address()))
+        .bind(format!("{d:#x}"))
+        .bind(format!("{d:#x}"))
+        .execute(&h.state.db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO assignments (job_id, provider, status, lease_expires_at, seal, created_at, updated_at)
+                     VALUES ('60', ?, 'revealed', 0, '0x', 0, 0)",
+        )
+        .bind(format!("{:#x}", w.address()))
+        .execute(&h.state.db)
+        .await
+        .unwrap();
     }
     let path = "/v1/verifier/jobs/60/verdict";
     let settle = json!({ "outcome": "settle", "resultDigest": d1, "winners": [a.address()], "losers": [b.address()] });
@@ -188,13 +188,8 @@ async fn a_verdict_is_checked_against_the_receipts_and_escalation_adds_replicas(
     matcher::tick(&h.state).await.unwrap();
     let job = h.get("/v1/jobs/60").await.1;
     assert_eq!(job["redundancy"], 3);
-    let leased: Vec<&str> = job["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == "leased")
-        .map(|r| r["provider"].as_str().unwrap())
-        .collect();
+    let leased: Vec<&str> =
+        job["replicas"].as_array().unwrap().iter().filter(|r| r["status"] == "leased").map(|r| r["provider"].as_str().unwrap()).collect();
     assert_eq!(leased, [format!("{:#x}", c.address())], "{job}");
     let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"verdict"), "{job}");
@@ -217,12 +212,14 @@ async fn a_reorg_undoes_settlements_deal_acceptance_and_committee_changes_above_
     let (worker, old_member, new_member) = (signer(80), signer(81), signer(82));
     let (_, spec_hash) = h.put_spec(b"reorg", 1, 1_000).await;
     h.add_job(1, spec_hash, 1, U256::from(ETHER), Address::ZERO).await;
-    sqlx::query("INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
-                 VALUES ('1', ?, '0x01', '0x01', 0, 1, '0x', '[]', 0)")
-        .bind(format!("{:#x}", worker.address()))
-        .execute(&h.state.db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
+                 VALUES ('1', ?, '0x01', '0x01', 0, 1, '0x', '[]', 0)",
+    )
+    .bind(format!("{:#x}", worker.address()))
+    .execute(&h.state.db)
+    .await
+    .unwrap();
     // Block 5: the committee's first member. Block 10 (to be reorged out): the job settles, the member
     // is replaced, and the provider accepts the deal that was funded at block 1.
     let (old, new) = (format!("{:#x}", old_member.address()), format!("{:#x}", new_member.address()));
@@ -230,13 +227,18 @@ async fn a_reorg_undoes_settlements_deal_acceptance_and_committee_changes_above_
     event(&h, 10, 0, "ComputeBatchSettled", json!({ "batchId": "1", "windowEnd": 0, "jobIds": ["1"] })).await;
     event(&h, 10, 1, "MemberRemoved", json!({ "member": old })).await;
     event(&h, 10, 2, "MemberAdded", json!({ "member": new })).await;
-    event(&h, 10, 3, "StorageDealAccepted", json!({ "dealId": "4", "provider": format!("{:#x}", worker.address()), "startBlock": 11 })).await;
+    event(&h, 10, 3, "StorageDealAccepted", json!({ "dealId": "4", "provider": format!("{:#x}", worker.address()), "startBlock": 11 }))
+        .await;
     sqlx::query("UPDATE jobs SET status = 'settled' WHERE job_id = '1'").execute(&h.state.db).await.unwrap();
     sqlx::query("INSERT INTO settlements (batch_id, detail, block_number) VALUES ('1', '{}', 10)").execute(&h.state.db).await.unwrap();
     h.add_verifier(&new_member).await;
     h.add_deal(4, B256::repeat_byte(4), 2_048, 2, Address::ZERO).await;
     h.accept_deal(4, &worker).await;
-    sqlx::query("UPDATE storage_deals SET offered_to = ? WHERE deal_id = '4'").bind(format!("{:#x}", worker.address())).execute(&h.state.db).await.unwrap();
+    sqlx::query("UPDATE storage_deals SET offered_to = ? WHERE deal_id = '4'")
+        .bind(format!("{:#x}", worker.address()))
+        .execute(&h.state.db)
+        .await
+        .unwrap();
 
     qor_coordinator::chain::rollback(&h.state, 9).await.unwrap();
 

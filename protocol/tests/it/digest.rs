@@ -28,9 +28,6 @@ fn every_part_counts_and_boundaries_are_unambiguous() {
 fn files_must_come_in_sorted_order() {
     let mut h = ResultHasher::new(0, b"");
     h.add_file("b", b"").unwrap();
-    assert_eq!(
-        h.add_file("a", b""),
-        Err(DigestError::OutOfOrder { got: "a".into(), previous: "b".into() })
-    );
+    assert_eq!(h.add_file("a", b""), Err(DigestError::OutOfOrder { got: "a".into(), previous: "b".into() }));
     assert!(h.add_file("b", b"").is_err(), "a path twice");
 }

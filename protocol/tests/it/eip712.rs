@@ -4,9 +4,7 @@
 use alloy_primitives::{Address, B256, U256, address, b256, keccak256};
 use alloy_sol_types::SolStruct;
 use qor_protocol::bindings::IJobEscrow::{Receipt, Settlement, SettlementBatch};
-use qor_protocol::eip712::{
-    Signer, challenge_resolution_digest, escrow_domain, receipt_digest, recover, seal, settlement_batch_digest,
-};
+use qor_protocol::eip712::{Signer, challenge_resolution_digest, escrow_domain, receipt_digest, recover, seal, settlement_batch_digest};
 
 pub(crate) const CHAIN_ID: u64 = 31337;
 pub(crate) const ESCROW: Address = address!("0x00000000000000000000000000000000000e5c40");
@@ -29,7 +27,13 @@ pub(crate) fn batch() -> SettlementBatch {
         token: Address::ZERO,
         providers: vec![address!("0x1000000000000000000000000000000000000001"), address!("0x2000000000000000000000000000000000000002")],
         settlements: vec![
-            Settlement { jobId: U256::from(1), resultDigest: keccak256("a"), price: U256::from(5), winners: U256::from(3), losers: U256::ZERO },
+            Settlement {
+                jobId: U256::from(1),
+                resultDigest: keccak256("a"),
+                price: U256::from(5),
+                winners: U256::from(3),
+                losers: U256::ZERO,
+            },
             Settlement { jobId: U256::from(2), resultDigest: B256::ZERO, price: U256::ZERO, winners: U256::ZERO, losers: U256::ZERO },
         ],
     }

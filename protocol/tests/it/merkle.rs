@@ -3,9 +3,7 @@
 //! exactly what this crate computes. Regenerate them with `QOR_WRITE_VECTORS=1 cargo test -p qor-protocol`.
 
 use alloy_primitives::{B256, keccak256};
-use qor_protocol::merkle::{
-    CHUNK_SIZE, ChunkProof, MerkleError, StorageTree, chunk_count, leaf_hash, node_hash, root_from_reader, verify,
-};
+use qor_protocol::merkle::{CHUNK_SIZE, ChunkProof, MerkleError, StorageTree, chunk_count, leaf_hash, node_hash, root_from_reader, verify};
 use serde_json::{Value, json};
 
 /// Deterministic pseudo-random bytes, the same recipe as the Solidity tests' `TestMerkle.fileOf`.
@@ -27,10 +25,7 @@ fn file_of(size: usize, seed: u64) -> Vec<u8> {
 fn reference_root(data: &[u8]) -> B256 {
     let mut level: Vec<B256> = data.chunks(CHUNK_SIZE).map(leaf_hash).collect();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] })
-            .collect();
+        level = level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
     }
     level[0]
 }

@@ -6,8 +6,7 @@ use alloy_primitives::U256;
 use alloy_sol_types::SolStruct;
 use qor_protocol::digest::{ResultHasher, stdout_hash};
 use qor_protocol::eip712::{
-    Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest,
-    storage_attestations_digest,
+    Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest, storage_attestations_digest,
 };
 use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};

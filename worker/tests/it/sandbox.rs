@@ -10,9 +10,7 @@ use qor_worker::sandbox::{Failure, Outcome, Sandbox};
 
 /// The example jobs, built by test.sh (`cargo build --release --target wasm32-wasip1` in examples/jobs).
 fn example(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/jobs/target/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/target/wasm32-wasip1/release").join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; build the examples with `cargo build --release --target wasm32-wasip1 \
@@ -171,12 +169,16 @@ fn invalid_modules_are_classified() {
 fn flood(open_out_file: bool) -> Vec<u8> {
     let (open, fd) = if open_out_file {
         // path_open(4 = the /out preopen; 3 is /in, 0, "big", 3, CREAT|TRUNC, rights, rights, 0, &fd at 12)
-        (r#"(drop (call $open (i32.const 4) (i32.const 0) (i32.const 32) (i32.const 3) (i32.const 9)
-                 (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 12)))"#, "(i32.load (i32.const 12))")
+        (
+            r#"(drop (call $open (i32.const 4) (i32.const 0) (i32.const 32) (i32.const 3) (i32.const 9)
+                 (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 12)))"#,
+            "(i32.load (i32.const 12))",
+        )
     } else {
         ("", "(i32.const 1)")
     };
-    wat(&format!(r#"(module
+    wat(&format!(
+        r#"(module
         (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "path_open"
           (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
@@ -186,7 +188,8 @@ fn flood(open_out_file: bool) -> Vec<u8> {
           (i32.store (i32.const 0) (i32.const 64))
           (i32.store (i32.const 4) (i32.const 65536))
           {open}
-          (loop (drop (call $w {fd} (i32.const 0) (i32.const 1) (i32.const 8))) (br 0))))"#))
+          (loop (drop (call $w {fd} (i32.const 0) (i32.const 1) (i32.const 8))) (br 0))))"#
+    ))
 }
 
 #[test]
@@ -277,12 +280,15 @@ fn listings_are_sorted_and_file_times_are_the_frozen_clock() {
     let backward = make(&reversed);
     let a = completed(&sandbox.run(&spec, U256::from(5), &wasm, forward.path()).unwrap());
     let b = completed(&sandbox.run(&spec, U256::from(5), &wasm, backward.path()).unwrap());
-    let listed: Vec<&str> =
-        a.3.lines().skip(1).filter(|l| !l.starts_with(' ')).map(|l| l.split(' ').nth(1).unwrap()).collect();
+    let listed: Vec<&str> = a.3.lines().skip(1).filter(|l| !l.starts_with(' ')).map(|l| l.split(' ').nth(1).unwrap()).collect();
     let mut sorted = listed.clone();
     sorted.sort();
-    assert_eq!(listed, sorted, "listing order:
-{}", a.3);
+    assert_eq!(
+        listed, sorted,
+        "listing order:
+{}",
+        a.3
+    );
     assert_eq!(listed.len(), 41);
     let mtimes: std::collections::BTreeSet<&str> = a.3.split_whitespace().filter(|w| w.starts_with("mtime=")).collect();
     assert_eq!(mtimes.len(), 1, "one frozen time for every file: {mtimes:?}");
