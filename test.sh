@@ -39,6 +39,7 @@ echo "== merkle and sandbox benchmarks"
 cargo run --release --locked -q -p qor-bench --bin merkle
 cargo run --release --locked -q -p qor-bench --bin sandbox
 cargo run --release --locked -q -p qor-bench --bin coordinator
+cargo run --release --locked -q -p qor-bench --bin worker
 
 echo "== anvil scripts"
 anvil/test.sh

@@ -281,3 +281,13 @@ pub async fn list_providers(State(state): State<AppState>) -> ApiResult<Json<Val
         .collect();
     Ok(Json(json!({ "providers": providers })))
 }
+
+/// `GET /v1/chain`: where the market's contracts are, for workers, the CLI and the web app.
+pub async fn chain_info(State(state): State<AppState>) -> Json<Value> {
+    let c = &state.cfg;
+    Json(json!({
+        "chainId": c.chain_id, "jobEscrow": c.escrow, "providerRegistry": c.registry, "verifierCommittee": c.committee,
+        "deployBlock": c.deploy_block,
+        "chainBlock": state.metrics.chain_block.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}

@@ -47,6 +47,8 @@ pub struct Config {
     pub registry: Address,
     /// VerifierCommittee (zero: none is watched, so no verifier can sign in).
     pub committee: Address,
+    /// The block the contracts were deployed at (where event scans start).
+    pub deploy_block: u64,
     /// Hosts a Sign-In with Ethereum message may name (empty: the request's own `Host`).
     pub siwe_domains: Vec<String>,
     /// How long a session lasts.
@@ -75,6 +77,7 @@ impl Config {
             escrow,
             registry,
             committee: Address::ZERO,
+            deploy_block: 0,
             siwe_domains: Vec::new(),
             session_ttl_ms: 24 * 3_600_000,
             lease_ms: 60_000,
@@ -186,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{job_id}", get(jobs::get_job))
         .route("/v1/jobs/{job_id}/outputs/{worker}/{*path}", get(jobs::get_output))
         .route("/v1/providers", get(jobs::list_providers))
+        .route("/v1/chain", get(jobs::chain_info))
         .route("/v1/worker/register", post(worker::register))
         .route("/v1/worker/heartbeat", post(worker::heartbeat))
         .route("/v1/worker/assignments", get(worker::assignments))
@@ -194,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worker/assignments/{id}/release", post(worker::release))
         .route("/v1/worker/storage", get(storage::worker_storage))
         .route("/v1/worker/storage/{deal_id}/root", post(storage::report_root))
+        .route("/v1/worker/storage/{deal_id}/decline", post(storage::decline))
         .route("/v1/worker/storage/{deal_id}/challenges/{period}", post(storage::answer_challenge))
         .route("/v1/storage/files", post(storage::post_file))
         .route("/v1/storage/deals", get(storage::list_deals))

@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let start_block = deployment["deployBlock"].as_u64().unwrap_or(0);
     let mut cfg = Config::new(chain_id, field("jobEscrow")?, field("providerRegistry")?);
     cfg.committee = field("verifierCommittee")?;
+    cfg.deploy_block = start_block;
     cfg.siwe_domains = args.siwe_domains;
     cfg.lease_ms = args.lease_ms;
     cfg.heartbeat_ttl_ms = args.heartbeat_ttl_ms;

@@ -313,6 +313,50 @@ pub async fn report_root(
     Ok(Json(json!({ "dealId": id, "status": status, "next": next })))
 }
 
+/// Body of `POST /v1/worker/storage/{deal_id}/decline`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineBody {
+    /// Why (no room within the quota, the disk is full).
+    pub reason: String,
+}
+
+/// `POST /v1/worker/storage/{deal_id}/decline`: the offered provider will not host the file; the deal
+/// is offered to someone else.
+pub async fn decline(
+    State(state): State<AppState>,
+    Path(deal_id): Path<String>,
+    Signed { worker, body }: Signed,
+) -> ApiResult<Json<Value>> {
+    let id = deal_id_of(&deal_id)?;
+    let DeclineBody { reason } = parse_json(&body)?;
+    if reason.len() > 1024 {
+        return Err(ApiError::field("too_long", "reason", "at most 1024 characters"));
+    }
+    let key = format!("{worker:#x}");
+    let d = sqlx::query!("SELECT refused_by FROM storage_deals WHERE deal_id = ? AND offered_to = ? AND status = 'open'", id, key)
+        .fetch_optional(&state.read)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("storage deal {id} is not offered to {key}")))?;
+    let mut refused: Vec<String> = serde_json::from_str(&d.refused_by).unwrap_or_default();
+    refused.push(key.clone());
+    let (refused, now) = (serde_json::to_string(&refused).map_err(ApiError::internal)?, now_ms());
+    let mut tx = state.db.begin().await?;
+    sqlx::query!(
+        "UPDATE storage_deals SET offered_to = NULL, reported_root = NULL, refused_by = ?, updated_at = ? WHERE deal_id = ?",
+        refused,
+        now,
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    timeline(&mut tx, &format!("deal:{id}"), &format!("worker:{key}"), "declined", json!({ "reason": reason }), None).await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "deal", "dealId": id, "status": "declined", "provider": key }));
+    state.wake.matcher();
+    Ok(Json(json!({ "dealId": id, "status": "declined" })))
+}
+
 /// Body of a challenge answer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

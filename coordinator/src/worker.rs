@@ -77,9 +77,10 @@ pub async fn heartbeat(State(state): State<AppState>, Signed { worker, .. }: Sig
 /// An assignment as the worker sees it.
 async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>> {
     let rows = sqlx::query!(
-        "SELECT a.id, a.job_id, a.status, a.lease_expires_at, a.seal, s.spec_json, j.spec_hash
+        r#"SELECT a.id, a.job_id, a.status, a.lease_expires_at, a.seal, s.spec_json, j.spec_hash, j.redundancy,
+                  (SELECT COUNT(*) FROM assignments b WHERE b.job_id = a.job_id AND b.status IN ('sealed', 'revealed')) AS "sealed!: i64"
          FROM assignments a JOIN jobs j ON j.job_id = a.job_id JOIN specs s ON s.spec_hash = j.spec_hash
-         WHERE a.provider = ? AND a.status IN ('leased', 'sealed') ORDER BY a.id",
+         WHERE a.provider = ? AND a.status IN ('leased', 'sealed') ORDER BY a.id"#,
         worker
     )
     .fetch_all(&state.read)
@@ -89,7 +90,9 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
         .map(|a| {
             json!({
                 "assignment": a.id, "jobId": a.job_id, "status": a.status, "leaseExpiresAt": a.lease_expires_at,
-                "seal": a.seal, "specHash": a.spec_hash,
+                "seal": a.seal, "specHash": a.spec_hash, "redundancy": a.redundancy, "replicasSealed": a.sealed,
+                // Reveal once every replica has sealed (the receipt is refused before).
+                "revealable": a.sealed >= a.redundancy,
                 "spec": serde_json::from_str::<Value>(&a.spec_json).unwrap_or(Value::Null),
             })
         })
@@ -273,6 +276,22 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
         }
         (other, _) => return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} is {other}"))),
     }
+    // Commit-reveal: no receipt is taken (so none is published) before every replica has committed,
+    // or a lazy replica could read a revealed digest and seal it as its own.
+    let seals = sqlx::query!(
+        r#"SELECT j.redundancy, (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id AND a.status IN ('sealed', 'revealed'))
+             AS "sealed!: i64"
+           FROM jobs j WHERE j.job_id = ?"#,
+        a.job_id
+    )
+    .fetch_one(&state.read)
+    .await?;
+    if a.status == "sealed" && seals.sealed < seals.redundancy {
+        return Err(ApiError::conflict(
+            "awaiting_seals",
+            format!("{} of {} replicas have sealed; reveal once every replica has (retry)", seals.sealed, seals.redundancy),
+        ));
+    }
     for (i, o) in outputs.iter().enumerate() {
         if o.path.is_empty() || o.path.starts_with('/') || o.path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
             return Err(ApiError::field("invalid_path", format!("outputs[{i}].path"), "a relative path under /out without `.` or `..`"));
@@ -338,9 +357,23 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": false })))
 }
 
+/// Body of `release` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// Why, for the job's timeline: shutting down, an input whose hash did not match, a run that
+    /// produced no result.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// `POST /v1/worker/assignments/{id}/release`: gives a lease back (shutting down, say) so the job goes
 /// to another provider at once rather than when the lease lapses.
-pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
+pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
+    let ReleaseBody { reason } = if body.is_empty() { ReleaseBody::default() } else { parse_json(&body)? };
+    if reason.as_ref().is_some_and(|r| r.len() > 1024) {
+        return Err(ApiError::field("too_long", "reason", "at most 1024 characters"));
+    }
     let key = format!("{worker:#x}");
     let a = owned(&state, id, &key).await?;
     if a.status == "released" {
@@ -350,7 +383,8 @@ pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed 
         return Err(ApiError::conflict("not_releasable", format!("assignment {id} is {}", a.status)));
     }
     let mut tx = state.db.begin().await?;
-    let ended = end_lease(&mut tx, id, &a.job_id, "released", &format!("worker:{key}"), json!({ "assignment": id })).await?;
+    let detail = json!({ "assignment": id, "reason": reason });
+    let ended = end_lease(&mut tx, id, &a.job_id, "released", &format!("worker:{key}"), detail).await?;
     tx.commit().await?;
     if !ended {
         return Err(ApiError::conflict("not_releasable", format!("assignment {id} changed; retry")));

@@ -12,7 +12,7 @@ use qor_protocol::spec::JobSpec;
 use crate::sandbox::{Outcome, Sandbox};
 
 /// What `exec` needs.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ExecArgs {
     /// The job spec (JSON).
     pub spec: PathBuf,

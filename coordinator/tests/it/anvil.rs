@@ -3,10 +3,6 @@
 //! revealed receipt; then a reorg replaces a job it had applied, and a restarted watcher resumes
 //! without applying any event twice.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
@@ -14,113 +10,17 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::reqwest;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolCall;
-use qor_coordinator::chain::WatchConfig;
-use qor_coordinator::{AppState, Config, chain, db, matcher, router};
+use qor_coordinator::db;
 use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::{self, Receipt};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
 use qor_protocol::eip712::{Signer, escrow_domain, seal};
 use qor_protocol::spec::{JobSpec, Limits};
+use qor_testkit::{Anvil, BUYER_KEY, Coordinator, DEPLOYER_KEY, ETHER, PROVIDER_KEY};
 use serde_json::{Value, json};
 
-/// anvil's well-known accounts 2 (the provider) and 3 (the buyer).
-const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
-/// anvil's second account: the deployer of anvil/deploy.sh, and the committee's one member.
-const DEPLOYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-const BUYER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
-const ETHER: u64 = 1_000_000_000_000_000_000;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Anvil {
-    child: Child,
-    url: String,
-    deployment: PathBuf,
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.deployment);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// anvil on a free port with the contracts deployed (anvil/deploy.sh, the same script as the devnet).
-fn start_anvil() -> (Anvil, Value) {
-    let port = free_port();
-    let bin = root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    let child = Command::new(&bin)
-        .args(["--port", &port.to_string(), "--silent"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (run `npm ci` first; ./test.sh does)", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
-    let prefix = format!("it-{port}-");
-    let anvil = Anvil { child, url: url.clone(), deployment: root().join(format!("anvil/deployments/{prefix}31337.json")) };
-    let out = Command::new(root().join("anvil/deploy.sh")).args(["--rpc-url", &url, "--name-prefix", &prefix]).output().unwrap();
-    assert!(out.status.success(), "deploy failed: {}", String::from_utf8_lossy(&out.stderr));
-    let deployment: Value = serde_json::from_slice(&std::fs::read(&anvil.deployment).unwrap()).unwrap();
-    (anvil, deployment)
-}
-
-fn address(d: &Value, key: &str) -> Address {
-    d[key].as_str().unwrap().parse().unwrap()
-}
-
-struct Coordinator {
-    state: AppState,
-    base: String,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Coordinator {
-    async fn start(dir: &std::path::Path, deployment: &Value, rpc: &str) -> Self {
-        let mut cfg = Config::new(31337, address(deployment, "jobEscrow"), address(deployment, "providerRegistry"));
-        cfg.committee = address(deployment, "verifierCommittee");
-        let pool = db::open(dir.join("c.db").to_str().unwrap()).await.unwrap();
-        let state = AppState::new(pool, &dir.join("data"), cfg).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(state.clone());
-        let watch = WatchConfig {
-            rpc_url: rpc.into(),
-            confirmations: 0,
-            start_block: deployment["deployBlock"].as_u64().unwrap(),
-            batch_blocks: 100,
-            poll_interval: Duration::from_millis(50),
-        };
-        let tasks = vec![
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
-            tokio::spawn(chain::run(state.clone(), watch)),
-            tokio::spawn(matcher::run(state.clone())),
-        ];
-        Self { state, base, tasks }
-    }
-
-    fn stop(self) -> AppState {
-        for t in &self.tasks {
-            t.abort();
-        }
-        self.state
-    }
-}
-
 async fn wait_for<F: AsyncFn() -> Option<T>, T>(what: &str, f: F) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    qor_testkit::wait_for(what, 30, f).await
 }
 
 async fn get(http: &reqwest::Client, url: String) -> Value {
@@ -149,10 +49,10 @@ fn rand_nonce() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let _ = tracing_subscriber::fmt().with_env_filter("qor_coordinator=debug").with_test_writer().try_init();
-    let (anvil, deployment) = start_anvil();
-    let (escrow, registry) = (address(&deployment, "jobEscrow"), address(&deployment, "providerRegistry"));
+    let anvil = Anvil::start();
+    let (escrow, registry) = (anvil.address("jobEscrow"), anvil.address("providerRegistry"));
     let tmp = tempfile::tempdir().unwrap();
-    let coordinator = Coordinator::start(tmp.path(), &deployment, &anvil.url).await;
+    let coordinator = Coordinator::start(tmp.path(), &anvil).await;
     let base = coordinator.base.clone();
     let http = reqwest::Client::new();
 
@@ -294,7 +194,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
         (get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await["status"] == "active").then_some(())
     })
     .await;
-    let _: Value = as_buyer.raw_request("anvil_mine".into(), (2u64,)).await.unwrap();
+    anvil.mine(2).await;
     let index_call = IJobEscrow::storageChallengeIndexCall { dealId: deal_u, period: U256::ZERO };
     let out = as_buyer.call(TransactionRequest::default().with_to(escrow).with_input(index_call.abi_encode())).await.unwrap();
     let chunk_index = IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).unwrap().to::<u64>();
@@ -348,7 +248,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let state = coordinator.stop();
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_events").fetch_one(&state.db).await.unwrap();
     state.db.close().await;
-    let coordinator = Coordinator::start(tmp.path(), &deployment, &anvil.url).await;
+    let coordinator = Coordinator::start(tmp.path(), &anvil).await;
     let base = coordinator.base.clone();
     let four = spec("four");
     http.post(format!("{base}/v1/specs")).body(four.canonical_json()).send().await.unwrap().error_for_status().unwrap();

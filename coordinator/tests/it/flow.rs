@@ -91,7 +91,18 @@ async fn a_funded_job_is_leased_sealed_and_revealed_by_its_replicas() {
     let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, digest), &preferred)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("seal_first")));
 
+    // Sealed, but the other replica has not: the reveal waits, so nobody can copy a revealed digest.
     let (status, body) = seal_and_reveal(&h, &preferred, assignment, 7, digest).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("awaiting_seals")), "{body}");
+    assert_eq!(poll(&h, &preferred, 0).await[0]["revealable"], false);
+    let theirs = poll(&h, &cheap, 0).await;
+    let their_assignment = theirs[0]["assignment"].as_i64().unwrap();
+    let s = seal(cheap.address(), U256::from(7), digest);
+    let seal_path = format!("/v1/worker/assignments/{their_assignment}/seal");
+    let (status, _) = h.json(signed("POST", &seal_path, serde_json::to_vec(&json!({ "seal": s })).unwrap(), &cheap)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(poll(&h, &preferred, 0).await[0]["revealable"], true);
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, digest), &preferred)).await;
     assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
     // The same receipt again (a retry): one receipt.
     let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, digest), &preferred)).await;
@@ -116,15 +127,14 @@ async fn a_funded_job_is_leased_sealed_and_revealed_by_its_replicas() {
 
     let (_, job) = h.get("/v1/jobs/7").await;
     assert_eq!(job["status"], "running");
-    let theirs = poll(&h, &cheap, 0).await;
-    let (status, _) = seal_and_reveal(&h, &cheap, theirs[0]["assignment"].as_i64().unwrap(), 7, digest).await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, _) = seal_and_reveal(&h, &cheap, their_assignment, 7, digest).await;
+    assert_eq!(status, StatusCode::OK, "sealing again with the same seal is a retry");
 
     let (_, job) = h.get("/v1/jobs/7").await;
     assert_eq!(job["status"], "completed", "{job}");
     assert_eq!(job["receipts"].as_array().unwrap().len(), 2);
     let kinds: Vec<&str> = job["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["leased", "leased", "running", "sealed", "revealed", "sealed", "revealed", "receipts_complete"]);
+    assert_eq!(kinds, ["leased", "leased", "running", "sealed", "sealed", "revealed", "revealed", "receipts_complete"]);
 }
 
 async fn reason(h: &Harness) -> (String, String) {

@@ -1,4 +1,8 @@
 //! Integration tests of qor-worker: one binary, a module per area.
+#![allow(unreachable_pub, missing_docs)]
 
+mod cli;
+mod daemon;
 mod exec;
+mod hosting;
 mod sandbox;

@@ -1,0 +1,254 @@
+//! What the end-to-end tests share: anvil on a free port with the contracts deployed by
+//! `anvil/deploy.sh` (the devnet's own script), a coordinator on it (in process, over real sockets and
+//! a real SQLite file), anvil's well-known accounts, and polling helpers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::EthereumWallet;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256};
+use qor_coordinator::chain::WatchConfig;
+use qor_coordinator::{AppState, Config, chain, db, matcher, router};
+use serde_json::Value;
+
+/// anvil's account 1: the deployer of `anvil/deploy.sh`, and the committee's one member.
+pub const DEPLOYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// anvil's account 2: a provider.
+pub const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+/// anvil's account 3: a buyer.
+pub const BUYER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+/// anvil's account 4: a second provider.
+pub const PROVIDER2_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+/// One ether in wei.
+pub const ETHER: u64 = 1_000_000_000_000_000_000;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port()
+}
+
+/// A running anvil with the contracts deployed; killed (and its deployment file removed) on drop.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    /// JSON-RPC URL.
+    pub url: String,
+    /// The deployment file anvil/deploy.sh wrote.
+    pub deployment_file: PathBuf,
+    /// Its contents.
+    pub deployment: Value,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.deployment_file);
+    }
+}
+
+impl Anvil {
+    /// anvil on a free port with the contracts deployed (as the devnet does).
+    pub fn start() -> Self {
+        let port = free_port();
+        let bin = root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+        let child = Command::new(&bin)
+            .args(["--port", &port.to_string(), "--silent"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (run `npm ci` first; ./test.sh does)", bin.display()));
+        let url = format!("http://127.0.0.1:{port}");
+        let prefix = format!("it-{port}-");
+        let deployment_file = root().join(format!("anvil/deployments/{prefix}31337.json"));
+        let mut anvil = Self { child, url: url.clone(), deployment_file, deployment: Value::Null };
+        let out = Command::new(root().join("anvil/deploy.sh"))
+            .args(["--rpc-url", &url, "--name-prefix", &prefix])
+            .output()
+            .expect("deploy.sh runs");
+        assert!(out.status.success(), "deploy failed: {}", String::from_utf8_lossy(&out.stderr));
+        anvil.deployment = serde_json::from_slice(&std::fs::read(&anvil.deployment_file).expect("a deployment file")).expect("JSON");
+        anvil
+    }
+
+    /// A contract's address from the deployment (`jobEscrow`, `providerRegistry`, `verifierCommittee`).
+    pub fn address(&self, key: &str) -> Address {
+        self.deployment[key].as_str().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("deployment has no `{key}`"))
+    }
+
+    /// A provider signing with `key`.
+    pub fn wallet(&self, key: &str) -> DynProvider {
+        let signer: PrivateKeySigner = key.parse().expect("a private key");
+        ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(self.url.parse().expect("a URL")).erased()
+    }
+
+    /// Moves the chain's clock forward and mines a block.
+    pub async fn advance(&self, seconds: u64) {
+        let p = self.wallet(DEPLOYER_KEY);
+        let _: Value = p.raw_request("evm_increaseTime".into(), (seconds,)).await.expect("evm_increaseTime");
+        let _: Value = p.raw_request("evm_mine".into(), ()).await.expect("evm_mine");
+    }
+
+    /// Mines `n` empty blocks.
+    pub async fn mine(&self, n: u64) {
+        let _: Value = self.wallet(DEPLOYER_KEY).raw_request("anvil_mine".into(), (n,)).await.expect("anvil_mine");
+    }
+}
+
+/// A coordinator in this process, on the anvil's contracts, over real sockets and a SQLite file.
+#[derive(Debug)]
+pub struct Coordinator {
+    /// Its state (database, config).
+    pub state: AppState,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Coordinator {
+    /// Starts one over `dir` (a restart when its database exists), with `tweak` applied to the config.
+    pub async fn start_with(dir: &Path, anvil: &Anvil, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut cfg = Config::new(31337, anvil.address("jobEscrow"), anvil.address("providerRegistry"));
+        cfg.committee = anvil.address("verifierCommittee");
+        cfg.deploy_block = anvil.deployment["deployBlock"].as_u64().expect("deployBlock");
+        tweak(&mut cfg);
+        let pool = db::open(dir.join("c.db").to_str().expect("a UTF-8 path")).await.expect("the database opens");
+        let state = AppState::new(pool, &dir.join("data"), cfg.clone()).expect("the data folder opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let app = router(state.clone());
+        let watch = WatchConfig {
+            rpc_url: anvil.url.clone(),
+            confirmations: 0,
+            start_block: cfg.deploy_block,
+            batch_blocks: 100,
+            poll_interval: Duration::from_millis(50),
+        };
+        let tasks = vec![
+            tokio::spawn(async move { axum::serve(listener, app).await.expect("serving") }),
+            tokio::spawn(chain::run(state.clone(), watch)),
+            tokio::spawn(matcher::run(state.clone())),
+        ];
+        Self { state, base, tasks }
+    }
+
+    /// Starts one with the default config.
+    pub async fn start(dir: &Path, anvil: &Anvil) -> Self {
+        Self::start_with(dir, anvil, |_| {}).await
+    }
+
+    /// Stops its tasks; returns its state (to read the database).
+    pub fn stop(self) -> AppState {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.state
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn wait_for<F: AsyncFn() -> Option<T>, T>(what: &str, secs: u64, f: F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `qor-coordinator` binary as its own process (built with the workspace's tests), so a test can
+/// kill it and start it again on the same port and database: the coordinator going down, for real.
+#[derive(Debug)]
+pub struct CoordinatorProcess {
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    port: u16,
+    /// Its folder (database, blobs, log).
+    pub dir: PathBuf,
+    rpc: String,
+    deployment: PathBuf,
+}
+
+impl CoordinatorProcess {
+    fn binary() -> PathBuf {
+        // Test executables live in target/<profile>/deps; binaries one folder up.
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join("qor-coordinator");
+        assert!(bin.exists(), "{} is missing: build it with `cargo build -p qor-coordinator` (cargo test --workspace does)", bin.display());
+        bin
+    }
+
+    /// Starts one over `dir` on a free port.
+    pub async fn start(dir: &Path, anvil: &Anvil) -> Self {
+        std::fs::create_dir_all(dir).expect("the coordinator's folder");
+        let mut p = Self {
+            child: None,
+            base: String::new(),
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            rpc: anvil.url.clone(),
+            deployment: anvil.deployment_file.clone(),
+        };
+        p.base = format!("http://127.0.0.1:{}", p.port);
+        p.restart().await;
+        p
+    }
+
+    /// (Re)starts it on the same port and database, and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("coordinator.log")).expect("a log file");
+        let child = Command::new(Self::binary())
+            .args(["--database-url", self.dir.join("c.db").to_str().expect("UTF-8")])
+            .args(["--data-dir", self.dir.join("data").to_str().expect("UTF-8")])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--rpc-url", &self.rpc, "--poll-ms", "50"])
+            .args(["--heartbeat-ttl-ms", "60000"])
+            .arg("--deployment")
+            .arg(&self.deployment)
+            .env("RUST_LOG", "qor_coordinator=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("qor-coordinator starts");
+        self.child = Some(child);
+        let (http, health) = (alloy::transports::http::reqwest::Client::new(), format!("{}/health", self.base));
+        wait_for("the coordinator to answer", 30, async || {
+            http.get(&health).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        })
+        .await;
+    }
+
+    /// Kills it (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Where blob `hash` is stored on its disk (for fault injection).
+    pub fn blob_path(&self, hash: B256) -> PathBuf {
+        self.dir.join("data/blobs").join(format!("{hash:x}"))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("coordinator.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for CoordinatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,411 @@
+//! The provider's whole life against a real anvil with the contracts, a coordinator over real sockets,
+//! and the `qor-worker` binary as its own process: init, register and stake, run a job whose receipt
+//! the coordinator accepts, get it settled and finalized and withdraw the earnings, host a storage deal
+//! and answer a challenge with a proof that verifies in Rust and on chain, refuse an input whose bytes
+//! do not match its hash, and pick up a job leased while the daemon was down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use alloy::network::TransactionBuilder;
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::{SolCall, SolEvent};
+use qor_protocol::bindings::IJobEscrow::{self, ComputeJob, Settlement, SettlementBatch};
+use qor_protocol::eip712::{Signer, escrow_domain, settlement_batch_digest};
+use qor_protocol::spec::{InputFile, JobSpec, Limits};
+use qor_testkit::{Anvil, BUYER_KEY, CoordinatorProcess, DEPLOYER_KEY, ETHER, PROVIDER_KEY, wait_for};
+use qor_worker::client::Coordinator as Client;
+use serde_json::{Value, json};
+
+fn example(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/jobs/target/wasm32-wasip1/release/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (./test.sh builds the examples)", path.display()))
+}
+
+struct Worker {
+    config: PathBuf,
+    log: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Worker {
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_qor-worker"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("QOR_WORKER_KEY", PROVIDER_KEY)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "qor-worker {args:?} failed: {text}");
+        text
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_qor-worker"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["run", "--grace-secs", "5"])
+            .env("QOR_WORKER_KEY", PROVIDER_KEY)
+            .env("RUST_LOG", "qor_worker=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status once it has wound down.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().unwrap();
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the daemon did not stop within 10 s of SIGTERM");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn send(anvil: &Anvil, key: &str, to: Address, input: Vec<u8>, value: U256) -> alloy::rpc::types::TransactionReceipt {
+    let wallet = anvil.wallet(key);
+    let tx = TransactionRequest::default().with_to(to).with_input(input).with_value(value);
+    let receipt = wallet.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "transaction reverted");
+    receipt
+}
+
+async fn job_status(http: &Client, job: u64) -> Value {
+    http.get(&format!("/v1/jobs/{job}")).await.unwrap_or(Value::Null)
+}
+
+struct Market {
+    anvil: Anvil,
+    coordinator: CoordinatorProcess,
+    http: Client,
+}
+
+impl Market {
+    async fn fund_job(&self, job: &JobSpec, budget: U256) -> (U256, ComputeJob) {
+        self.post_spec(job).await;
+        self.fund(job, budget).await
+    }
+
+    async fn post_spec(&self, job: &JobSpec) {
+        let http = reqwest_client();
+        let put = http.post(format!("{}/v1/specs", self.coordinator.base)).body(job.canonical_json()).send().await.unwrap();
+        assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    }
+
+    async fn fund(&self, job: &JobSpec, budget: U256) -> (U256, ComputeJob) {
+        // From the chain's clock, which the test moves forward past challenge windows.
+        let latest = self.anvil.wallet(BUYER_KEY).get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap().unwrap();
+        let deadline = latest.header.inner.timestamp + 3600;
+        let call = IJobEscrow::createComputeJobCall {
+            specHash: job.spec_hash(),
+            redundancy: job.redundancy,
+            token: Address::ZERO,
+            budget,
+            deadline,
+            preferredProvider: Address::ZERO,
+        };
+        let receipt = send(&self.anvil, BUYER_KEY, self.anvil.address("jobEscrow"), call.abi_encode(), budget).await;
+        let log = receipt.inner.logs().iter().find_map(|l| IJobEscrow::ComputeJobCreated::decode_log(&l.inner).ok()).unwrap();
+        (log.data.jobId, log.data.job)
+    }
+
+    async fn put_blob(&self, bytes: &[u8]) -> B256 {
+        let hash = keccak256(bytes);
+        let resp = reqwest_client().put(format!("{}/v1/blobs/{hash}", self.coordinator.base)).body(bytes.to_vec()).send().await.unwrap();
+        assert!(resp.status().is_success());
+        hash
+    }
+}
+
+fn reqwest_client() -> alloy::transports::http::reqwest::Client {
+    alloy::transports::http::reqwest::Client::new()
+}
+
+fn spec(module: B256, inputs: Vec<InputFile>, args: &[&str]) -> JobSpec {
+    JobSpec {
+        version: 1,
+        module,
+        entry: "_start".into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Default::default(),
+        inputs,
+        limits: Limits { fuel: 50_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        redundancy: 1,
+    }
+}
+
+fn init_worker(dir: &Path, m: &Market) -> Worker {
+    std::fs::create_dir_all(dir).unwrap();
+    let w = Worker { config: dir.join("qor-worker.toml"), log: dir.join("daemon.log"), daemon: None };
+    let data = dir.join("data");
+    w.ok(&[
+        "init",
+        "--coordinator",
+        &m.coordinator.base,
+        "--rpc-url",
+        &m.anvil.url,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--key-from-env",
+        "--max-jobs",
+        "2",
+        "--storage-quota",
+        "1MiB",
+        "--price-per-fuel",
+        "1",
+    ]);
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
+    let anvil = Anvil::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let coordinator = CoordinatorProcess::start(&dir.join("coordinator"), &anvil).await;
+    let provider = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap();
+    let http = Client::new(&coordinator.base, provider.clone());
+    let mut m = Market { anvil, coordinator, http };
+    let (escrow, me) = (m.anvil.address("jobEscrow"), provider.address());
+
+    // init, then a stake below the minimum is refused before anything is sent, then register.
+    let mut w = init_worker(&dir.join("worker"), &m);
+    let low = w.cli(&["register", "--stake", "0.5ether"]);
+    assert!(!low.status.success() && String::from_utf8_lossy(&low.stderr).contains("below the registry's minimum"), "{low:?}");
+    let out = w.ok(&["register", "--stake", "1ether"]);
+    assert!(out.contains("coordinator: registered"), "{out}");
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["registration"]["active"], true, "{status}");
+    assert_eq!(status["registration"]["stake"], json!(ETHER.to_string()), "{status}");
+
+    // A job: the daemon runs it, seals, reveals; the digest is the one a local run gives.
+    w.start();
+    let hello = example("hello");
+    let module = m.put_blob(&hello).await;
+    let job = spec(module, vec![], &["qor"]);
+    let (job_id, onchain) = m.fund_job(&job, U256::from(ETHER / 10)).await;
+    let done = wait_for("the job to complete", 60, async || {
+        let j = job_status(&m.http, job_id.to::<u64>()).await;
+        (j["status"] == "completed").then_some(j)
+    })
+    .await;
+    let local_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local_dir.path().join("in")).unwrap();
+    std::fs::create_dir_all(local_dir.path().join("out")).unwrap();
+    let (job2, hello2, local_path) = (job.clone(), hello.clone(), local_dir.path().to_path_buf());
+    let local =
+        tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, job_id, &hello2, &local_path).unwrap())
+            .await
+            .unwrap();
+    let qor_worker::sandbox::Outcome::Completed { result_digest, fuel_used, .. } = local else { panic!("{local:?}") };
+    let receipt = &done["receipts"][0];
+    assert_eq!(receipt["resultDigest"], json!(result_digest), "{done}");
+    assert_eq!(receipt["fuelUsed"], json!(fuel_used));
+    assert!(w.log().contains(&format!("job_id={job_id}")), "every line of a job names it:\n{}", w.log());
+
+    // The committee settles it; after the challenge window it is finalized; the provider withdraws.
+    let price = U256::from(fuel_used);
+    let batch = SettlementBatch {
+        token: Address::ZERO,
+        providers: vec![me],
+        settlements: vec![Settlement { jobId: job_id, resultDigest: result_digest, price, winners: U256::from(1), losers: U256::ZERO }],
+    };
+    let committee = Signer::from_bytes(&DEPLOYER_KEY.parse().unwrap()).unwrap();
+    let sig = committee.sign_hash(&settlement_batch_digest(&batch, &escrow_domain(31337, escrow))).unwrap();
+    let settle = IJobEscrow::settleComputeJobsCall { batch, jobs: vec![onchain], signatures: vec![sig.as_bytes().to_vec().into()] };
+    let receipt = send(&m.anvil, DEPLOYER_KEY, escrow, settle.abi_encode(), U256::ZERO).await;
+    let settled = receipt.inner.logs().iter().find_map(|l| IJobEscrow::ComputeBatchSettled::decode_log(&l.inner).ok()).unwrap().data;
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
+    assert_ne!(status["earnings"]["queued"], json!("0"), "queued revenue while the window is open: {status}");
+    m.anvil.advance(3_601).await;
+    let finalize = IJobEscrow::finalizeCall { batchId: settled.batchId, outcome: settled.outcome };
+    send(&m.anvil, DEPLOYER_KEY, escrow, finalize.abi_encode(), U256::ZERO).await;
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
+    let payout: U256 = status["withdrawable"]["ETH"].as_str().unwrap().parse().unwrap();
+    assert_eq!(payout, price * U256::from(9_000) / U256::from(10_000), "90% to the provider (rounded down): {status}");
+    assert_eq!(status["earnings"]["byDay"].as_object().unwrap().len(), 1, "{status}");
+    let chain = m.anvil.wallet(PROVIDER_KEY);
+    let before = chain.get_balance(me).await.unwrap();
+    let out = w.ok(&["withdraw"]);
+    let tx: B256 = out.trim().rsplit(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("a tx hash in {out}"));
+    let r = chain.get_transaction_receipt(tx).await.unwrap().unwrap();
+    let gas = U256::from(r.gas_used) * U256::from(r.effective_gas_price);
+    let after = chain.get_balance(me).await.unwrap();
+    assert_eq!(after, before - gas + payout, "the payout reached the wallet");
+    let again = w.cli(&["withdraw"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("nothing to withdraw"));
+
+    // Storage: the daemon fetches the file, checks the root, accepts on chain; a relayed challenge is
+    // answered with a proof that verifies here and in the escrow.
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let blob = m.put_blob(&data).await;
+    let file: Value = reqwest_client()
+        .post(format!("{}/v1/storage/files", m.coordinator.base))
+        .json(&json!({ "blobHash": blob }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let root: B256 = file["root"].as_str().unwrap().parse().unwrap();
+    let create = IJobEscrow::createStorageDealCall {
+        merkleRoot: root,
+        size: data.len() as u64,
+        periods: 2,
+        periodLength: 4,
+        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
+        preferredProvider: Address::ZERO,
+    };
+    let receipt = send(&m.anvil, BUYER_KEY, escrow, create.abi_encode(), U256::from(2_000)).await;
+    let deal_id = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).unwrap().data.dealId;
+    wait_for("the deal to be active", 60, async || {
+        (m.http.get(&format!("/v1/storage/deals/{deal_id}")).await.ok()?["status"] == "active").then_some(())
+    })
+    .await;
+    m.anvil.mine(2).await;
+    let call = IJobEscrow::storageChallengeIndexCall { dealId: deal_id, period: U256::ZERO };
+    let out = m.anvil.wallet(BUYER_KEY).call(TransactionRequest::default().with_to(escrow).with_input(call.abi_encode())).await.unwrap();
+    let index = IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).unwrap().to::<u64>();
+    let verifier = Client::new(&m.coordinator.base, committee.clone());
+    verifier
+        .signed("POST", &format!("/v1/verifier/storage/{deal_id}/challenges"), Some(&json!({ "period": 0, "chunkIndex": index })))
+        .await
+        .unwrap();
+    let answered = wait_for("the challenge to be answered", 60, async || {
+        let d = m.http.get(&format!("/v1/storage/deals/{deal_id}")).await.ok()?;
+        (d["challenges"][0]["status"] == "answered").then_some(d)
+    })
+    .await;
+    let c = &answered["challenges"][0];
+    let chunk = alloy_primitives::hex::decode(c["chunk"].as_str().unwrap()).unwrap();
+    let path: Vec<B256> = serde_json::from_value(c["path"].clone()).unwrap();
+    let proof = qor_protocol::merkle::ChunkProof { index, chunk: chunk.clone(), path: path.clone() };
+    assert!(qor_protocol::merkle::verify(&root, qor_protocol::merkle::chunk_count(data.len() as u64), &proof));
+    let prove = IJobEscrow::proveStorageCall { dealId: deal_id, period: U256::ZERO, chunk: chunk.into(), path };
+    send(&m.anvil, PROVIDER_KEY, escrow, prove.abi_encode(), U256::ZERO).await;
+
+    // A file over the quota (1 MiB) is declined, not half-stored.
+    let big: Vec<u8> = vec![7u8; 2 << 20];
+    let blob = m.put_blob(&big).await;
+    let file: Value = reqwest_client()
+        .post(format!("{}/v1/storage/files", m.coordinator.base))
+        .json(&json!({ "blobHash": blob }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = IJobEscrow::createStorageDealCall {
+        merkleRoot: file["root"].as_str().unwrap().parse().unwrap(),
+        size: big.len() as u64,
+        periods: 1,
+        periodLength: 4,
+        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
+        preferredProvider: Address::ZERO,
+    };
+    let receipt = send(&m.anvil, BUYER_KEY, escrow, create.abi_encode(), U256::from(1_000)).await;
+    let big_deal = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).unwrap().data.dealId;
+    let declined = wait_for("the big deal to be declined", 60, async || {
+        let d = m.http.get(&format!("/v1/storage/deals/{big_deal}")).await.ok()?;
+        d["timeline"].as_array()?.iter().find(|t| t["kind"] == "declined").cloned()
+    })
+    .await;
+    assert!(declined["detail"]["reason"].as_str().unwrap().contains("quota"), "{declined}");
+
+    // An input whose stored bytes no longer match its hash is refused, never run.
+    let input = b"the input".to_vec();
+    let input_hash = m.put_blob(&input).await;
+    let sha = m.put_blob(&example("sha256sum")).await;
+    let bad = spec(sha, vec![InputFile { path: "data.bin".into(), hash: input_hash }], &["/in/data.bin"]);
+    std::fs::write(m.coordinator.blob_path(input_hash), b"tampered!").unwrap();
+    let (bad_id, _) = m.fund_job(&bad, U256::from(ETHER / 10)).await;
+    let released = wait_for("the tampered job to be released", 60, async || {
+        let j = job_status(&m.http, bad_id.to::<u64>()).await;
+        j["timeline"].as_array()?.iter().find(|t| t["kind"] == "released").cloned()
+    })
+    .await;
+    let reason = released["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("hash mismatch") && reason.contains("refusing"), "{released}");
+    assert!(job_status(&m.http, bad_id.to::<u64>()).await["receipts"].as_array().unwrap().is_empty());
+
+    // Down while a job is leased to it: after a restart it runs that job.
+    w.kill();
+    let (late_id, _) = m.fund_job(&spec(module, vec![], &["late"]), U256::from(ETHER / 10)).await;
+    wait_for("the job to be leased to the stopped worker", 60, async || {
+        (job_status(&m.http, late_id.to::<u64>()).await["status"] == "running").then_some(())
+    })
+    .await;
+    w.start();
+    wait_for("the leased job to complete after the restart", 60, async || {
+        (job_status(&m.http, late_id.to::<u64>()).await["status"] == "completed").then_some(())
+    })
+    .await;
+    assert!(w.log().contains("re-verified"), "hosted files are re-verified on start:\n{}", w.log());
+
+    // The coordinator crashes and comes back: the daemon keeps retrying, reconnects, and takes the
+    // job funded while it was down.
+    let job = spec(module, vec![], &["while-down"]);
+    m.post_spec(&job).await;
+    m.coordinator.kill();
+    // Funded on chain while the coordinator is down: its watcher catches up from its cursor.
+    let (down_id, _) = m.fund(&job, U256::from(ETHER / 10)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    m.coordinator.restart().await;
+    wait_for("the job funded across the outage to complete", 60, async || {
+        (job_status(&m.http, down_id.to::<u64>()).await["status"] == "completed").then_some(())
+    })
+    .await;
+    assert!(w.log().contains("polling failed") && w.log().contains("coordinator reachable again"), "{}", w.log());
+
+    // Stake: add, unbond, and withdraw only once the unbonding delay has passed.
+    w.ok(&["stake", "add", "0.5ether"]);
+    w.ok(&["stake", "unbond", "0.25ether"]);
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["registration"]["stake"], json!((ETHER + ETHER / 4).to_string()), "{status}");
+    assert_eq!(status["registration"]["unbonding"], json!((ETHER / 4).to_string()), "{status}");
+    let early = w.cli(&["stake", "withdraw"]);
+    assert!(!early.status.success(), "withdrawing before the delay is refused: {early:?}");
+    m.anvil.advance(86_401).await;
+    w.ok(&["stake", "withdraw"]);
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["registration"]["unbonding"], json!("0"), "{status}");
+
+    // SIGTERM: a clean exit.
+    assert!(w.terminate().success(), "{}", w.log());
+}
