@@ -14,9 +14,10 @@ use alloy::rpc::types::TransactionRequest;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::{SolCall, SolEvent};
 use qor_protocol::bindings::IJobEscrow::{self, ComputeJob, Settlement, SettlementBatch};
+use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
 use qor_protocol::eip712::{Signer, escrow_domain, settlement_batch_digest};
 use qor_protocol::spec::{InputFile, JobSpec, Limits};
-use qor_testkit::{Anvil, BUYER_KEY, CoordinatorProcess, DEPLOYER_KEY, ETHER, PROVIDER_KEY, wait_for};
+use qor_testkit::{Anvil, BUYER_KEY, CoordinatorProcess, DEPLOYER_KEY, ETHER, PROVIDER_KEY, PROVIDER2_KEY, wait_for};
 use qor_worker::client::Coordinator as Client;
 use serde_json::{Value, json};
 
@@ -236,6 +237,13 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     assert_eq!(receipt["resultDigest"], json!(result_digest), "{done}");
     assert_eq!(receipt["fuelUsed"], json!(fuel_used));
     assert!(w.log().contains(&format!("job_id={job_id}")), "every line of a job names it:\n{}", w.log());
+    // Its output file was uploaded, and is what the job wrote.
+    let output = &receipt["outputs"][0];
+    assert_eq!(output["path"], "greeting.txt", "{done}");
+    let url = format!("{}/v1/jobs/{job_id}/outputs/{:#x}/greeting.txt", m.coordinator.base, me);
+    let bytes = reqwest_client().get(url).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(json!(keccak256(&bytes)), output["hash"]);
+    assert_eq!(&bytes[..], b"hello, world\n");
 
     // The committee settles it; after the challenge window it is finalized; the provider withdraws.
     let price = U256::from(fuel_used);
@@ -406,6 +414,27 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["registration"]["unbonding"], json!("0"), "{status}");
 
-    // SIGTERM: a clean exit.
+    // SIGTERM while a job waits for another replica's seal (a provider that never seals): the daemon
+    // waits out its grace period, releases the lease with the reason, and exits cleanly.
+    let other = Signer::from_bytes(&PROVIDER2_KEY.parse().unwrap()).unwrap();
+    let register = IProviderRegistry::registerCall { metadata: ProviderMetadata { pricePerFuel: 1, capacity: 1, region: "x".into() } };
+    send(&m.anvil, PROVIDER2_KEY, m.anvil.address("providerRegistry"), register.abi_encode(), U256::from(ETHER)).await;
+    let other_client = Client::new(&m.coordinator.base, other);
+    wait_for("the second provider to be live", 30, async || {
+        other_client.signed("POST", "/v1/worker/heartbeat", Some(&json!({}))).await.ok().map(|_| ())
+    })
+    .await;
+    let mut pair = spec(module, vec![], &["pair"]);
+    pair.redundancy = 2;
+    let (pair_id, _) = m.fund_job(&pair, U256::from(ETHER / 10)).await;
+    wait_for("our replica to seal", 60, async || {
+        let j = job_status(&m.http, pair_id.to::<u64>()).await;
+        j["replicas"].as_array()?.iter().any(|r| r["provider"] == json!(format!("{me:#x}")) && r["status"] == "sealed").then_some(())
+    })
+    .await;
     assert!(w.terminate().success(), "{}", w.log());
+    let j = job_status(&m.http, pair_id.to::<u64>()).await;
+    let released = j["timeline"].as_array().unwrap().iter().find(|t| t["kind"] == "released").cloned().unwrap_or_else(|| panic!("{j}"));
+    assert_eq!(released["detail"]["reason"], "the provider is shutting down", "{j}");
+    assert!(j["receipts"].as_array().unwrap().is_empty(), "nothing revealed before both sealed: {j}");
 }
