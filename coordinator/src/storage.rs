@@ -253,6 +253,31 @@ pub async fn worker_storage(State(state): State<AppState>, Signed { worker, .. }
     Ok(Json(storage_work(&state, &format!("{worker:#x}")).await?))
 }
 
+/// The offered provider will not host deal `id` (`kind`: refused or declined): it is taken off the offer
+/// and never offered to that provider again, inside `tx`.
+async fn give_back(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    provider: &str,
+    refused_by: &str,
+    kind: &str,
+    detail: Value,
+) -> ApiResult<()> {
+    let mut refused: Vec<String> = serde_json::from_str(refused_by).unwrap_or_default();
+    refused.push(provider.to_string());
+    let (refused, now) = (serde_json::to_string(&refused).map_err(ApiError::internal)?, now_ms());
+    sqlx::query!(
+        "UPDATE storage_deals SET offered_to = NULL, reported_root = NULL, refused_by = ?, updated_at = ? WHERE deal_id = ?",
+        refused,
+        now,
+        id
+    )
+    .execute(&mut **tx)
+    .await?;
+    timeline(tx, &format!("deal:{id}"), &format!("worker:{provider}"), kind, detail, None).await?;
+    Ok(())
+}
+
 /// Body of `POST /v1/worker/storage/{deal_id}/root`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,18 +317,7 @@ pub async fn report_root(
         }
         "hosting"
     } else {
-        let mut refused: Vec<String> = serde_json::from_str(&d.refused_by).unwrap_or_default();
-        refused.push(key.clone());
-        let refused = serde_json::to_string(&refused).map_err(ApiError::internal)?;
-        sqlx::query!(
-            "UPDATE storage_deals SET offered_to = NULL, reported_root = NULL, refused_by = ?, updated_at = ? WHERE deal_id = ?",
-            refused,
-            now,
-            id
-        )
-        .execute(&mut *tx)
-        .await?;
-        timeline(&mut tx, &format!("deal:{id}"), &actor, "refused", json!({ "expected": d.root, "computed": reported }), None).await?;
+        give_back(&mut tx, &id, &key, &d.refused_by, "refused", json!({ "expected": d.root, "computed": reported })).await?;
         "refused"
     };
     tx.commit().await?;
@@ -338,19 +352,8 @@ pub async fn decline(
         .fetch_optional(&state.read)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("storage deal {id} is not offered to {key}")))?;
-    let mut refused: Vec<String> = serde_json::from_str(&d.refused_by).unwrap_or_default();
-    refused.push(key.clone());
-    let (refused, now) = (serde_json::to_string(&refused).map_err(ApiError::internal)?, now_ms());
     let mut tx = state.db.begin().await?;
-    sqlx::query!(
-        "UPDATE storage_deals SET offered_to = NULL, reported_root = NULL, refused_by = ?, updated_at = ? WHERE deal_id = ?",
-        refused,
-        now,
-        id
-    )
-    .execute(&mut *tx)
-    .await?;
-    timeline(&mut tx, &format!("deal:{id}"), &format!("worker:{key}"), "declined", json!({ "reason": reason }), None).await?;
+    give_back(&mut tx, &id, &key, &d.refused_by, "declined", json!({ "reason": reason })).await?;
     tx.commit().await?;
     state.publish(json!({ "type": "deal", "dealId": id, "status": "declined", "provider": key }));
     state.wake.matcher();

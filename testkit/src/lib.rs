@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy::network::EthereumWallet;
+use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::{SolCall, SolEvent};
 use qor_coordinator::chain::WatchConfig;
 use qor_coordinator::{AppState, Config, chain, db, matcher, router};
-use serde_json::Value;
+use qor_protocol::bindings::IJobEscrow;
+use serde_json::{Value, json};
 
 /// anvil's account 1: the deployer of `anvil/deploy.sh`, and the committee's one member.
 pub const DEPLOYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
@@ -94,6 +97,52 @@ impl Anvil {
         let p = self.wallet(DEPLOYER_KEY);
         let _: Value = p.raw_request("evm_increaseTime".into(), (seconds,)).await.expect("evm_increaseTime");
         let _: Value = p.raw_request("evm_mine".into(), ()).await.expect("evm_mine");
+    }
+
+    /// A buyer's storage deal: uploads `data` to the coordinator at `base`, registers it (the
+    /// coordinator computes the Merkle root), and funds a deal for that root from `buyer_key`: `periods`
+    /// periods of 4 blocks at 1,000 wei each. Returns the root and the deal id.
+    pub async fn fund_storage_deal(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16) -> (B256, U256) {
+        let http = alloy::transports::http::reqwest::Client::new();
+        let blob = keccak256(data);
+        let put = http.put(format!("{base}/v1/blobs/{blob}")).body(data.to_vec()).send().await.expect("upload");
+        assert!(put.status().is_success(), "upload: {}", put.status());
+        let file: Value = http
+            .post(format!("{base}/v1/storage/files"))
+            .json(&json!({ "blobHash": blob }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("JSON");
+        let root: B256 = file["root"].as_str().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("no root in {file}"));
+        let price = 1_000u64;
+        let create = IJobEscrow::createStorageDealCall {
+            merkleRoot: root,
+            size: data.len() as u64,
+            periods,
+            periodLength: 4,
+            pricePerPeriod: alloy_primitives::Uint::from(price),
+            preferredProvider: Address::ZERO,
+        };
+        let tx = TransactionRequest::default()
+            .with_to(self.address("jobEscrow"))
+            .with_input(create.abi_encode())
+            .with_value(U256::from(price * u64::from(periods)));
+        let receipt = self.wallet(buyer_key).send_transaction(tx).await.expect("sent").get_receipt().await.expect("mined");
+        assert!(receipt.status(), "createStorageDeal reverted");
+        let deal = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).expect("the event");
+        (root, deal.data.dealId)
+    }
+
+    /// The chunk the escrow challenges in `period` of `deal` (mines two blocks so its seed exists).
+    pub async fn challenge_index(&self, deal: U256, period: u64) -> u64 {
+        self.mine(2).await;
+        let call = IJobEscrow::storageChallengeIndexCall { dealId: deal, period: U256::from(period) };
+        let tx = TransactionRequest::default().with_to(self.address("jobEscrow")).with_input(call.abi_encode());
+        let out = self.wallet(BUYER_KEY).call(tx).await.expect("storageChallengeIndex");
+        IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).expect("a uint").to::<u64>()
     }
 
     /// Mines `n` empty blocks.

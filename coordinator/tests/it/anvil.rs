@@ -157,21 +157,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     // the committee member (known from the committee's events) relays the period's challenge, and the
     // answer the coordinator checked is one the escrow accepts too.
     let data: Vec<u8> = (0..3_000u32).map(|i| (i % 253) as u8).collect();
-    let blob = keccak256(&data);
-    http.put(format!("{base}/v1/blobs/{blob}")).body(data.clone()).send().await.unwrap().error_for_status().unwrap();
-    let file: Value =
-        http.post(format!("{base}/v1/storage/files")).json(&json!({ "blobHash": blob })).send().await.unwrap().json().await.unwrap();
-    let root: B256 = file["root"].as_str().unwrap().parse().unwrap();
-    let create = IJobEscrow::createStorageDealCall {
-        merkleRoot: root,
-        size: data.len() as u64,
-        periods: 2,
-        periodLength: 4,
-        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
-        preferredProvider: Address::ZERO,
-    };
-    let tx = TransactionRequest::default().with_to(escrow).with_input(create.abi_encode()).with_value(U256::from(2_000u64));
-    assert!(as_buyer.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
+    let (root, _) = anvil.fund_storage_deal(&base, BUYER_KEY, &data, 2).await;
     let polled = wait_for("the deal to be offered", async || {
         let polled = worker_call(&http, &base, &worker, "GET", "/v1/worker/assignments?wait_ms=1000", json!(null)).await;
         (polled["storage"]["deals"].as_array().is_some_and(|d| !d.is_empty())).then_some(polled)
@@ -194,10 +180,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
         (get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await["status"] == "active").then_some(())
     })
     .await;
-    anvil.mine(2).await;
-    let index_call = IJobEscrow::storageChallengeIndexCall { dealId: deal_u, period: U256::ZERO };
-    let out = as_buyer.call(TransactionRequest::default().with_to(escrow).with_input(index_call.abi_encode())).await.unwrap();
-    let chunk_index = IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).unwrap().to::<u64>();
+    let chunk_index = anvil.challenge_index(deal_u, 0).await;
     let verifier = Signer::from_bytes(&DEPLOYER_KEY.parse::<B256>().unwrap()).unwrap();
     let relay = format!("/v1/verifier/storage/{deal_id}/challenges");
     worker_call(&http, &base, &verifier, "POST", &relay, json!({ "period": 0, "chunkIndex": chunk_index })).await;

@@ -280,35 +280,12 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     // Storage: the daemon fetches the file, checks the root, accepts on chain; a relayed challenge is
     // answered with a proof that verifies here and in the escrow.
     let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 256) as u8).collect();
-    let blob = m.put_blob(&data).await;
-    let file: Value = reqwest_client()
-        .post(format!("{}/v1/storage/files", m.coordinator.base))
-        .json(&json!({ "blobHash": blob }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let root: B256 = file["root"].as_str().unwrap().parse().unwrap();
-    let create = IJobEscrow::createStorageDealCall {
-        merkleRoot: root,
-        size: data.len() as u64,
-        periods: 2,
-        periodLength: 4,
-        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
-        preferredProvider: Address::ZERO,
-    };
-    let receipt = send(&m.anvil, BUYER_KEY, escrow, create.abi_encode(), U256::from(2_000)).await;
-    let deal_id = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).unwrap().data.dealId;
+    let (root, deal_id) = m.anvil.fund_storage_deal(&m.coordinator.base, BUYER_KEY, &data, 2).await;
     wait_for("the deal to be active", 60, async || {
         (m.http.get(&format!("/v1/storage/deals/{deal_id}")).await.ok()?["status"] == "active").then_some(())
     })
     .await;
-    m.anvil.mine(2).await;
-    let call = IJobEscrow::storageChallengeIndexCall { dealId: deal_id, period: U256::ZERO };
-    let out = m.anvil.wallet(BUYER_KEY).call(TransactionRequest::default().with_to(escrow).with_input(call.abi_encode())).await.unwrap();
-    let index = IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).unwrap().to::<u64>();
+    let index = m.anvil.challenge_index(deal_id, 0).await;
     let verifier = Client::new(&m.coordinator.base, committee.clone());
     verifier
         .signed("POST", &format!("/v1/verifier/storage/{deal_id}/challenges"), Some(&json!({ "period": 0, "chunkIndex": index })))
@@ -329,26 +306,7 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
 
     // A file over the quota (1 MiB) is declined, not half-stored.
     let big: Vec<u8> = vec![7u8; 2 << 20];
-    let blob = m.put_blob(&big).await;
-    let file: Value = reqwest_client()
-        .post(format!("{}/v1/storage/files", m.coordinator.base))
-        .json(&json!({ "blobHash": blob }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let create = IJobEscrow::createStorageDealCall {
-        merkleRoot: file["root"].as_str().unwrap().parse().unwrap(),
-        size: big.len() as u64,
-        periods: 1,
-        periodLength: 4,
-        pricePerPeriod: alloy_primitives::Uint::from(1_000u64),
-        preferredProvider: Address::ZERO,
-    };
-    let receipt = send(&m.anvil, BUYER_KEY, escrow, create.abi_encode(), U256::from(1_000)).await;
-    let big_deal = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).unwrap().data.dealId;
+    let (_, big_deal) = m.anvil.fund_storage_deal(&m.coordinator.base, BUYER_KEY, &big, 1).await;
     let declined = wait_for("the big deal to be declined", 60, async || {
         let d = m.http.get(&format!("/v1/storage/deals/{big_deal}")).await.ok()?;
         d["timeline"].as_array()?.iter().find(|t| t["kind"] == "declined").cloned()
