@@ -40,6 +40,7 @@ cargo run --release --locked -q -p qor-bench --bin merkle
 cargo run --release --locked -q -p qor-bench --bin sandbox
 cargo run --release --locked -q -p qor-bench --bin coordinator
 cargo run --release --locked -q -p qor-bench --bin worker
+cargo run --release --locked -q -p qor-bench --bin verifier
 
 echo "== anvil scripts"
 anvil/test.sh
