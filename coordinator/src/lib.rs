@@ -124,15 +124,6 @@ impl Wakers {
             n.notify_waiters();
         }
     }
-
-    /// Wakes every long poll (after a reorg, say).
-    pub fn everyone(&self) {
-        self.matcher();
-        let all: Vec<_> = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
-        for n in all {
-            n.notify_waiters();
-        }
-    }
 }
 
 /// Shared state of every handler and background task.

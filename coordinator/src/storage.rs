@@ -69,7 +69,7 @@ fn deal_status(chain: &str, has_file: bool, offered_to: Option<&str>, reported_r
     }
 }
 
-async fn deal_json(state: &AppState, deal_id: &str) -> ApiResult<Option<Value>> {
+async fn deal_json(state: &AppState, deal_id: &str, with_timeline: bool) -> ApiResult<Option<Value>> {
     let Some(d) = sqlx::query!(
         r#"SELECT d.deal_id, d.buyer, d.provider, d.root, d.size, d.status, d.block_number, d.periods, d.period_length,
                   d.price_per_period, d.preferred, d.start_block, d.offered_to, d.reported_root, f.blob_hash AS "blob_hash?"
@@ -88,8 +88,8 @@ async fn deal_json(state: &AppState, deal_id: &str) -> ApiResult<Option<Value>> 
     )
     .fetch_all(&state.read)
     .await?;
-    let timeline = crate::jobs::subject_timeline(state, &format!("deal:{deal_id}")).await?;
-    Ok(Some(json!({
+    let timeline = if with_timeline { Some(crate::jobs::subject_timeline(state, &format!("deal:{deal_id}")).await?) } else { None };
+    let mut deal = json!({
         "dealId": d.deal_id, "buyer": d.buyer, "provider": d.provider, "root": d.root, "size": d.size,
         "chunks": chunk_count(d.size as u64), "periods": d.periods, "periodLength": d.period_length,
         "pricePerPeriod": d.price_per_period, "preferredProvider": d.preferred, "startBlock": d.start_block,
@@ -101,8 +101,11 @@ async fn deal_json(state: &AppState, deal_id: &str) -> ApiResult<Option<Value>> 
             "status": c.status, "chunk": c.chunk, "path": c.path.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
             "answeredAt": c.answered_at,
         })).collect::<Vec<_>>(),
-        "timeline": timeline,
-    })))
+    });
+    if let Some(t) = timeline {
+        deal["timeline"] = t.into();
+    }
+    Ok(Some(deal))
 }
 
 fn deal_id_of(raw: &str) -> ApiResult<String> {
@@ -113,7 +116,7 @@ fn deal_id_of(raw: &str) -> ApiResult<String> {
 /// timeline.
 pub async fn get_deal(State(state): State<AppState>, Path(deal_id): Path<String>) -> ApiResult<Json<Value>> {
     let id = deal_id_of(&deal_id)?;
-    deal_json(&state, &id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no storage deal {id}")))
+    deal_json(&state, &id, true).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no storage deal {id}")))
 }
 
 /// Filters of `GET /v1/storage/deals`.
@@ -140,10 +143,7 @@ pub async fn list_deals(State(state): State<AppState>, Query(q): Query<DealQuery
     .await?;
     let mut deals = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(mut d) = deal_json(&state, &id).await? {
-            d.as_object_mut().map(|o| o.remove("timeline"));
-            deals.push(d);
-        }
+        deals.extend(deal_json(&state, &id, false).await?);
     }
     Ok(Json(json!({ "deals": deals })))
 }

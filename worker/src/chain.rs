@@ -7,7 +7,7 @@ use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, Bytes, U256};
+use alloy_primitives::{Address, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, bail};
 use qor_protocol::bindings::IJobEscrow;
@@ -118,18 +118,6 @@ impl Chain {
     pub async fn accept_storage_deal(&self, deal_id: U256) -> anyhow::Result<alloy_primitives::B256> {
         let call = IJobEscrow::acceptStorageDealCall { dealId: deal_id };
         self.send(self.info.job_escrow, call.abi_encode(), U256::ZERO, "accept storage deal").await
-    }
-
-    /// Proves a storage period on chain (the fallback when no verifier attests).
-    pub async fn prove_storage(
-        &self,
-        deal_id: U256,
-        period: U256,
-        chunk: Vec<u8>,
-        path: Vec<alloy_primitives::B256>,
-    ) -> anyhow::Result<alloy_primitives::B256> {
-        let call = IJobEscrow::proveStorageCall { dealId: deal_id, period, chunk: Bytes::from(chunk), path };
-        self.send(self.info.job_escrow, call.abi_encode(), U256::ZERO, "prove storage").await
     }
 
     /// The escrow balance withdrawable in `token`.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{B256, U256, keccak256};
 use alloy_sol_types::Eip712Domain;
 use anyhow::Context;
 use qor_protocol::bindings::IJobEscrow::Receipt;
@@ -55,7 +55,6 @@ pub struct Daemon {
     cfg: DaemonConfig,
     coordinator: Arc<Coordinator>,
     chain: Option<Chain>,
-    info: ChainInfo,
     domain: Eip712Domain,
     signer: Signer,
     sandbox: Arc<Sandbox>,
@@ -114,7 +113,6 @@ impl Daemon {
             cfg,
             coordinator: Arc::new(coordinator),
             chain,
-            info,
             signer,
             sandbox: Arc::new(sandbox),
             hosting,
@@ -527,15 +525,5 @@ impl Daemon {
             info!(assignment = id, "releasing an unfinished lease");
             self.release(id, "the provider is shutting down").await;
         }
-    }
-
-    /// The provider's address.
-    pub fn address(&self) -> Address {
-        self.signer.address()
-    }
-
-    /// The chain the daemon works for.
-    pub fn chain_info(&self) -> &ChainInfo {
-        &self.info
     }
 }

@@ -126,7 +126,7 @@ impl Hosting {
         let part = self.part_path(deal);
         let tree_part = self.path(deal, "tree.part");
         let result = (|| {
-            let (meta, _) = build_tree(&part, &tree_part, deal)?;
+            let meta = build_tree(&part, &tree_part, deal)?;
             if meta.root != expected {
                 return Err(HostingError::RootMismatch { computed: meta.root, expected });
             }
@@ -193,21 +193,10 @@ impl Hosting {
         }
         Ok(ChunkProof { index, chunk, path })
     }
-
-    /// Removes a hosted deal (it ended).
-    pub fn remove(&self, deal: &str) -> std::io::Result<()> {
-        for ext in ["json", "tree", "bin"] {
-            match fs::remove_file(self.path(deal, ext)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Reads `file` once, writing every tree level to `tree_out` (leaves first); returns the metadata.
-fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<(HostedMeta, u64), HostingError> {
+fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<HostedMeta, HostingError> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(file)?);
     let mut level: Vec<B256> = Vec::new();
     let mut chunk = vec![0u8; CHUNK_SIZE];
@@ -253,5 +242,5 @@ fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<(HostedMeta, u
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     let root = level[0];
-    Ok((HostedMeta { deal_id: deal.to_string(), root, size, widths }, size))
+    Ok(HostedMeta { deal_id: deal.to_string(), root, size, widths })
 }
