@@ -41,6 +41,7 @@ cargo run --release --locked -q -p qor-bench --bin sandbox
 cargo run --release --locked -q -p qor-bench --bin coordinator
 cargo run --release --locked -q -p qor-bench --bin worker
 cargo run --release --locked -q -p qor-bench --bin verifier
+cargo run --release --locked -q -p qor-bench --bin settle
 
 echo "== anvil scripts"
 anvil/test.sh

@@ -71,6 +71,12 @@ pub async fn openapi() -> Json<Value> {
             "/v1/storage/deals/{deal_id}": { "get": op("A storage deal: status, challenges and answers, timeline", PUBLIC, None, "200") },
             "/v1/verifier/jobs/{job_id}/verdict": { "post": op("Record a verdict: {outcome: settle|escalate|refund, resultDigest, winners, losers, replicas}", Auth::Verifier, Some("application/json"), "200") },
             "/v1/verifier/storage/{deal_id}/challenges": { "post": op("Relay a period's challenge to the deal's provider: {period, chunkIndex}", Auth::Verifier, Some("application/json"), "200") },
+            "/v1/verifier/proposals": {
+                "post": op("Propose a digest for the committee to sign: {kind: settlement|attestation|resolution, digest, payload, signature}", Auth::Verifier, Some("application/json"), "200"),
+                "get": op("Recent proposals with their signatures; `since_ms` (default 10 minutes)", PUBLIC, None, "200"),
+            },
+            "/v1/verifier/proposals/{digest}": { "get": op("A proposal with its signatures, ascending by signer", PUBLIC, None, "200") },
+            "/v1/verifier/proposals/{digest}/signatures": { "post": op("Add a member's signature of the proposal's digest: {signature}", Auth::Verifier, Some("application/json"), "200") },
             "/v1/auth/nonce": { "get": op("A nonce for a Sign-In with Ethereum message", PUBLIC, None, "200") },
             "/v1/auth/siwe": { "post": op("Sign in: {message (EIP-4361), signature}; answers a bearer token and sets a cookie", PUBLIC, Some("application/json"), "201") },
             "/v1/auth/session": {

@@ -86,14 +86,19 @@ pub async fn verdict(
                     ));
                 }
             }
+            // A loser disagreed, or was assigned and never revealed (a missed reveal is a loss).
+            let assigned =
+                sqlx::query_scalar!("SELECT DISTINCT provider FROM assignments WHERE job_id = ?", job_id).fetch_all(&state.read).await?;
             for (i, l) in v.losers.iter().enumerate() {
+                let ran = assigned.contains(&format!("{l:#x}"));
                 match digest_of(l) {
                     Some(d) if d != digest => {}
+                    None if ran => {}
                     _ => {
                         return Err(ApiError::field(
                             "loser_mismatch",
                             format!("losers[{i}]"),
-                            format!("{l} has no receipt that disagrees"),
+                            format!("{l} neither disagrees nor missed its reveal for this job"),
                         ));
                     }
                 }
@@ -157,4 +162,170 @@ pub async fn verdict(
         state.wake.matcher();
     }
     Ok(Json(json!({ "jobId": job_id, "status": status, "duplicate": false })))
+}
+
+/// What a proposal is of.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProposalKind {
+    /// A `settleComputeJobs` batch.
+    Settlement,
+    /// An `attestStorage` batch.
+    Attestation,
+    /// A `resolveChallenge`.
+    Resolution,
+}
+
+impl ProposalKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Settlement => "settlement",
+            Self::Attestation => "attestation",
+            Self::Resolution => "resolution",
+        }
+    }
+}
+
+/// Body of `POST /v1/verifier/proposals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProposalBody {
+    /// What it is of.
+    pub kind: ProposalKind,
+    /// The EIP-712 digest the committee signs.
+    pub digest: B256,
+    /// What the digest is of (members re-derive the digest from it and check it before signing).
+    pub payload: Value,
+    /// The proposer's signature of the digest.
+    pub signature: String,
+}
+
+/// Body of `POST /v1/verifier/proposals/{digest}/signatures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureBody {
+    /// The member's signature of the digest.
+    pub signature: String,
+}
+
+/// Checks that `signature` (hex) is `verifier`'s signature of `digest`; returns it normalized.
+fn check_signature(digest: B256, signature: &str, verifier: Address) -> ApiResult<String> {
+    let bytes = alloy_primitives::hex::decode(signature)
+        .map_err(|_| ApiError::field("invalid_signature", "signature", "`signature` must be 65 hex bytes"))?;
+    let sig = alloy_primitives::Signature::from_raw(&bytes)
+        .map_err(|_| ApiError::field("invalid_signature", "signature", "`signature` must be 65 hex bytes"))?;
+    let signer = qor_protocol::eip712::recover(&digest, &sig)
+        .map_err(|e| ApiError::field("invalid_signature", "signature", format!("does not recover: {e}")))?;
+    if signer != verifier {
+        return Err(ApiError::field("signature_mismatch", "signature", format!("signed by {signer}, not by the requester {verifier}")));
+    }
+    Ok(alloy_primitives::hex::encode_prefixed(sig.as_bytes()))
+}
+
+async fn add_signature(state: &AppState, digest: &str, verifier: Address, signature: &str) -> ApiResult<()> {
+    let (signer, now) = (format!("{verifier:#x}"), now_ms());
+    sqlx::query!(
+        "INSERT INTO verifier_signatures (digest, signer, signature, signed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (digest, signer) DO NOTHING",
+        digest,
+        signer,
+        signature,
+        now
+    )
+    .execute(&state.db)
+    .await?;
+    Ok(())
+}
+
+async fn proposal_json(state: &AppState, digest: &str) -> ApiResult<Option<Value>> {
+    let Some(p) = sqlx::query!("SELECT digest, kind, payload, proposer, created_at FROM verifier_proposals WHERE digest = ?", digest)
+        .fetch_optional(&state.read)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let signatures = sqlx::query!("SELECT signer, signature FROM verifier_signatures WHERE digest = ? ORDER BY signer", digest)
+        .fetch_all(&state.read)
+        .await?
+        .into_iter()
+        .map(|s| json!({ "signer": s.signer, "signature": s.signature }))
+        .collect::<Vec<_>>();
+    Ok(Some(json!({
+        "digest": p.digest, "kind": p.kind, "proposer": p.proposer, "createdAt": p.created_at,
+        "payload": serde_json::from_str::<Value>(&p.payload).unwrap_or(Value::Null), "signatures": signatures,
+    })))
+}
+
+/// `POST /v1/verifier/proposals`: a member proposes a digest for the committee to sign, with what it
+/// is of and its own signature. Proposing the same digest again adds the signature.
+pub async fn propose(State(state): State<AppState>, VerifierSigned { verifier, body }: VerifierSigned) -> ApiResult<Json<Value>> {
+    let p: ProposalBody = parse_json(&body)?;
+    let signature = check_signature(p.digest, &p.signature, verifier)?;
+    let (digest, kind, payload, proposer, now) =
+        (format!("{:#x}", p.digest), p.kind.as_str(), p.payload.to_string(), format!("{verifier:#x}"), now_ms());
+    sqlx::query!(
+        "INSERT INTO verifier_proposals (digest, kind, payload, proposer, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (digest) DO NOTHING",
+        digest,
+        kind,
+        payload,
+        proposer,
+        now
+    )
+    .execute(&state.db)
+    .await?;
+    add_signature(&state, &digest, verifier, &signature).await?;
+    state.publish(json!({ "type": "proposal", "digest": digest, "kind": kind }));
+    Ok(Json(proposal_json(&state, &digest).await?.unwrap_or(Value::Null)))
+}
+
+/// `POST /v1/verifier/proposals/{digest}/signatures`: a member adds its signature.
+pub async fn cosign(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+    VerifierSigned { verifier, body }: VerifierSigned,
+) -> ApiResult<Json<Value>> {
+    let d: B256 = digest.parse().map_err(|_| ApiError::field("invalid_digest", "digest", "must be 32 hex bytes"))?;
+    let key = format!("{d:#x}");
+    if proposal_json(&state, &key).await?.is_none() {
+        return Err(ApiError::not_found(format!("no proposal {key}")));
+    }
+    let SignatureBody { signature } = parse_json(&body)?;
+    let signature = check_signature(d, &signature, verifier)?;
+    add_signature(&state, &key, verifier, &signature).await?;
+    Ok(Json(proposal_json(&state, &key).await?.unwrap_or(Value::Null)))
+}
+
+/// `GET /v1/verifier/proposals/{digest}`: a proposal with its signatures (ascending by signer, the
+/// order the committee contract wants).
+pub async fn get_proposal(State(state): State<AppState>, Path(digest): Path<String>) -> ApiResult<Json<Value>> {
+    let d: B256 = digest.parse().map_err(|_| ApiError::field("invalid_digest", "digest", "must be 32 hex bytes"))?;
+    proposal_json(&state, &format!("{d:#x}")).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no proposal {d:#x}")))
+}
+
+/// Query of `GET /v1/verifier/proposals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalQuery {
+    /// Only proposals made in the last this many milliseconds (default 10 minutes).
+    pub since_ms: Option<i64>,
+}
+
+/// `GET /v1/verifier/proposals`: recent proposals, newest first, with their signatures.
+pub async fn list_proposals(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ProposalQuery>,
+) -> ApiResult<Json<Value>> {
+    let since = now_ms() - q.since_ms.unwrap_or(600_000).max(0);
+    let digests =
+        sqlx::query_scalar!("SELECT digest FROM verifier_proposals WHERE created_at >= ? ORDER BY created_at DESC LIMIT 200", since)
+            .fetch_all(&state.read)
+            .await?;
+    let mut out = Vec::with_capacity(digests.len());
+    for d in digests {
+        if let Some(p) = proposal_json(&state, &d).await? {
+            out.push(p);
+        }
+    }
+    Ok(Json(json!({ "proposals": out })))
 }

@@ -103,6 +103,11 @@ impl Anvil {
     /// coordinator computes the Merkle root), and funds a deal for that root from `buyer_key`: `periods`
     /// periods of 4 blocks at 1,000 wei each. Returns the root and the deal id.
     pub async fn fund_storage_deal(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16) -> (B256, U256) {
+        self.fund_storage_deal_for(base, buyer_key, data, periods, Address::ZERO).await
+    }
+
+    /// [`Self::fund_storage_deal`] preferring `provider`.
+    pub async fn fund_storage_deal_for(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16, provider: Address) -> (B256, U256) {
         let http = alloy::transports::http::reqwest::Client::new();
         let blob = keccak256(data);
         let put = http.put(format!("{base}/v1/blobs/{blob}")).body(data.to_vec()).send().await.expect("upload");
@@ -124,7 +129,7 @@ impl Anvil {
             periods,
             periodLength: 4,
             pricePerPeriod: alloy_primitives::Uint::from(price),
-            preferredProvider: Address::ZERO,
+            preferredProvider: provider,
         };
         let tx = TransactionRequest::default()
             .with_to(self.address("jobEscrow"))
@@ -214,6 +219,16 @@ pub async fn wait_for<F: AsyncFn() -> Option<T>, T>(what: &str, secs: u64, f: F)
     }
 }
 
+/// The path of the workspace's binary `name` (built next to the test executables; `cargo test
+/// --workspace` builds every binary).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; binaries one folder up.
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
+    assert!(bin.exists(), "{} is missing: build it with `cargo build --workspace` (cargo test --workspace does)", bin.display());
+    bin
+}
+
 /// The `qor-coordinator` binary as its own process (built with the workspace's tests), so a test can
 /// kill it and start it again on the same port and database: the coordinator going down, for real.
 #[derive(Debug)]
@@ -230,11 +245,7 @@ pub struct CoordinatorProcess {
 
 impl CoordinatorProcess {
     fn binary() -> PathBuf {
-        // Test executables live in target/<profile>/deps; binaries one folder up.
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let bin = exe.parent().and_then(Path::parent).expect("target/<profile>").join("qor-coordinator");
-        assert!(bin.exists(), "{} is missing: build it with `cargo build -p qor-coordinator` (cargo test --workspace does)", bin.display());
-        bin
+        workspace_binary("qor-coordinator")
     }
 
     /// Starts one over `dir` on a free port.

@@ -27,6 +27,8 @@ pub struct Replica {
     pub seal: Option<B256>,
     /// Its revealed receipt.
     pub receipt: Option<SignedReceipt>,
+    /// Whether the ProviderRegistry has it registered (checked on chain by the service).
+    pub registered: bool,
 }
 
 /// Why a replica's receipt does not count.
@@ -63,6 +65,9 @@ pub enum Rejection {
     /// The receipt does not open the seal the replica committed to.
     #[error("the receipt does not open the replica's seal")]
     SealMismatch,
+    /// The provider is not registered in the ProviderRegistry.
+    #[error("the provider is not registered on chain")]
+    NotRegistered,
 }
 
 /// One replica's check: its digest, or why it does not count.
@@ -107,6 +112,9 @@ pub struct Verdict {
 /// Checks one replica's receipt for job `job_id` under `domain`.
 pub fn check(job_id: U256, domain: &Eip712Domain, replica: &Replica) -> Check {
     let result = (|| {
+        if !replica.registered {
+            return Err(Rejection::NotRegistered);
+        }
         let Some(signed) = &replica.receipt else { return Err(Rejection::NotRevealed) };
         let r = &signed.receipt;
         if r.jobId != job_id {
@@ -131,21 +139,27 @@ pub fn check(job_id: U256, domain: &Eip712Domain, replica: &Replica) -> Check {
 /// The verdict on job `job_id` from its replicas. More replicas are asked for two at a time (an odd
 /// count can break a tie), up to `max_replicas`.
 pub fn judge(job_id: U256, domain: &Eip712Domain, replicas: &[Replica], max_replicas: u8) -> Verdict {
+    judge_with(job_id, domain, replicas, max_replicas, None)
+}
+
+/// [`judge`] with the verifier's own re-execution as one more vote (`reference`): it counts in the
+/// tally and in the number of votes a majority needs, but names no provider, so a re-run that
+/// disagrees weighs like a losing replica.
+pub fn judge_with(job_id: U256, domain: &Eip712Domain, replicas: &[Replica], max_replicas: u8, reference: Option<B256>) -> Verdict {
     let checks: Vec<Check> = replicas.iter().map(|r| check(job_id, domain, r)).collect();
     // Votes per digest, in first-seen order (deterministic).
     let mut tally: Vec<(B256, usize)> = Vec::new();
-    for c in &checks {
-        if let Ok(d) = c.result {
-            match tally.iter_mut().find(|(digest, _)| *digest == d) {
-                Some((_, n)) => *n += 1,
-                None => tally.push((d, 1)),
-            }
+    for d in checks.iter().filter_map(|c| c.result.as_ref().ok()).chain(reference.as_ref()) {
+        match tally.iter_mut().find(|(digest, _)| digest == d) {
+            Some((_, n)) => *n += 1,
+            None => tally.push((*d, 1)),
         }
     }
     let assigned = replicas.len();
+    let votes_cast = assigned + usize::from(reference.is_some());
     let best = tally.iter().max_by_key(|(_, n)| *n).copied();
     let decision = match best {
-        Some((digest, votes)) if votes * 2 > assigned => Decision::Settle {
+        Some((digest, votes)) if votes * 2 > votes_cast && checks.iter().any(|c| c.result == Ok(digest)) => Decision::Settle {
             result_digest: digest,
             winners: checks.iter().filter(|c| c.result == Ok(digest)).map(|c| c.provider).collect(),
             losers: checks.iter().filter(|c| c.result != Ok(digest)).map(|c| c.provider).collect(),

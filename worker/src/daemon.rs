@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     pub heartbeat: Duration,
     /// Draw progress bars for long downloads.
     pub progress: bool,
+    /// Test fault: seal and reveal a corrupted digest (a byzantine provider).
+    pub corrupt_digest: bool,
 }
 
 /// The daemon's state.
@@ -349,9 +351,9 @@ impl Daemon {
 
         let (sandbox, spec2, dir2) = (self.sandbox.clone(), spec.clone(), job_dir.clone());
         let outcome = tokio::task::spawn_blocking(move || sandbox.run(&spec2, job_id, &module, &dir2)).await?;
-        let (result_digest, stdout_hash, exit_code, fuel_used) = match outcome {
-            Ok(Outcome::Completed { exit_code, result_digest, fuel_used, stdout_hash, .. }) => {
-                (result_digest, stdout_hash, exit_code, fuel_used)
+        let (result_digest, stdout_hash, exit_code, fuel_used, stdout) = match outcome {
+            Ok(Outcome::Completed { exit_code, result_digest, fuel_used, stdout_hash, stdout }) => {
+                (result_digest, stdout_hash, exit_code, fuel_used, stdout)
             }
             Ok(Outcome::Failed { failure, fuel_used }) => {
                 let why = format!("no result: {} after {fuel_used} fuel", serde_json::to_string(&failure)?);
@@ -365,6 +367,12 @@ impl Daemon {
             }
             Err(e) => return Err(e.into()),
         };
+        let result_digest = if self.cfg.corrupt_digest {
+            warn!("test fault: reporting a corrupted digest");
+            alloy_primitives::keccak256([result_digest.as_slice(), b"corrupt"].concat())
+        } else {
+            result_digest
+        };
         info!(%result_digest, exit_code, fuel_used, "ran");
 
         // Commit, then upload the outputs while the other replicas commit.
@@ -376,6 +384,11 @@ impl Daemon {
             Err(e) => return Err(anyhow::anyhow!("sealing: {e}")),
         }
         let outputs = self.upload_outputs(&job_dir.join("out")).await?;
+        // Stdout too (a blob named by the receipt's stdoutHash): with the outputs, anyone can
+        // recompute the resultDigest the job settles on.
+        let stdout_path = job_dir.join("stdout");
+        std::fs::write(&stdout_path, &stdout)?;
+        self.coordinator.upload(stdout_hash, &stdout_path).await.map_err(|e| anyhow::anyhow!("uploading stdout: {e}"))?;
         let receipt = Receipt {
             jobId: job_id,
             worker: me,

@@ -59,6 +59,10 @@ enum Command {
         /// Run compute only, without a chain connection (storage deals must be accepted by hand).
         #[arg(long)]
         no_chain: bool,
+        /// Test fault: report a corrupted digest for every job (a byzantine provider, for the
+        /// end-to-end tests and the devnet's `--byzantine`).
+        #[arg(long, hide = true)]
+        fault_corrupt_digest: bool,
     },
     /// Stake, counters, balances, jobs in flight, storage used and earnings by day.
     Status {
@@ -239,7 +243,7 @@ async fn status(ctx: &Loaded, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(ctx: Loaded, grace: Duration, no_chain: bool) -> anyhow::Result<()> {
+async fn run(ctx: Loaded, grace: Duration, no_chain: bool, corrupt_digest: bool) -> anyhow::Result<()> {
     // The coordinator tells where the contracts are; wait for it (it may be starting too).
     let mut attempt = 0u32;
     let info = loop {
@@ -260,6 +264,7 @@ async fn run(ctx: Loaded, grace: Duration, no_chain: bool) -> anyhow::Result<()>
         grace,
         heartbeat: Duration::from_secs(10),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        corrupt_digest,
     };
     let daemon = Daemon::new(cfg, ctx.coordinator, chain, info, keys::protocol_signer(&ctx.signer))?;
     let stop = daemon.shutdown.clone();
@@ -331,7 +336,9 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             println!("withdrew {} ({amount} wei): {tx:#x}", format_ether(amount));
             Ok(())
         }
-        Command::Run { grace_secs, no_chain } => run(load(&cli)?, Duration::from_secs(*grace_secs), *no_chain).await,
+        Command::Run { grace_secs, no_chain, fault_corrupt_digest } => {
+            run(load(&cli)?, Duration::from_secs(*grace_secs), *no_chain, *fault_corrupt_digest).await
+        }
         Command::Status { json } => status(&load(&cli)?, *json).await,
         Command::Exec(args) => {
             // The sandbox drives WASI's own runtime: run it off the async threads.

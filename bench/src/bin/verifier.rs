@@ -27,6 +27,7 @@ fn main() {
                         provider: k.address(),
                         seal: Some(seal(k.address(), job, digest)),
                         receipt: Some(SignedReceipt { receipt: r, signature }),
+                        registered: true,
                     }
                 })
                 .collect();

@@ -97,6 +97,7 @@ async fn jobs_per_second() {
         grace: Duration::from_secs(5),
         heartbeat: Duration::from_secs(5),
         progress: false,
+        corrupt_digest: false,
     };
     let daemon = Daemon::new(cfg, Coordinator::new(&base, worker.clone()), None, info, worker).unwrap();
     let stop = daemon.shutdown.clone();

@@ -5,7 +5,7 @@
 use alloy_primitives::{Address, B256, U256, keccak256};
 use qor_protocol::bindings::IJobEscrow::Receipt;
 use qor_protocol::eip712::{Signer, escrow_domain, seal};
-use qor_verifier::judge::{Decision, Rejection, Replica, SignedReceipt, judge};
+use qor_verifier::judge::{Decision, Rejection, Replica, SignedReceipt, judge, judge_with};
 
 const JOB: u64 = 42;
 
@@ -29,6 +29,7 @@ fn honest(signer: &Signer, digest: B256) -> Replica {
         provider: signer.address(),
         seal: Some(seal(signer.address(), U256::from(JOB), digest)),
         receipt: Some(SignedReceipt { receipt: r, signature }),
+        registered: true,
     }
 }
 
@@ -128,4 +129,33 @@ fn forged_foreign_and_replayed_receipts_are_rejected_with_their_reason() {
     for c in &v.checks[..6] {
         assert!(!c.result.as_ref().unwrap_err().to_string().is_empty(), "every rejection says why");
     }
+}
+
+#[test]
+fn an_unregistered_provider_does_not_count() {
+    let d = keccak256(b"answer");
+    let mut gone = honest(&key(2), d);
+    gone.registered = false;
+    let v = judge(U256::from(JOB), &domain(), &[honest(&key(1), d), gone, honest(&key(3), d)], 5);
+    assert_eq!(v.checks[1].result, Err(Rejection::NotRegistered));
+    assert!(matches!(v.decision, Decision::Settle { ref losers, .. } if losers == &[key(2).address()]), "{:?}", v.decision);
+}
+
+#[test]
+fn a_re_execution_is_one_more_vote() {
+    let (good, bad) = (keccak256(b"answer"), keccak256(b"made up"));
+    let job = U256::from(JOB);
+    // One replica that the verifier's own run contradicts: one vote of two is no majority.
+    assert_eq!(judge_with(job, &domain(), &[honest(&key(1), bad)], 5, Some(good)).decision, Decision::Escalate { replicas: 3 });
+    // Agreeing with it: settles.
+    assert!(matches!(judge_with(job, &domain(), &[honest(&key(1), good)], 5, Some(good)).decision, Decision::Settle { .. }));
+    // A 2-1 split the re-run sides against: 2 of 4 is no majority.
+    let split = [honest(&key(1), bad), honest(&key(2), bad), honest(&key(3), good)];
+    assert_eq!(judge_with(job, &domain(), &split, 5, Some(good)).decision, Decision::Escalate { replicas: 5 });
+    // At the cap, a replica the re-run contradicts is refunded, not paid.
+    assert_eq!(judge_with(job, &domain(), &[honest(&key(1), bad)], 1, Some(good)).decision, Decision::Refund);
+    // The re-run's digest alone never settles: somebody has to have revealed it.
+    let mut silent = honest(&key(1), good);
+    silent.receipt = None;
+    assert_eq!(judge_with(job, &domain(), &[silent], 1, Some(good)).decision, Decision::Refund);
 }

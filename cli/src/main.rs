@@ -1,0 +1,492 @@
+//! `qor`: the one-command devnet (`qor devnet --demo`) and the buyer's commands.
+
+mod accounts;
+mod demo;
+mod devnet;
+mod market;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::spec::{InputFile, JobSpec, Limits};
+use serde_json::{Value, json};
+
+use crate::devnet::{Devnet, DevnetConfig};
+use crate::market::{Market, parse_amount};
+
+#[derive(Debug, Parser)]
+#[command(name = "qor", version, about = "QOR: verified compute and storage. `qor devnet --demo` shows the whole market on this machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Conn {
+    /// The coordinator.
+    #[arg(long, env = "QOR_COORDINATOR", default_value = "http://127.0.0.1:8645", global = true)]
+    coordinator: String,
+    /// The chain's JSON-RPC URL.
+    #[arg(long, env = "QOR_RPC_URL", default_value = "http://127.0.0.1:8545", global = true)]
+    rpc_url: String,
+    /// The buyer's private key (default: the devnet's buyer account).
+    #[arg(long, env = "QOR_BUYER_KEY", global = true)]
+    key: Option<String>,
+    /// Print JSON (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start anvil, the contracts, a coordinator, verifiers and workers on this machine.
+    Devnet {
+        /// Workers to start, each registered and staked (1 to 4).
+        #[arg(long, default_value = "3")]
+        workers: usize,
+        /// Verifiers: 1, or 3 for a 2-of-3 committee.
+        #[arg(long, default_value = "1")]
+        verifiers: usize,
+        /// Test fault: this many of the workers report corrupted digests.
+        #[arg(long, default_value = "0", hide = true)]
+        byzantine: usize,
+        /// Run the guided demo once everything is up.
+        #[arg(long)]
+        demo: bool,
+        /// With --demo: stop everything afterwards; exit 0 only if every step held.
+        #[arg(long)]
+        exit: bool,
+        /// Seconds between settlement and release.
+        #[arg(long, default_value = "20")]
+        challenge_window: u64,
+        /// anvil's port.
+        #[arg(long, default_value = "8545")]
+        chain_port: u16,
+        /// The coordinator's port (verifiers take the ones 100 above).
+        #[arg(long, default_value = "8645")]
+        coordinator_port: u16,
+        /// Logs and data (emptied at start).
+        #[arg(long, default_value = "qor-devnet")]
+        data_dir: PathBuf,
+    },
+    /// Compute jobs.
+    Job {
+        #[command(subcommand)]
+        action: JobAction,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Storage deals.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobAction {
+    /// Upload a module (and inputs), fund the job, follow it until settled, save the outputs.
+    Run {
+        /// The WebAssembly module (WASI preview 1).
+        module: PathBuf,
+        /// An input file, mounted at /in/<name>.
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
+        /// An argument to the module.
+        #[arg(long = "arg")]
+        args: Vec<String>,
+        /// Replicas.
+        #[arg(long, default_value = "3")]
+        redundancy: u8,
+        /// Budget, e.g. 0.01ether.
+        #[arg(long, default_value = "0.01ether")]
+        budget: String,
+        /// Preferred provider.
+        #[arg(long)]
+        provider: Option<Address>,
+        /// Fuel limit (providers quote price per fuel against it).
+        #[arg(long, default_value = "100000000")]
+        fuel: u64,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value = "3600")]
+        timeout: u64,
+        /// Wait until the job is settled on chain and save its outputs.
+        #[arg(long)]
+        wait: bool,
+        /// Where outputs are written.
+        #[arg(long, default_value = "qor-outputs")]
+        out: PathBuf,
+    },
+    /// A job's status and timeline.
+    Status {
+        /// The job id.
+        id: U256,
+    },
+    /// Jobs, newest first.
+    List {
+        /// Only jobs in this status.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Hash it yourself: download the settled result (stdout and outputs), recompute its digest and
+    /// compare with the one settled on chain.
+    Verify {
+        /// The job id.
+        id: U256,
+        /// Also re-run the job here, in the same deterministic sandbox, and compare.
+        #[arg(long)]
+        reexecute: bool,
+    },
+    /// Take back the budget of a job that passed its deadline unsettled.
+    Reclaim {
+        /// The job id.
+        id: U256,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreAction {
+    /// Store a file: upload it and fund a deal.
+    Put {
+        /// The file.
+        file: PathBuf,
+        /// Periods.
+        #[arg(long, default_value = "4")]
+        periods: u16,
+        /// Blocks per period.
+        #[arg(long, default_value = "4")]
+        period_length: u32,
+        /// Price per period, e.g. 0.0001ether.
+        #[arg(long, default_value = "0.0001ether")]
+        price: String,
+    },
+    /// A deal's status and challenge history.
+    Status {
+        /// The deal id.
+        deal: U256,
+    },
+    /// Download a stored file, checking every chunk against the deal's root on chain.
+    Get {
+        /// The deal id.
+        deal: U256,
+        /// Where to write it.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+fn print(conn: &Conn, value: &Value, text: impl FnOnce() -> String) {
+    if conn.json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+async fn market(conn: &Conn) -> anyhow::Result<Market> {
+    let key = conn.key.clone().unwrap_or_else(|| accounts::KEYS[accounts::BUYER].to_string());
+    let key = key.trim().parse().context("--key is not a 32-byte hex private key")?;
+    Market::connect(&conn.coordinator, &conn.rpc_url, key).await
+}
+
+async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
+    let m = market(&conn).await?;
+    match action {
+        JobAction::Run { module, inputs, args, redundancy, budget, provider, fuel, timeout, wait, out } => {
+            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+            let module_hash = m.put_blob(bytes).await?;
+            let mut files = Vec::new();
+            for input in &inputs {
+                let name = input.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("{}: not a file name", input.display()))?;
+                let hash = m.put_blob(std::fs::read(input).with_context(|| format!("reading {}", input.display()))?).await?;
+                files.push(InputFile { path: name.to_string(), hash });
+            }
+            let spec = JobSpec {
+                version: 1,
+                module: module_hash,
+                entry: "_start".into(),
+                args,
+                env: Default::default(),
+                inputs: files,
+                limits: Limits { fuel, memory_bytes: 64 << 20, output_bytes: 64 << 20, wall_clock_ms: 60_000 },
+                redundancy,
+            };
+            spec.validate().map_err(|e| anyhow!("the job: {e}"))?;
+            m.post_spec(&spec).await?;
+            let id = m.fund_job(&spec, parse_amount(&budget)?, provider.unwrap_or_default(), 3_600).await?;
+            if !conn.json {
+                println!("job {id} funded (spec {})", spec.spec_hash());
+            }
+            if !wait {
+                print(&conn, &json!({ "jobId": id.to_string(), "specHash": spec.spec_hash() }), || {
+                    format!("follow it: qor job status {id}")
+                });
+                return Ok(());
+            }
+            let mut last = String::new();
+            let status = m
+                .until("the job to settle", timeout, async || {
+                    let j = m.job(id).await.unwrap_or(Value::Null);
+                    let s = j["status"].as_str().unwrap_or("pending").to_string();
+                    let line = match j["reason"].as_str() {
+                        Some(why) => format!("{s}: {why}"),
+                        None => s.clone(),
+                    };
+                    if line != last {
+                        // Progress goes to stderr, so `--json` output stays one document.
+                        eprintln!("  job {id}: {line}");
+                        last = line;
+                    }
+                    Ok(matches!(s.as_str(), "settled" | "expired" | "reclaimed").then_some(j))
+                })
+                .await?;
+            let saved = save_outputs(&m, id, &status, &out.join(id.to_string())).await?;
+            print(&conn, &json!({ "jobId": id.to_string(), "status": status["status"], "outputs": saved }), || {
+                format!("job {id}: {}; outputs in {}", status["status"].as_str().unwrap_or("?"), out.join(id.to_string()).display())
+            });
+        }
+        JobAction::Status { id } => {
+            let j = m.job(id).await?;
+            let onchain = m.onchain_status(id).await?;
+            let mut v = j.clone();
+            v["onchain"] = json!(onchain);
+            print(&conn, &v, || {
+                let mut s = format!("job {id}: {} (escrow: {onchain})\n", j["status"].as_str().unwrap_or("?"));
+                for t in j["timeline"].as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "  {} {:<10} {} {}\n",
+                        t["at"],
+                        t["kind"].as_str().unwrap_or(""),
+                        t["actor"].as_str().unwrap_or(""),
+                        t["detail"]
+                    ));
+                }
+                s
+            });
+        }
+        JobAction::List { status } => {
+            let path = match &status {
+                Some(s) => format!("/v1/jobs?status={s}"),
+                None => "/v1/jobs".into(),
+            };
+            let j = m.get(&path).await?;
+            print(&conn, &j, || {
+                j["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| {
+                        format!(
+                            "{:>6} {:<10} {}",
+                            x["jobId"].as_str().unwrap_or(""),
+                            x["status"].as_str().unwrap_or(""),
+                            x["specHash"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        JobAction::Verify { id, reexecute } => {
+            let (settled, recomputed, files) = m.hash_it_yourself(id).await?;
+            let j = m.job(id).await?;
+            let mut report = json!({ "jobId": id.to_string(), "settledDigest": settled, "recomputed": recomputed, "files": files });
+            if reexecute {
+                let rerun = reexecute_job(&m, id, &j).await?;
+                report["reexecuted"] = json!(rerun);
+                if rerun != settled {
+                    bail!("job {id}: re-running it here gives {rerun}, the chain settled {settled}");
+                }
+            }
+            print(&conn, &report, || {
+                let mut s = format!("job {id}: stdout and {files} output files hash to {recomputed}, the digest settled on chain");
+                if reexecute {
+                    s.push_str("\n  re-run here in the same sandbox: the same digest");
+                }
+                s
+            });
+        }
+        JobAction::Reclaim { id } => {
+            let j = m.job(id).await?;
+            let job = IJobEscrow::ComputeJob {
+                specHash: j["specHash"].as_str().unwrap_or_default().parse()?,
+                buyer: j["buyer"].as_str().unwrap_or_default().parse()?,
+                token: j["token"].as_str().unwrap_or_default().parse()?,
+                budget: j["budget"].as_str().unwrap_or_default().parse()?,
+                deadline: j["deadline"].as_u64().unwrap_or_default(),
+                redundancy: u8::try_from(j["redundancy"].as_u64().unwrap_or_default())?,
+                preferredProvider: j["preferredProvider"].as_str().map(|p| p.parse()).transpose()?.unwrap_or_default(),
+            };
+            let r = m.chain.send(m.info.job_escrow, &IJobEscrow::reclaimCall { jobId: id, job }, "reclaim").await?;
+            print(&conn, &json!({ "jobId": id.to_string(), "tx": r.transaction_hash }), || {
+                format!("job {id} reclaimed: {}", r.transaction_hash)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs job `id` here in the workers' sandbox; returns its result digest.
+async fn reexecute_job(m: &Market, id: U256, j: &Value) -> anyhow::Result<B256> {
+    let spec = m.get(&format!("/v1/specs/{}", j["specHash"].as_str().unwrap_or_default())).await?;
+    let spec = JobSpec::from_json(&serde_json::to_vec(&spec["spec"])?).map_err(|e| anyhow!("the spec: {e}"))?;
+    let dir = tempfile_dir(id)?;
+    std::fs::create_dir_all(dir.join("in"))?;
+    std::fs::create_dir_all(dir.join("out"))?;
+    let module = m.blob(spec.module).await?;
+    for input in &spec.inputs {
+        let dest = dir.join("in").join(&input.path);
+        if let Some(p) = dest.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(dest, m.blob(input.hash).await?)?;
+    }
+    let dir2 = dir.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        qor_worker::sandbox::Sandbox::new()
+            .map_err(|e| anyhow!("the sandbox: {e}"))?
+            .run(&spec, id, &module, &dir2)
+            .map_err(|e| anyhow!("{e}"))
+    })
+    .await??;
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        qor_worker::sandbox::Outcome::Completed { result_digest, .. } => Ok(result_digest),
+        qor_worker::sandbox::Outcome::Failed { failure, .. } => bail!("the re-run failed: {failure:?}"),
+    }
+}
+
+fn tempfile_dir(id: U256) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("qor-rerun-{id}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Downloads every output of the settled receipt into `dir`, checking each file's hash.
+async fn save_outputs(m: &Market, id: U256, job: &Value, dir: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    let Some(r) = job["receipts"].as_array().and_then(|r| r.first()) else { return Ok(vec![]) };
+    std::fs::create_dir_all(dir)?;
+    let mut saved = Vec::new();
+    for o in r["outputs"].as_array().into_iter().flatten() {
+        let (path, want) = (o["path"].as_str().unwrap_or_default(), o["hash"].as_str().unwrap_or_default().parse::<B256>()?);
+        let url = format!("{}/v1/jobs/{id}/outputs/{}/{path}", m.base, r["worker"].as_str().unwrap_or_default());
+        let bytes = reqwest::get(&url).await?.bytes().await?;
+        if keccak256(&bytes) != want {
+            bail!("{path}: the bytes hash to {}, the receipt says {want}", keccak256(&bytes));
+        }
+        let dest = dir.join(path);
+        if let Some(p) = dest.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(&dest, &bytes)?;
+        saved.push(json!({ "path": path, "hash": want, "bytes": bytes.len() }));
+    }
+    Ok(saved)
+}
+
+async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
+    let m = market(&conn).await?;
+    match action {
+        StoreAction::Put { file, periods, period_length, price } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let price: u128 = parse_amount(&price)?.try_into().map_err(|_| anyhow!("--price is too large"))?;
+            let (root, deal) = m.store(bytes, periods, period_length, price, Address::ZERO).await?;
+            print(&conn, &json!({ "dealId": deal.to_string(), "root": root }), || {
+                format!("deal {deal} funded: root {root}; follow it: qor store status {deal}")
+            });
+        }
+        StoreAction::Get { deal, out } => {
+            let d = m.get(&format!("/v1/storage/deals/{deal}")).await?;
+            let blob: B256 =
+                d["blobHash"].as_str().and_then(|h| h.parse().ok()).ok_or_else(|| anyhow!("deal {deal} has no file at the coordinator"))?;
+            let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+            let bytes = m.blob(blob).await?;
+            // The root from every chunk: a single changed byte anywhere changes it.
+            let (root, size) = qor_protocol::merkle::root_from_reader(&bytes[..]).map_err(|e| anyhow!("{e}"))?;
+            if root != onchain.merkleRoot || size != onchain.size {
+                bail!(
+                    "deal {deal}: the file's root is {root} ({size} bytes), the deal's is {} ({} bytes)",
+                    onchain.merkleRoot,
+                    onchain.size
+                );
+            }
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            print(&conn, &json!({ "dealId": deal.to_string(), "root": root, "bytes": size, "path": out }), || {
+                format!("deal {deal}: {size} bytes, every chunk checked against root {root}, written to {}", out.display())
+            });
+        }
+        StoreAction::Status { deal } => {
+            let d = m.get(&format!("/v1/storage/deals/{deal}")).await?;
+            print(&conn, &d, || {
+                let mut s = format!(
+                    "deal {deal}: {} (provider {})\n",
+                    d["status"].as_str().unwrap_or("?"),
+                    d["provider"].as_str().unwrap_or("none yet")
+                );
+                for c in d["challenges"].as_array().into_iter().flatten() {
+                    s.push_str(&format!("  period {} chunk {}: {}\n", c["period"], c["chunkIndex"], c["status"].as_str().unwrap_or("?")));
+                }
+                s
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn devnet_command(cfg: DevnetConfig, demo: bool, exit: bool) -> anyhow::Result<()> {
+    if exit && !demo {
+        bail!("--exit goes with --demo");
+    }
+    let mut net = Devnet::start(&cfg).await?;
+    println!("{}", net.summary());
+    if demo {
+        let result = demo::run(&net).await;
+        if let Err(e) = &result {
+            eprintln!("\nqor devnet: the demo failed: {e:#}\n(logs in {})", net.data_dir.display());
+        }
+        if exit {
+            net.stop();
+            return result;
+        }
+    }
+    println!("Ctrl-C stops everything.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => { net.check(); }
+        }
+    }
+    println!("stopping…");
+    net.stop();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Devnet { workers, verifiers, byzantine, demo, exit, challenge_window, chain_port, coordinator_port, data_dir } => {
+            let cfg = DevnetConfig { workers, byzantine, verifiers, chain_port, coordinator_port, challenge_window, data_dir };
+            devnet_command(cfg, demo, exit).await
+        }
+        Command::Job { action, conn } => job_command(action, conn).await,
+        Command::Store { action, conn } => store_command(action, conn).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

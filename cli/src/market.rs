@@ -1,0 +1,235 @@
+//! The buyer's side of the market: uploads and specs at the coordinator, escrow transactions on the
+//! chain (sent by the verifier's sender: nonces, fees, reverts decoded to the contract's error).
+
+use std::time::{Duration, Instant};
+
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::SolEvent;
+use anyhow::{Context, anyhow, bail};
+use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::spec::JobSpec;
+use qor_verifier::chain::{Chain, SendPolicy};
+use qor_worker::client::{ChainInfo, Coordinator};
+use serde_json::{Value, json};
+
+/// A buyer connected to a coordinator and its chain.
+#[derive(Debug)]
+pub(crate) struct Market {
+    /// The coordinator's base URL.
+    pub(crate) base: String,
+    http: reqwest::Client,
+    client: Coordinator,
+    /// Chain id and contract addresses, from the coordinator.
+    pub(crate) info: ChainInfo,
+    /// The buyer's wallet.
+    pub(crate) chain: Chain,
+}
+
+/// On-chain job statuses (`IJobEscrow.ComputeJobStatus`).
+pub(crate) const STATUS_NAMES: [&str; 7] = ["none", "open", "settled", "challenged", "finalized", "refunded", "reclaimed"];
+
+impl Market {
+    /// Connects with `key` as the buyer.
+    pub(crate) async fn connect(coordinator: &str, rpc_url: &str, key: PrivateKeySigner) -> anyhow::Result<Self> {
+        let base = coordinator.trim_end_matches('/').to_string();
+        let signer = qor_worker::keys::protocol_signer(&key);
+        let client = Coordinator::new(&base, signer);
+        let info = client.chain().await.map_err(|e| anyhow!("reaching the coordinator at {base}: {e}"))?;
+        let policy = SendPolicy { receipt_timeout: Duration::from_secs(30), bump_percent: 20, max_sends: 3 };
+        let chain = Chain::connect(rpc_url, key, info.chain_id, policy).await?;
+        Ok(Self { base, http: reqwest::Client::new(), client, info, chain })
+    }
+
+    /// The buyer's address.
+    pub(crate) fn me(&self) -> Address {
+        self.chain.me
+    }
+
+    /// `GET` a JSON document from the coordinator.
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.client.get(path).await.map_err(|e| anyhow!("GET {path}: {e}"))
+    }
+
+    /// Uploads `bytes` as a blob; returns its keccak256.
+    pub(crate) async fn put_blob(&self, bytes: Vec<u8>) -> anyhow::Result<B256> {
+        let hash = keccak256(&bytes);
+        let r = self.http.put(format!("{}/v1/blobs/{hash}", self.base)).body(bytes).send().await?;
+        if !r.status().is_success() {
+            bail!("uploading blob {hash}: {} {}", r.status(), r.text().await.unwrap_or_default());
+        }
+        Ok(hash)
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let r = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body).send().await?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Uploads `spec` (its module and inputs must be blobs already).
+    pub(crate) async fn post_spec(&self, spec: &JobSpec) -> anyhow::Result<()> {
+        self.post("/v1/specs", spec.canonical_json()).await.map(|_| ())
+    }
+
+    /// Funds a job for `spec` in the escrow; returns its id.
+    pub(crate) async fn fund_job(&self, spec: &JobSpec, budget: U256, provider: Address, deadline_secs: u64) -> anyhow::Result<U256> {
+        let (_, now) = self.chain.head().await?;
+        let call = IJobEscrow::createComputeJobCall {
+            specHash: spec.spec_hash(),
+            redundancy: spec.redundancy,
+            token: Address::ZERO,
+            budget,
+            deadline: now + deadline_secs,
+            preferredProvider: provider,
+        };
+        let r = self.chain.send_value(self.info.job_escrow, &call, budget, "createComputeJob").await?;
+        let created = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| IJobEscrow::ComputeJobCreated::decode_log(&l.inner).ok())
+            .ok_or_else(|| anyhow!("no ComputeJobCreated in {}", r.transaction_hash))?;
+        Ok(created.data.jobId)
+    }
+
+    /// `GET /v1/jobs/{id}`.
+    pub(crate) async fn job(&self, id: U256) -> anyhow::Result<Value> {
+        self.get(&format!("/v1/jobs/{id}")).await
+    }
+
+    /// The job's status in the escrow.
+    pub(crate) async fn onchain_status(&self, id: U256) -> anyhow::Result<&'static str> {
+        let s = self.chain.call(self.info.job_escrow, IJobEscrow::computeJobStatusCall { jobId: id }).await? as usize;
+        Ok(STATUS_NAMES.get(s).copied().unwrap_or("unknown"))
+    }
+
+    /// Polls `f` every 250 ms until it answers, for at most `secs` seconds.
+    pub(crate) async fn until<T>(&self, what: &str, secs: u64, mut f: impl AsyncFnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f().await? {
+                return Ok(v);
+            }
+            if Instant::now() >= deadline {
+                bail!("timed out after {secs} s waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Registers `bytes` for storage and funds a deal for it: `periods` periods of `period_length`
+    /// blocks at `price` wei each. Returns the Merkle root and the deal id.
+    pub(crate) async fn store(
+        &self,
+        bytes: Vec<u8>,
+        periods: u16,
+        period_length: u32,
+        price: u128,
+        provider: Address,
+    ) -> anyhow::Result<(B256, U256)> {
+        let size = bytes.len() as u64;
+        let blob = self.put_blob(bytes).await?;
+        let file = self.post("/v1/storage/files", serde_json::to_vec(&json!({ "blobHash": blob }))?).await?;
+        let root: B256 = file["root"].as_str().and_then(|r| r.parse().ok()).ok_or_else(|| anyhow!("no root in {file}"))?;
+        let call = IJobEscrow::createStorageDealCall {
+            merkleRoot: root,
+            size,
+            periods,
+            periodLength: period_length,
+            pricePerPeriod: alloy_primitives::Uint::from(price),
+            preferredProvider: provider,
+        };
+        let value = U256::from(price) * U256::from(periods);
+        let r = self.chain.send_value(self.info.job_escrow, &call, value, "createStorageDeal").await?;
+        let created = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok())
+            .context("no StorageDealCreated event")?;
+        Ok((root, created.data.dealId))
+    }
+
+    /// The digest job `id` was settled on, from the escrow's `ComputeBatchSettled` events.
+    pub(crate) async fn settled_digest(&self, id: U256) -> anyhow::Result<Option<B256>> {
+        use alloy::providers::Provider;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.info.job_escrow)
+            .event_signature(IJobEscrow::ComputeBatchSettled::SIGNATURE_HASH)
+            .from_block(self.info.deploy_block);
+        for log in self.chain.provider().get_logs(&filter).await? {
+            let e = IJobEscrow::ComputeBatchSettled::decode_log(&log.inner)?.data;
+            if let Some(i) = e.outcome.jobIds.iter().position(|j| *j == id) {
+                return Ok(Some(e.resultDigests[i]));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Hash it yourself: downloads the stdout and output files of the receipt that carries the digest
+    /// job `id` settled on, and recomputes the digest from them. Returns (settled, recomputed, files);
+    /// an error when they differ or the job is not settled.
+    pub(crate) async fn hash_it_yourself(&self, id: U256) -> anyhow::Result<(B256, B256, usize)> {
+        let settled =
+            self.settled_digest(id).await?.ok_or_else(|| anyhow!("job {id} is not settled on chain: no digest to check against"))?;
+        let j = self.job(id).await?;
+        let winner = j["receipts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["resultDigest"].as_str().and_then(|d| d.parse::<B256>().ok()) == Some(settled))
+            .cloned()
+            .ok_or_else(|| anyhow!("no receipt of job {id} carries the settled digest {settled}"))?;
+        let stdout = self.blob(winner["stdoutHash"].as_str().unwrap_or_default().parse()?).await?;
+        let exit = u32::try_from(winner["exitCode"].as_u64().unwrap_or_default())?;
+        let mut hasher = qor_protocol::digest::ResultHasher::new(exit, &stdout);
+        let mut outputs: Vec<(String, B256)> = winner["outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| Ok((o["path"].as_str().unwrap_or_default().to_string(), o["hash"].as_str().unwrap_or_default().parse()?)))
+            .collect::<anyhow::Result<_>>()?;
+        outputs.sort();
+        for (path, hash) in &outputs {
+            hasher.add_file(path, &self.blob(*hash).await?)?;
+        }
+        let recomputed = hasher.finish();
+        if recomputed != settled {
+            bail!("job {id}: the result hashes to {recomputed}, the chain settled {settled}");
+        }
+        Ok((settled, recomputed, outputs.len()))
+    }
+
+    /// Blob `hash`, checked against its name.
+    pub(crate) async fn blob(&self, hash: B256) -> anyhow::Result<Vec<u8>> {
+        let r = self.http.get(format!("{}/v1/blobs/{hash}", self.base)).send().await?;
+        if !r.status().is_success() {
+            bail!("blob {hash}: {}", r.status());
+        }
+        let bytes = r.bytes().await?.to_vec();
+        if keccak256(&bytes) != hash {
+            bail!("blob {hash}: the bytes hash to {}", keccak256(&bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// What `account` can withdraw from the escrow, in wei.
+    pub(crate) async fn withdrawable(&self, account: Address) -> anyhow::Result<U256> {
+        self.chain.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account, token: Address::ZERO }).await
+    }
+}
+
+/// Parses `1ether`, `0.5ether`, `100gwei` or plain wei.
+pub(crate) fn parse_amount(text: &str) -> anyhow::Result<U256> {
+    qor_worker::config::parse_amount(text)
+}
+
+/// `x` wei as ether with up to 6 decimals, or in wei when smaller than that shows.
+pub(crate) fn ether(x: U256) -> String {
+    if x.is_zero() || x >= U256::from(1_000_000_000_000u64) { qor_worker::config::format_ether(x) } else { format!("{x} wei") }
+}

@@ -1,0 +1,126 @@
+//! A byzantine worker among three, on the devnet: `qor devnet --byzantine 1` starts one worker that
+//! reports a corrupted digest for every job. A buyer runs a job with `qor job run --wait`; the honest
+//! majority wins, the liar is slashed once the batch is released, `qor job verify --reexecute`
+//! recomputes the settled digest from the downloaded result and from a local re-run, and the buyer
+//! pays only for the two correct replicas.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::TransactionBuilder;
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::SolCall;
+use qor_protocol::bindings::{IJobEscrow, IProviderRegistry};
+use serde_json::Value;
+
+struct Net(Child);
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn qor(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_qor")).args(args).output().unwrap();
+    assert!(out.status.success(), "qor {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("qor {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn call<C: SolCall>(rpc: &str, to: Address, c: C) -> C::Return {
+    let node = ProviderBuilder::new().connect_http(rpc.parse().unwrap());
+    C::abi_decode_returns(&node.call(TransactionRequest::default().with_to(to).with_input(c.abi_encode())).await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
+    let _one_at_a_time = crate::DEVNET.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = 30_000 + (std::process::id() % 10_000) as u16;
+    let (chain_port, coordinator_port) = (base.to_string(), (base + 1).to_string());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qor"))
+        .args(["devnet", "--workers", "3", "--byzantine", "1", "--challenge-window", "5"])
+        .args(["--chain-port", &chain_port, "--coordinator-port", &coordinator_port])
+        .arg("--data-dir")
+        .arg(tmp.path().join("devnet"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _net = Net(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut summary = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        summary.push_str(&line);
+        summary.push('\n');
+        if line.contains("Ctrl-C stops everything") {
+            break;
+        }
+    }
+    assert!(summary.contains("QOR devnet is up"), "{summary}");
+    std::thread::spawn(move || for _ in lines {});
+    let deployment: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("devnet/deployment.json")).unwrap()).unwrap();
+    let escrow: Address = deployment["jobEscrow"].as_str().unwrap().parse().unwrap();
+    let registry: Address = deployment["providerRegistry"].as_str().unwrap().parse().unwrap();
+    let rpc = format!("http://127.0.0.1:{chain_port}");
+    let coordinator = format!("http://127.0.0.1:{coordinator_port}");
+    let conn = ["--coordinator", coordinator.as_str(), "--rpc-url", rpc.as_str(), "--json"];
+
+    let module = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/target/wasm32-wasip1/release/hello.wasm");
+    let run = tokio::task::spawn_blocking({
+        let conn = conn.map(str::to_string);
+        let (module, out) = (module.clone(), tmp.path().join("out"));
+        move || {
+            let mut args = vec!["job".to_string(), "run".into(), module.to_string_lossy().into(), "--arg".into(), "byzantine".into()];
+            args.extend(["--redundancy", "3", "--budget", "0.01ether", "--wait", "--timeout", "120", "--out"].map(str::to_string));
+            args.push(out.to_string_lossy().into());
+            args.extend(conn);
+            qor(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(run["status"], "settled", "{run}");
+    let id: U256 = run["jobId"].as_str().unwrap().parse().unwrap();
+    let job = qor(&[&["job", "status", &id.to_string()][..], &conn[..]].concat());
+    let verdict = job["timeline"].as_array().unwrap().iter().find(|t| t["kind"] == "verdict").unwrap().clone();
+    let liar: Address = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc".parse().unwrap();
+    assert_eq!(verdict["detail"]["losers"], serde_json::json!([format!("{liar:#x}")]), "{job}");
+    assert_eq!(verdict["detail"]["winners"].as_array().unwrap().len(), 2, "{job}");
+
+    // Hash it yourself, and re-run it here: the settled digest is the honest one.
+    let verified = qor(&[&["job", "verify", &id.to_string(), "--reexecute"][..], &conn[..]].concat());
+    assert_eq!(verified["recomputed"], verified["settledDigest"], "{verified}");
+    assert_eq!(verified["reexecuted"], verified["settledDigest"], "{verified}");
+
+    // Released after the window: the liar is slashed, the buyer pays the two winners only.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if call(&rpc, escrow, IJobEscrow::computeJobStatusCall { jobId: id }).await as u8 == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job was not released");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let p = call(&rpc, registry, IProviderRegistry::getProviderCall { provider: liar }).await;
+    assert_eq!((p.jobsFailed, p.timesSlashed), (1, 1), "{p:?}");
+    let buyer: Address = "0x90f79bf6eb2c4f870365e785982e1f101e93b906".parse().unwrap();
+    let refund = call(&rpc, escrow, IJobEscrow::balanceOfCall { account: buyer, token: Address::ZERO }).await;
+    let budget = U256::from(10u64.pow(16));
+    let receipts = job["receipts"].as_array().unwrap();
+    let fuel = receipts.iter().find(|r| r["worker"] != serde_json::json!(format!("{liar:#x}"))).unwrap()["fuelUsed"].as_u64().unwrap();
+    // Two winners at the devnet's price (10^7 wei per fuel) for the fuel they used.
+    let price = U256::from(2u64) * U256::from(10_000_000u64) * U256::from(fuel);
+    assert_eq!(refund, budget - price, "the buyer pays for two correct replicas, not three");
+}
