@@ -257,6 +257,8 @@ impl Devnet {
         s.push_str("QOR devnet is up\n");
         s.push_str(&format!("  chain        {}  (chain id 31337, one block a second)\n", self.rpc_url));
         s.push_str(&format!("  coordinator  {}  (API: {}/openapi.json)\n", self.coordinator, self.coordinator));
+        let n = self.verifier_urls.len();
+        s.push_str(&format!("  committee    {} of {n} verifier signatures settle a batch\n", if n == 3 { 2 } else { 1 }));
         for (i, v) in self.verifier_urls.iter().enumerate() {
             s.push_str(&format!("  verifier {i}   {v}/health  {v}/metrics\n"));
         }

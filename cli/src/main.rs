@@ -172,6 +172,17 @@ enum StoreAction {
         /// The deal id.
         deal: U256,
     },
+    /// Ask the deal's provider to prove one chunk now, and check the proof against the root on chain.
+    Challenge {
+        /// The deal id.
+        deal: U256,
+        /// The chunk to prove (default: one picked at random).
+        #[arg(long)]
+        chunk: Option<u64>,
+        /// Seconds to wait for the provider's answer.
+        #[arg(long, default_value = "60")]
+        timeout: u64,
+    },
     /// Download a stored file, checking every chunk against the deal's root on chain.
     Get {
         /// The deal id.
@@ -194,6 +205,34 @@ async fn market(conn: &Conn) -> anyhow::Result<Market> {
     let key = conn.key.clone().unwrap_or_else(|| accounts::KEYS[accounts::BUYER].to_string());
     let key = key.trim().parse().context("--key is not a 32-byte hex private key")?;
     Market::connect(&conn.coordinator, &conn.rpc_url, key).await
+}
+
+/// One timeline entry as a line of `job run`'s progress: what happened, who did it, and the figures
+/// that matter (digest, fuel, replicas, reasons).
+fn progress_line(t: &Value) -> String {
+    let kind = t["kind"].as_str().unwrap_or("?");
+    let actor = t["actor"].as_str().unwrap_or("");
+    let actor = actor.strip_prefix("worker:").map_or_else(|| actor.to_string(), |a| format!("provider {}", &a[..a.len().min(10)]));
+    let d = &t["detail"];
+    let mut facts = Vec::new();
+    for (key, label) in [
+        ("provider", "provider"),
+        ("resultDigest", "digest"),
+        ("fuelUsed", "fuel"),
+        ("receipts", "receipts"),
+        ("winners", "winners"),
+        ("losers", "losers"),
+        ("reason", "reason"),
+        ("batchId", "batch"),
+        ("budget", "budget"),
+    ] {
+        match &d[key] {
+            Value::Null => {}
+            Value::String(v) => facts.push(format!("{label} {v}")),
+            v => facts.push(format!("{label} {v}")),
+        }
+    }
+    format!("{kind:<16} {actor}{}{}", if facts.is_empty() { "" } else { "  " }, facts.join(", "))
 }
 
 async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
@@ -230,21 +269,17 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
                 });
                 return Ok(());
             }
-            let mut last = String::new();
+            // Progress goes to stderr, so `--json` output stays one document.
+            let mut shown = 0;
             let status = m
-                .until("the job to settle", timeout, async || {
-                    let j = m.job(id).await.unwrap_or(Value::Null);
-                    let s = j["status"].as_str().unwrap_or("pending").to_string();
-                    let line = match j["reason"].as_str() {
-                        Some(why) => format!("{s}: {why}"),
-                        None => s.clone(),
-                    };
-                    if line != last {
-                        // Progress goes to stderr, so `--json` output stays one document.
-                        eprintln!("  job {id}: {line}");
-                        last = line;
+                .follow(id, timeout, async |j: &Value| {
+                    let timeline = j["timeline"].as_array().map_or(&[][..], Vec::as_slice);
+                    for t in timeline.iter().skip(shown) {
+                        eprintln!("  job {id}: {}", progress_line(t));
                     }
-                    Ok(matches!(s.as_str(), "settled" | "expired" | "reclaimed").then_some(j))
+                    shown = shown.max(timeline.len());
+                    let s = j["status"].as_str().unwrap_or("pending");
+                    Ok(matches!(s, "settled" | "expired" | "reclaimed").then(|| j.clone()))
                 })
                 .await?;
             let saved = save_outputs(&m, id, &status, &out.join(id.to_string())).await?;
@@ -422,6 +457,42 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             print(&conn, &json!({ "dealId": deal.to_string(), "root": root, "bytes": size, "path": out }), || {
                 format!("deal {deal}: {size} bytes, every chunk checked against root {root}, written to {}", out.display())
             });
+        }
+        StoreAction::Challenge { deal, chunk, timeout } => {
+            let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+            let chunks = qor_protocol::merkle::chunk_count(onchain.size);
+            if onchain.provider.is_zero() || chunks == 0 {
+                bail!("deal {deal} has no provider hosting it yet (status {})", onchain.status as u8);
+            }
+            let index = match chunk {
+                Some(i) if i >= chunks => bail!("--chunk {i}: deal {deal} has {chunks} chunks (0 to {})", chunks - 1),
+                Some(i) => i,
+                None => {
+                    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                    let r = alloy_primitives::keccak256(format!("{seed}:{}", std::process::id()));
+                    u64::from_be_bytes(r[..8].try_into().expect("8 bytes")) % chunks
+                }
+            };
+            let started = std::time::Instant::now();
+            let proof = m.probe(deal, index, timeout).await?;
+            let took = started.elapsed();
+            let ok = qor_protocol::merkle::verify(&onchain.merkleRoot, chunks, &proof);
+            let report = json!({
+                "dealId": deal.to_string(), "provider": onchain.provider, "chunkIndex": index, "chunks": chunks,
+                "root": onchain.merkleRoot, "valid": ok, "answeredInMs": took.as_millis() as u64,
+            });
+            print(&conn, &report, || {
+                format!(
+                    "deal {deal}: provider {} proved chunk {index} of {chunks} in {} ms; the proof {} root {} on chain",
+                    onchain.provider,
+                    took.as_millis(),
+                    if ok { "checks against" } else { "DOES NOT check against" },
+                    onchain.merkleRoot
+                )
+            });
+            if !ok {
+                bail!("deal {deal}: the provider's proof of chunk {index} does not check against the deal's root");
+            }
         }
         StoreAction::Status { deal } => {
             let d = m.get(&format!("/v1/storage/deals/{deal}")).await?;

@@ -8,6 +8,7 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolEvent;
 use anyhow::{Context, anyhow, bail};
 use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::merkle::ChunkProof;
 use qor_protocol::spec::JobSpec;
 use qor_verifier::chain::{Chain, SendPolicy};
 use qor_worker::client::{ChainInfo, Coordinator};
@@ -120,6 +121,62 @@ impl Market {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Follows job `id` live until `f` answers, for at most `secs` seconds: `f` sees the job again
+    /// whenever the coordinator streams an update about it (`/v1/events?job=`), and every 2 s in any
+    /// case (a settlement names its jobs in a batch, and a dropped stream is opened again).
+    pub(crate) async fn follow<T>(
+        &self,
+        id: U256,
+        secs: u64,
+        mut f: impl AsyncFnMut(&Value) -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<T> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut events: Option<reqwest::Response> = None;
+        loop {
+            if events.is_none() {
+                let url = format!("{}/v1/events?job={id}", self.base);
+                events = self.http.get(url).send().await.ok().filter(|r| r.status().is_success());
+            }
+            let job = self.job(id).await.unwrap_or(Value::Null);
+            if let Some(v) = f(&job).await? {
+                return Ok(v);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("timed out after {secs} s following job {id} (last seen: {})", job["status"]);
+            }
+            let quiet = left.min(Duration::from_secs(2));
+            match &mut events {
+                Some(stream) => match tokio::time::timeout(quiet, stream.chunk()).await {
+                    Ok(Ok(Some(_))) | Err(_) => {}
+                    Ok(_) => events = None,
+                },
+                None => tokio::time::sleep(quiet).await,
+            }
+        }
+    }
+
+    /// Asks deal `deal`'s provider to prove chunk `index` now (signed as the buyer), and waits at most
+    /// `secs` seconds for its answer: the chunk and its Merkle path, unchecked (the caller checks it
+    /// against the root on chain).
+    pub(crate) async fn probe(&self, deal: U256, index: u64, secs: u64) -> anyhow::Result<ChunkProof> {
+        let posted = self
+            .client
+            .signed("POST", &format!("/v1/storage/deals/{deal}/probes"), Some(&json!({ "chunkIndex": index })))
+            .await
+            .map_err(|e| anyhow!("asking for a proof of chunk {index} of deal {deal}: {e}"))?;
+        let probe = posted["probeId"].as_i64().ok_or_else(|| anyhow!("unexpected answer: {posted}"))?;
+        let answer = self
+            .until("the provider's proof", secs, async || {
+                let p = self.get(&format!("/v1/storage/deals/{deal}/probes/{probe}")).await?;
+                Ok((p["status"] == "answered").then_some(p))
+            })
+            .await?;
+        let chunk = alloy_primitives::hex::decode(answer["chunk"].as_str().unwrap_or_default()).context("the answer's chunk")?;
+        let path: Vec<B256> = serde_json::from_value(answer["path"].clone()).context("the answer's path")?;
+        Ok(ChunkProof { index, chunk, path })
     }
 
     /// Registers `bytes` for storage and funds a deal for it: `periods` periods of `period_length`

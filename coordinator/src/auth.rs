@@ -28,6 +28,8 @@ pub enum Role {
     Provider,
     /// A member of the verifier committee.
     Verifier,
+    /// Any account (a buyer): the signature and the nonce are checked, not a role on chain.
+    Account,
 }
 
 /// Who signed this request, holding `role`. Records the nonce, so the same request twice fails.
@@ -84,6 +86,7 @@ pub async fn authenticate(
                 return Err(ApiError::forbidden("not_a_verifier", format!("{signer} is not a member of the VerifierCommittee")));
             }
         }
+        Role::Account => {}
     }
     let now = now_ms();
     let inserted = sqlx::query!("INSERT OR IGNORE INTO nonces (address, nonce, used_at) VALUES (?, ?, ?)", key, nonce, now)
@@ -142,5 +145,24 @@ impl FromRequest<AppState> for VerifierSigned {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (verifier, body) = signed_body(request, state, Role::Verifier).await?;
         Ok(Self { verifier, body })
+    }
+}
+
+/// A request signed by any account, with the same scheme (a buyer's command-line client, say); the
+/// handler decides what that account may do.
+#[derive(Debug)]
+pub struct AccountSigned {
+    /// Who signed it.
+    pub account: Address,
+    /// The body, as signed.
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for AccountSigned {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (account, body) = signed_body(request, state, Role::Account).await?;
+        Ok(Self { account, body })
     }
 }

@@ -69,7 +69,19 @@ impl BlobStore {
     /// Stores `body` under `expected`, streaming. Errors are the API's answers.
     pub async fn put(&self, expected: B256, body: Body) -> ApiResult<u64> {
         if self.contains(&expected) {
-            // Drain nothing: the bytes are already here and verified.
+            // The bytes are already here and verified. The body is still read to its end (not kept):
+            // answering before it is read makes the server drop the connection while the client is
+            // still sending, and the client sees a failed request instead of this success.
+            let mut stream = body.into_data_stream();
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                size += chunk
+                    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("reading the body: {e}")))?
+                    .len() as u64;
+                if size > self.max_bytes {
+                    break;
+                }
+            }
             return Ok(self.size(&expected).unwrap_or(0));
         }
         let tmp_name = format!("{}.{}", Self::name(&expected), self.counter.fetch_add(1, Ordering::Relaxed));

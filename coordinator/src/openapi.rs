@@ -13,6 +13,8 @@ enum Auth {
     Verifier,
     /// A Sign-In with Ethereum session.
     Session,
+    /// Signed by any account's key (the handler checks which may call it).
+    Account,
 }
 
 const PUBLIC: Auth = Auth::Public;
@@ -31,6 +33,7 @@ fn op(summary: &str, auth: Auth, body: Option<&str>, ok: &str) -> Value {
         Auth::Worker => op["security"] = json!([{ "workerSignature": [] }]),
         Auth::Verifier => op["security"] = json!([{ "verifierSignature": [] }]),
         Auth::Session => op["security"] = json!([{ "session": [] }, { "sessionCookie": [] }]),
+        Auth::Account => op["security"] = json!([{ "accountSignature": [] }]),
     }
     if let Some(schema) = body {
         op["requestBody"] = json!({ "required": true, "content": { schema: {} } });
@@ -65,10 +68,13 @@ pub async fn openapi() -> Json<Value> {
             "/v1/worker/storage": { "get": op("This provider's storage work: deals offered to or held by it, open challenges", WORKER, None, "200") },
             "/v1/worker/storage/{deal_id}/decline": { "post": op("Decline an offered deal: {reason} (no room); it is offered to someone else", WORKER, Some("application/json"), "200") },
             "/v1/worker/storage/{deal_id}/root": { "post": op("Report the Merkle root recomputed from the fetched file: {root}; a mismatch refuses the deal", WORKER, Some("application/json"), "200") },
+            "/v1/worker/storage/{deal_id}/probes/{probe}": { "post": op("Answer a buyer's probe: {chunk, path}, checked against the root", WORKER, Some("application/json"), "200") },
             "/v1/worker/storage/{deal_id}/challenges/{period}": { "post": op("Answer a period's challenge: {chunk, path}, checked against the root", WORKER, Some("application/json"), "200") },
             "/v1/storage/files": { "post": op("Register an uploaded blob for storage: {blobHash}; answers its Merkle root", PUBLIC, Some("application/json"), "200") },
             "/v1/storage/deals": { "get": op("Storage deals, newest first; filter with `buyer`, `provider`", PUBLIC, None, "200") },
             "/v1/storage/deals/{deal_id}": { "get": op("A storage deal: status, challenges and answers, timeline", PUBLIC, None, "200") },
+            "/v1/storage/deals/{deal_id}/probes": { "post": op("The deal's buyer asks its provider to prove a chunk now: {chunkIndex}", Auth::Account, Some("application/json"), "201") },
+            "/v1/storage/deals/{deal_id}/probes/{probe}": { "get": op("A probe and, once answered, the chunk and its Merkle path", PUBLIC, None, "200") },
             "/v1/verifier/jobs/{job_id}/verdict": { "post": op("Record a verdict: {outcome: settle|escalate|refund, resultDigest, winners, losers, replicas}", Auth::Verifier, Some("application/json"), "200") },
             "/v1/verifier/storage/{deal_id}/challenges": { "post": op("Relay a period's challenge to the deal's provider: {period, chunkIndex}", Auth::Verifier, Some("application/json"), "200") },
             "/v1/verifier/proposals": {
@@ -100,6 +106,10 @@ pub async fn openapi() -> Json<Value> {
             "securitySchemes": {
                 "session": { "type": "http", "scheme": "bearer", "description": "a token from POST /v1/auth/siwe" },
                 "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "qor_session" },
+                "accountSignature": {
+                    "type": "apiKey", "in": "header", "name": "x-qor-signature",
+                    "description": "the worker signature scheme, signed by any account's key (a storage probe: the deal's buyer)",
+                },
                 "verifierSignature": {
                     "type": "apiKey", "in": "header", "name": "x-qor-signature",
                     "description": "the worker signature scheme, signed by a member of the VerifierCommittee",

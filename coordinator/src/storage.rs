@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{Signed, VerifierSigned};
+use crate::auth::{AccountSigned, Signed, VerifierSigned};
 use crate::db::{now_ms, timeline};
 use crate::error::{ApiError, ApiResult, parse_u256};
 use crate::worker::parse_json;
@@ -236,7 +236,15 @@ pub(crate) async fn storage_work(state: &AppState, worker: &str) -> ApiResult<Va
     )
     .fetch_all(&state.read)
     .await?;
+    let probes = sqlx::query!(
+        "SELECT p.id, p.deal_id, p.chunk_index FROM storage_probes p JOIN storage_deals d ON d.deal_id = p.deal_id
+         WHERE d.provider = ? AND d.status = 'active' AND p.status = 'open' ORDER BY p.id",
+        worker
+    )
+    .fetch_all(&state.read)
+    .await?;
     Ok(json!({
+        "probes": probes.into_iter().map(|p| json!({ "probeId": p.id, "dealId": p.deal_id, "chunkIndex": p.chunk_index })).collect::<Vec<_>>(),
         "deals": deals.into_iter().map(|d| json!({
             "dealId": d.deal_id, "root": d.root, "size": d.size, "blobHash": d.blob_hash, "periods": d.periods,
             "periodLength": d.period_length, "startBlock": d.start_block, "chainStatus": d.status,
@@ -370,6 +378,23 @@ pub struct AnswerBody {
     pub path: Vec<B256>,
 }
 
+/// Whether `chunk` and `path` prove chunk `index` of the file of `size` bytes under `root`.
+fn check_proof(root: &str, size: i64, index: i64, chunk: &[u8], path: &[B256]) -> ApiResult<()> {
+    if chunk.len() != CHUNK_SIZE {
+        return Err(ApiError::field(
+            "invalid_chunk",
+            "chunk",
+            format!("a chunk is {CHUNK_SIZE} bytes (the last one zero padded), not {}", chunk.len()),
+        ));
+    }
+    let parsed: B256 = root.parse().map_err(ApiError::internal)?;
+    let proof = ChunkProof { index: index as u64, chunk: chunk.to_vec(), path: path.to_vec() };
+    if !verify(&parsed, chunk_count(size as u64), &proof) {
+        return Err(ApiError::field("invalid_proof", "path", format!("the chunk and path do not prove chunk {index} of root {root}")));
+    }
+    Ok(())
+}
+
 /// `POST /v1/worker/storage/{deal_id}/challenges/{period}`: the provider's answer, checked against the
 /// deal's root and the challenged index before it is kept. A wrong proof is refused and not kept (the
 /// provider may answer again until the period closes on chain).
@@ -391,22 +416,7 @@ pub async fn answer_challenge(
     .fetch_optional(&state.read)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no challenge for period {period} of deal {id} held by {key}")))?;
-    if chunk.len() != CHUNK_SIZE {
-        return Err(ApiError::field(
-            "invalid_chunk",
-            "chunk",
-            format!("a chunk is {CHUNK_SIZE} bytes (the last one zero padded), not {}", chunk.len()),
-        ));
-    }
-    let root: B256 = c.root.parse().map_err(ApiError::internal)?;
-    let proof = ChunkProof { index: c.chunk_index as u64, chunk: chunk.to_vec(), path: path.clone() };
-    if !verify(&root, chunk_count(c.size as u64), &proof) {
-        return Err(ApiError::field(
-            "invalid_proof",
-            "path",
-            format!("the chunk and path do not prove chunk {} of root {}", c.chunk_index, c.root),
-        ));
-    }
+    check_proof(&c.root, c.size, c.chunk_index, &chunk, &path)?;
     let chunk_hex = alloy_primitives::hex::encode_prefixed(&chunk);
     if c.status == "answered" {
         return Ok(Json(json!({ "dealId": id, "period": period, "status": "answered", "duplicate": true })));
@@ -436,6 +446,149 @@ pub async fn answer_challenge(
     tx.commit().await?;
     state.publish(json!({ "type": "challenge_answered", "dealId": id, "period": period }));
     Ok(Json(json!({ "dealId": id, "period": period, "status": "answered", "duplicate": false })))
+}
+
+/// Open probes a deal may have at once: a buyer checks, it does not keep its provider busy.
+const MAX_OPEN_PROBES: i64 = 4;
+
+/// Body of `POST /v1/storage/deals/{deal_id}/probes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProbeBody {
+    /// The chunk to prove (the buyer picks it, at random, so no one can prepare for it).
+    pub chunk_index: u64,
+}
+
+/// `POST /v1/storage/deals/{deal_id}/probes`: the deal's buyer asks its provider to prove one chunk
+/// now, outside the challenge periods (signed by the buyer's key). The answer shows up on the probe
+/// once it checks against the deal's root.
+pub async fn post_probe(
+    State(state): State<AppState>,
+    Path(deal_id): Path<String>,
+    AccountSigned { account, body }: AccountSigned,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    let id = deal_id_of(&deal_id)?;
+    let ProbeBody { chunk_index } = parse_json(&body)?;
+    let key = format!("{account:#x}");
+    let d = sqlx::query!("SELECT buyer, status, size, provider FROM storage_deals WHERE deal_id = ?", id)
+        .fetch_optional(&state.read)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no storage deal {id}")))?;
+    if d.buyer != key {
+        return Err(ApiError::forbidden("not_the_buyer", format!("only the deal's buyer ({}) may probe it, not {key}", d.buyer)));
+    }
+    let Some(provider) = d.provider.filter(|_| d.status == "active") else {
+        return Err(ApiError::conflict(
+            "deal_not_active",
+            format!("storage deal {id} is {}; only a hosted (active) deal is probed", d.status),
+        ));
+    };
+    let chunks = chunk_count(d.size as u64);
+    if chunk_index >= chunks {
+        return Err(ApiError::field("invalid_chunk_index", "chunkIndex", format!("deal {id} has {chunks} chunks (0 to {})", chunks - 1)));
+    }
+    let (index, now) = (chunk_index as i64, now_ms());
+    let mut tx = state.db.begin().await?;
+    let open =
+        sqlx::query_scalar!("SELECT COUNT(*) FROM storage_probes WHERE deal_id = ? AND status = 'open'", id).fetch_one(&mut *tx).await?;
+    if open >= MAX_OPEN_PROBES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_probes",
+            format!("deal {id} has {open} unanswered probes; wait for their answers"),
+        ));
+    }
+    let probe = sqlx::query!(
+        "INSERT INTO storage_probes (deal_id, chunk_index, requested_by, requested_at, status) VALUES (?, ?, ?, ?, 'open')",
+        id,
+        index,
+        key,
+        now
+    )
+    .execute(&mut *tx)
+    .await?
+    .last_insert_rowid();
+    timeline(
+        &mut tx,
+        &format!("deal:{id}"),
+        &format!("buyer:{key}"),
+        "probed",
+        json!({ "probeId": probe, "chunkIndex": chunk_index }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "probed", "dealId": id, "probeId": probe, "chunkIndex": chunk_index }));
+    state.wake.assigned(&provider);
+    Ok((axum::http::StatusCode::CREATED, Json(json!({ "dealId": id, "probeId": probe, "chunkIndex": chunk_index, "status": "open" }))))
+}
+
+/// `GET /v1/storage/deals/{deal_id}/probes/{probe}`: a probe and, once answered, the chunk and its path.
+pub async fn get_probe(State(state): State<AppState>, Path((deal_id, probe)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    let id = deal_id_of(&deal_id)?;
+    let p = sqlx::query!(
+        "SELECT chunk_index, status, chunk, path, requested_at, answered_at FROM storage_probes WHERE deal_id = ? AND id = ?",
+        id,
+        probe
+    )
+    .fetch_optional(&state.read)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no probe {probe} of storage deal {id}")))?;
+    let path: Option<Value> = p.path.as_deref().map(serde_json::from_str).transpose().map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "dealId": id, "probeId": probe, "chunkIndex": p.chunk_index, "status": p.status, "chunk": p.chunk, "path": path,
+        "requestedAt": p.requested_at, "answeredAt": p.answered_at,
+    })))
+}
+
+/// `POST /v1/worker/storage/{deal_id}/probes/{probe}`: the provider's answer to a buyer's probe, kept
+/// only if it proves the probed chunk against the deal's root.
+pub async fn answer_probe(
+    State(state): State<AppState>,
+    Path((deal_id, probe)): Path<(String, i64)>,
+    Signed { worker, body }: Signed,
+) -> ApiResult<Json<Value>> {
+    let id = deal_id_of(&deal_id)?;
+    let AnswerBody { chunk, path } = parse_json(&body)?;
+    let key = format!("{worker:#x}");
+    let p = sqlx::query!(
+        "SELECT p.chunk_index, p.status, d.root, d.size FROM storage_probes p JOIN storage_deals d ON d.deal_id = p.deal_id
+         WHERE p.deal_id = ? AND p.id = ? AND d.provider = ?",
+        id,
+        probe,
+        key
+    )
+    .fetch_optional(&state.read)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no probe {probe} of deal {id} held by {key}")))?;
+    check_proof(&p.root, p.size, p.chunk_index, &chunk, &path)?;
+    if p.status == "answered" {
+        return Ok(Json(json!({ "dealId": id, "probeId": probe, "status": "answered", "duplicate": true })));
+    }
+    let (chunk_hex, path_json, now) =
+        (alloy_primitives::hex::encode_prefixed(&chunk), serde_json::to_string(&path).map_err(ApiError::internal)?, now_ms());
+    let mut tx = state.db.begin().await?;
+    sqlx::query!(
+        "UPDATE storage_probes SET status = 'answered', chunk = ?, path = ?, answered_at = ? WHERE id = ? AND status = 'open'",
+        chunk_hex,
+        path_json,
+        now,
+        probe
+    )
+    .execute(&mut *tx)
+    .await?;
+    timeline(
+        &mut tx,
+        &format!("deal:{id}"),
+        &format!("worker:{key}"),
+        "probe_answered",
+        json!({ "probeId": probe, "chunkIndex": p.chunk_index }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "probe_answered", "dealId": id, "probeId": probe }));
+    Ok(Json(json!({ "dealId": id, "probeId": probe, "status": "answered", "duplicate": false })))
 }
 
 /// Body of `POST /v1/verifier/storage/{deal_id}/challenges`.

@@ -58,8 +58,20 @@ impl ClientError {
 }
 
 fn transport(e: reqwest::Error) -> ClientError {
-    ClientError::Transport(e.to_string())
+    // reqwest's own message ("error sending request for url …") hides the cause; name it too.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Transport(message)
 }
+
+/// Attempts at a blob upload that failed in transport (a pooled connection the server had just
+/// closed, say). An upload is idempotent: the blob is named by its hash.
+const UPLOAD_ATTEMPTS: u32 = 4;
 
 /// Where the market's contracts are (`GET /v1/chain`).
 #[derive(Debug, Clone, Deserialize)]
@@ -206,18 +218,29 @@ impl Coordinator {
     }
 
     /// Uploads a file as a blob named by its keccak (which the coordinator checks).
+    /// A failure in transport is retried (the body is a stream, which the HTTP client cannot replay
+    /// on its own).
     pub async fn upload(&self, hash: B256, path: &Path) -> Result<(), ClientError> {
-        let file = tokio::fs::File::open(path).await?;
-        let len = file.metadata().await?.len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-        let response = self
-            .http
-            .put(format!("{}/v1/blobs/{hash}", self.base))
-            .header("content-length", len)
-            .body(body)
-            .send()
-            .await
-            .map_err(transport)?;
-        Self::answer(response).await.map(|_| ())
+        // Replicas that agree produce the same outputs: only the first needs to send the bytes.
+        let url = format!("{}/v1/blobs/{hash}", self.base);
+        if self.http.head(&url).timeout(Duration::from_secs(30)).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        loop {
+            let file = tokio::fs::File::open(path).await?;
+            let len = file.metadata().await?.len();
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+            let sent = self.http.put(&url).header("content-length", len).body(body).send().await;
+            match sent {
+                Ok(response) => return Self::answer(response).await.map(|_| ()),
+                Err(e) if attempt < UPLOAD_ATTEMPTS => {
+                    tracing::warn!(%hash, attempt, error = %transport(e), "blob upload failed in transport; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(transport(e)),
+            }
+        }
     }
 }

@@ -239,6 +239,9 @@ impl Daemon {
                 let key = format!("challenge:{}:{}", c["dealId"].as_str().unwrap_or_default(), c["period"]);
                 started |= self.clone().start_storage(key, c.clone());
             }
+            for p in polled["storage"]["probes"].as_array().into_iter().flatten() {
+                started |= self.clone().start_storage(format!("probe:{}", p["probeId"]), p.clone());
+            }
             if !started && !idle {
                 // Everything listed is already being worked on: wait for a change, not in a loop.
                 tokio::select! {
@@ -515,15 +518,23 @@ impl Daemon {
         Ok(())
     }
 
+    /// Answers a period's challenge, or a buyer's probe (`probeId`), with the chunk and its path read
+    /// from the hosted file.
     async fn answer(&self, c: &Value) -> anyhow::Result<()> {
         let deal = c["dealId"].as_str().context("dealId")?.to_string();
-        let (period, index) = (c["period"].as_u64().context("period")?, c["chunkIndex"].as_u64().context("chunkIndex")?);
+        let index = c["chunkIndex"].as_u64().context("chunkIndex")?;
         let (hosting, deal2) = (self.hosting.clone(), deal.clone());
         let started = std::time::Instant::now();
         let proof = tokio::task::spawn_blocking(move || hosting.prove(&deal2, index)).await??;
         let body = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
-        self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/challenges/{period}"), Some(&body)).await?;
-        info!(period, chunk = index, took = ?started.elapsed(), "challenge answered");
+        if let Some(probe) = c["probeId"].as_i64() {
+            self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/probes/{probe}"), Some(&body)).await?;
+            info!(probe, chunk = index, took = ?started.elapsed(), "buyer's probe answered");
+        } else {
+            let period = c["period"].as_u64().context("period")?;
+            self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/challenges/{period}"), Some(&body)).await?;
+            info!(period, chunk = index, took = ?started.elapsed(), "challenge answered");
+        }
         Ok(())
     }
 

@@ -109,9 +109,22 @@ async fn jobs_per_second() {
             break;
         }
         if start.elapsed() > Duration::from_secs(300) {
-            let timeline: Vec<(String, String)> =
-                sqlx::query_as("SELECT kind, detail FROM timeline WHERE subject = 'job:1' ORDER BY id").fetch_all(&state.db).await.unwrap();
-            panic!("only {done} of {JOBS} jobs completed; job 1: {timeline:?}");
+            let stuck: Vec<(String, String, Option<String>)> =
+                sqlx::query_as("SELECT job_id, status, reason FROM jobs WHERE status != 'completed' LIMIT 5")
+                    .fetch_all(&state.db)
+                    .await
+                    .unwrap();
+            let mut report = String::new();
+            for (job, status, reason) in &stuck {
+                let timeline: Vec<(String, String, String)> =
+                    sqlx::query_as("SELECT actor, kind, detail FROM timeline WHERE subject = ? ORDER BY id")
+                        .bind(format!("job:{job}"))
+                        .fetch_all(&state.db)
+                        .await
+                        .unwrap();
+                report.push_str(&format!("\njob {job} ({status}, {reason:?}): {timeline:?}"));
+            }
+            panic!("only {done} of {JOBS} jobs completed in 300 s; the others:{report}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,5 +1,5 @@
-//! A byzantine worker among three, on the devnet: `qor devnet --byzantine 1` starts one worker that
-//! reports a corrupted digest for every job. A buyer runs a job with `qor job run --wait`; the honest
+//! A byzantine worker among three, on the devnet with a 2-of-3 verifier committee: `qor devnet
+//! --verifiers 3 --byzantine 1` starts one worker that reports a corrupted digest for every job. A buyer runs a job with `qor job run --wait`; the honest
 //! majority wins, the liar is slashed once the batch is released, `qor job verify --reexecute`
 //! recomputes the settled digest from the downloaded result and from a local re-run, and the buyer
 //! pays only for the two correct replicas.
@@ -13,7 +13,7 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
-use qor_protocol::bindings::{IJobEscrow, IProviderRegistry};
+use qor_protocol::bindings::{IJobEscrow, IProviderRegistry, IVerifierCommittee};
 use serde_json::Value;
 
 struct Net(Child);
@@ -31,9 +31,16 @@ impl Drop for Net {
 }
 
 fn qor(args: &[&str]) -> Value {
+    qor_with_progress(args).0
+}
+
+/// `qor` with `--json`: the document on stdout, and what it reported on stderr as it went.
+fn qor_with_progress(args: &[&str]) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_qor")).args(args).output().unwrap();
-    assert!(out.status.success(), "qor {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("qor {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "qor {args:?}: {}{progress}", String::from_utf8_lossy(&out.stdout));
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("qor {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (doc, progress)
 }
 
 async fn call<C: SolCall>(rpc: &str, to: Address, c: C) -> C::Return {
@@ -48,7 +55,7 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     let base = 30_000 + (std::process::id() % 10_000) as u16;
     let (chain_port, coordinator_port) = (base.to_string(), (base + 1).to_string());
     let mut child = Command::new(env!("CARGO_BIN_EXE_qor"))
-        .args(["devnet", "--workers", "3", "--byzantine", "1", "--challenge-window", "5"])
+        .args(["devnet", "--workers", "3", "--verifiers", "3", "--byzantine", "1", "--challenge-window", "5"])
         .args(["--chain-port", &chain_port, "--coordinator-port", &coordinator_port])
         .arg("--data-dir")
         .arg(tmp.path().join("devnet"))
@@ -68,12 +75,16 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
             break;
         }
     }
-    assert!(summary.contains("QOR devnet is up"), "{summary}");
+    assert!(summary.contains("QOR devnet is up") && summary.contains("2 of 3 verifier signatures"), "{summary}");
+    assert!(summary.contains("verifier 2"), "three verifiers run:\n{summary}");
     std::thread::spawn(move || for _ in lines {});
     let deployment: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("devnet/deployment.json")).unwrap()).unwrap();
     let escrow: Address = deployment["jobEscrow"].as_str().unwrap().parse().unwrap();
     let registry: Address = deployment["providerRegistry"].as_str().unwrap().parse().unwrap();
     let rpc = format!("http://127.0.0.1:{chain_port}");
+    let committee: Address = deployment["verifierCommittee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(call(&rpc, committee, IVerifierCommittee::thresholdCall {}).await, U256::from(2), "a settlement needs two of the three");
+    assert_eq!(call(&rpc, committee, IVerifierCommittee::membersCall {}).await.len(), 3);
     let coordinator = format!("http://127.0.0.1:{coordinator_port}");
     let conn = ["--coordinator", coordinator.as_str(), "--rpc-url", rpc.as_str(), "--json"];
 
@@ -86,12 +97,19 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
             args.extend(["--redundancy", "3", "--budget", "0.01ether", "--wait", "--timeout", "120", "--out"].map(str::to_string));
             args.push(out.to_string_lossy().into());
             args.extend(conn);
-            qor(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            qor_with_progress(&args.iter().map(String::as_str).collect::<Vec<_>>())
         }
     })
     .await
     .unwrap();
+    let (run, progress) = run;
     assert_eq!(run["status"], "settled", "{run}");
+    // `--wait` followed the job live: funding, the three replicas' reveals with their digests, the
+    // committee's verdict and the settlement, in that order.
+    let at = |needle: &str| progress.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the progress:\n{progress}"));
+    assert!(at("funded") < at("verdict") && at("verdict") < at("settled "), "{progress}");
+    assert_eq!(progress.matches("revealed").count(), 3, "{progress}");
+    assert!(progress.contains("digest 0x"), "{progress}");
     let id: U256 = run["jobId"].as_str().unwrap().parse().unwrap();
     let job = qor(&[&["job", "status", &id.to_string()][..], &conn[..]].concat());
     let verdict = job["timeline"].as_array().unwrap().iter().find(|t| t["kind"] == "verdict").unwrap().clone();
@@ -103,6 +121,37 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     let verified = qor(&[&["job", "verify", &id.to_string(), "--reexecute"][..], &conn[..]].concat());
     assert_eq!(verified["recomputed"], verified["settledDigest"], "{verified}");
     assert_eq!(verified["reexecuted"], verified["settledDigest"], "{verified}");
+
+    // Storage from the terminal: store the job's output, wait for a provider to host it, ask that
+    // provider for a proof of a chunk now, and download the file checked chunk by chunk.
+    let stored = tmp.path().join("stored.bin");
+    std::fs::write(&stored, (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect::<Vec<u8>>()).unwrap();
+    let put = qor(&[&["store", "put", stored.to_str().unwrap(), "--periods", "2", "--period-length", "20"][..], &conn[..]].concat());
+    let deal = put["dealId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while qor(&[&["store", "status", &deal][..], &conn[..]].concat())["chainStatus"] != "active" {
+        assert!(Instant::now() < deadline, "deal {deal} was not hosted");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let probe = qor(&[&["store", "challenge", &deal, "--chunk", "7"][..], &conn[..]].concat());
+    assert_eq!(
+        (probe["valid"].as_bool(), probe["chunkIndex"].as_u64(), probe["chunks"].as_u64()),
+        (Some(true), Some(7), Some(293)),
+        "{probe}"
+    );
+    assert_eq!(probe["root"], put["root"], "{probe}");
+    let random = qor(&[&["store", "challenge", &deal][..], &conn[..]].concat());
+    assert_eq!(random["valid"], true, "{random}");
+    let got = qor(&[&["store", "get", &deal, "--out", tmp.path().join("got.bin").to_str().unwrap()][..], &conn[..]].concat());
+    assert_eq!(got["bytes"], 300_000, "{got}");
+    assert_eq!(std::fs::read(tmp.path().join("got.bin")).unwrap(), std::fs::read(&stored).unwrap());
+    // A chunk past the end is refused before anything is asked.
+    let out = Command::new(env!("CARGO_BIN_EXE_qor"))
+        .args([&["store", "challenge", &deal, "--chunk", "293"][..], &conn[..]].concat())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has 293 chunks"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Released after the window: the liar is slashed, the buyer pays the two winners only.
     let deadline = Instant::now() + Duration::from_secs(90);

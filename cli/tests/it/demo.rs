@@ -5,7 +5,6 @@
 use std::process::Command;
 
 #[test]
-#[ignore = "flaky under load: about one run in three times out waiting for receipts (cause not found yet, issue 7); run with --ignored"]
 fn the_devnet_demo_runs_every_step_and_exits_cleanly() {
     let _one_at_a_time = crate::DEVNET.blocking_lock();
     let tmp = tempfile::tempdir().unwrap();

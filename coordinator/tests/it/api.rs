@@ -178,3 +178,30 @@ async fn service_documents_health_and_metrics() {
     assert!(text.contains("qor_http_requests_total 3"), "{text}");
     assert!(text.contains("qor_http_client_errors_total 1"), "{text}");
 }
+
+/// A second upload of a blob the coordinator already holds, over a real socket and a pooled
+/// connection: answered with success every time. (Answering before reading the body used to drop
+/// the connection under the client while it was still sending.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploading_a_blob_that_is_already_stored_succeeds_over_a_kept_alive_connection() {
+    let mut cfg = crate::common::config();
+    cfg.max_blob_bytes = 16 << 20;
+    let h = Harness::with_config(cfg).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, h.app.clone()).into_future());
+
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
+    let hash = keccak256(&data);
+    let http = alloy::transports::http::reqwest::Client::new();
+    for attempt in 0..20 {
+        let response = http.put(format!("{base}/v1/blobs/{hash}")).body(data.clone()).send().await;
+        let response = response.unwrap_or_else(|e| panic!("upload {attempt}: {e:?}"));
+        assert_eq!(response.status(), StatusCode::CREATED, "upload {attempt}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["size"], 4 << 20, "upload {attempt}");
+    }
+    // And the bytes served are the bytes sent.
+    let served = http.get(format!("{base}/v1/blobs/{hash}")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(keccak256(&served), hash);
+}

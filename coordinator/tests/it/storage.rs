@@ -132,6 +132,53 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     assert_eq!(listed["deals"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(h.get("/v1/storage/deals/7").await.0, StatusCode::NOT_FOUND);
     assert_eq!(h.get("/v1/storage/deals/x").await.0, StatusCode::BAD_REQUEST);
+
+    // A buyer's probe: only the deal's buyer asks, for a real chunk; only the provider answers, with
+    // a proof of that chunk; the answer is kept for the buyer to check.
+    let buyer = signer(44);
+    sqlx::query("UPDATE storage_deals SET buyer = ? WHERE deal_id = '1'")
+        .bind(format!("{:#x}", buyer.address()))
+        .execute(&h.state.db)
+        .await
+        .unwrap();
+    let (status, body) = h.call(&stranger, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 4 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_the_buyer")), "{body}");
+    let (status, body) = h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 5 })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndex")), "{body}");
+    let (status, body) = h.call(&buyer, "POST", "/v1/storage/deals/7/probes", json!({ "chunkIndex": 0 })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 4 })).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::CREATED, Some("open")), "{body}");
+    let probe = body["probeId"].as_i64().unwrap();
+    let (_, work) = h.call(second, "GET", "/v1/worker/storage", Value::Null).await;
+    assert_eq!(work["probes"], json!([{ "probeId": probe, "dealId": "1", "chunkIndex": 4 }]), "{work}");
+    let (_, other) = h.call(first, "GET", "/v1/worker/storage", Value::Null).await;
+    assert_eq!(other["probes"], json!([]), "only the deal's provider is asked: {other}");
+    let probe_path = format!("/v1/worker/storage/1/probes/{probe}");
+    let (status, body) = h.call(second, "POST", &probe_path, answer(tree.prove(&data, 3).unwrap())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
+    assert_eq!(h.get(&format!("/v1/storage/deals/1/probes/{probe}")).await.1["status"], "open", "a wrong proof is not kept");
+    let (status, _) = h.call(first, "POST", &probe_path, answer(tree.prove(&data, 4).unwrap())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only the deal's provider answers a probe");
+    let (status, body) = h.call(second, "POST", &probe_path, answer(tree.prove(&data, 4).unwrap())).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("answered")), "{body}");
+    let (status, answered) = h.get(&format!("/v1/storage/deals/1/probes/{probe}")).await;
+    assert_eq!((status, answered["status"].as_str()), (StatusCode::OK, Some("answered")), "{answered}");
+    assert_eq!(answered["path"], json!(tree.path(4).unwrap()));
+    assert_eq!(h.call(second, "GET", "/v1/worker/storage", Value::Null).await.1["probes"], json!([]));
+    // Unanswered probes are capped per deal: a buyer checks, it does not flood its provider.
+    for _ in 0..4 {
+        assert_eq!(h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 0 })).await.0, StatusCode::CREATED);
+    }
+    let (status, body) = h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 0 })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_probes")), "{body}");
+    let kinds: Vec<String> = h.get("/v1/storage/deals/1").await.1["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds[6..8], ["probed", "probe_answered"], "{kinds:?}");
 }
 
 #[tokio::test]
