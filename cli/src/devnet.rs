@@ -29,6 +29,8 @@ pub(crate) struct DevnetConfig {
     pub(crate) coordinator_port: u16,
     /// Seconds between settlement and release.
     pub(crate) challenge_window: u64,
+    /// Blocks on top of an event before the coordinator applies it.
+    pub(crate) confirmations: u64,
     /// Logs, databases and the workers' data; emptied at start.
     pub(crate) data_dir: PathBuf,
 }
@@ -54,6 +56,8 @@ pub(crate) struct Devnet {
     pub(crate) verifier_urls: Vec<String>,
     /// The workers' accounts.
     pub(crate) providers: Vec<usize>,
+    /// Blocks on top of an event before the coordinator applies it.
+    pub(crate) confirmations: u64,
 }
 
 impl std::fmt::Debug for Devnet {
@@ -144,6 +148,7 @@ impl Devnet {
             data_dir: data_dir.clone(),
             verifier_urls: Vec::new(),
             providers: accounts::PROVIDERS[..cfg.workers].to_vec(),
+            confirmations: cfg.confirmations,
         };
 
         // The chain: one block a second, so storage periods and challenge windows pass on their own.
@@ -184,6 +189,7 @@ impl Devnet {
                 .arg("--data-dir")
                 .arg(data_dir.join("coordinator"))
                 .args(["--listen", &format!("127.0.0.1:{}", cfg.coordinator_port), "--rpc-url", &rpc_url, "--poll-ms", "200"])
+                .args(["--confirmations", &cfg.confirmations.to_string()])
                 .arg("--deployment")
                 .arg(data_dir.join("deployment.json"))
                 .env("RUST_LOG", "qor_coordinator=info"),
@@ -255,7 +261,10 @@ impl Devnet {
     pub(crate) fn summary(&self) -> String {
         let mut s = String::new();
         s.push_str("QOR devnet is up\n");
-        s.push_str(&format!("  chain        {}  (chain id 31337, one block a second)\n", self.rpc_url));
+        s.push_str(&format!(
+            "  chain        {}  (chain id 31337, one block a second; the market acts on an event {} blocks deep)\n",
+            self.rpc_url, self.confirmations
+        ));
         s.push_str(&format!("  coordinator  {}  (API: {}/openapi.json)\n", self.coordinator, self.coordinator));
         let n = self.verifier_urls.len();
         s.push_str(&format!("  committee    {} of {n} verifier signatures settle a batch\n", if n == 3 { 2 } else { 1 }));

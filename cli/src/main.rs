@@ -64,6 +64,10 @@ enum Command {
         /// Seconds between settlement and release.
         #[arg(long, default_value = "20")]
         challenge_window: u64,
+        /// Blocks on top of an event before the coordinator acts on it: a reorg this deep or less
+        /// never reaches the market.
+        #[arg(long, default_value = "2")]
+        confirmations: u64,
         /// anvil's port.
         #[arg(long, default_value = "8545")]
         chain_port: u16,
@@ -288,8 +292,11 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
             });
         }
         JobAction::Status { id } => {
-            let j = m.job(id).await?;
             let onchain = m.onchain_status(id).await?;
+            let j = m.job(id).await.map_err(|e| match onchain {
+                "none" => anyhow!("job {id} does not exist on chain"),
+                s => anyhow!("job {id} is {s} on chain, but the coordinator has not applied it yet (it waits for confirmations; try again in a few seconds): {e}"),
+            })?;
             let mut v = j.clone();
             v["onchain"] = json!(onchain);
             print(&conn, &v, || {
@@ -495,7 +502,18 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             }
         }
         StoreAction::Status { deal } => {
-            let d = m.get(&format!("/v1/storage/deals/{deal}")).await?;
+            let d = match m.get(&format!("/v1/storage/deals/{deal}")).await {
+                Ok(d) => d,
+                Err(e) => {
+                    let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+                    if onchain.buyer.is_zero() {
+                        bail!("storage deal {deal} does not exist on chain");
+                    }
+                    bail!(
+                        "storage deal {deal} is funded on chain, but the coordinator has not applied it yet (it waits for confirmations; try again in a few seconds): {e}"
+                    );
+                }
+            };
             print(&conn, &d, || {
                 let mut s = format!(
                     "deal {deal}: {} (provider {})\n",
@@ -546,8 +564,20 @@ async fn devnet_command(cfg: DevnetConfig, demo: bool, exit: bool) -> anyhow::Re
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Devnet { workers, verifiers, byzantine, demo, exit, challenge_window, chain_port, coordinator_port, data_dir } => {
-            let cfg = DevnetConfig { workers, byzantine, verifiers, chain_port, coordinator_port, challenge_window, data_dir };
+        Command::Devnet {
+            workers,
+            verifiers,
+            byzantine,
+            demo,
+            exit,
+            challenge_window,
+            confirmations,
+            chain_port,
+            coordinator_port,
+            data_dir,
+        } => {
+            let cfg =
+                DevnetConfig { workers, byzantine, verifiers, chain_port, coordinator_port, challenge_window, confirmations, data_dir };
             devnet_command(cfg, demo, exit).await
         }
         Command::Job { action, conn } => job_command(action, conn).await,

@@ -1,91 +1,30 @@
 //! A byzantine worker among three, on the devnet with a 2-of-3 verifier committee: `qor devnet
-//! --verifiers 3 --byzantine 1` starts one worker that reports a corrupted digest for every job. A buyer runs a job with `qor job run --wait`; the honest
-//! majority wins, the liar is slashed once the batch is released, `qor job verify --reexecute`
+//! --verifiers 3 --byzantine 1` starts one worker that reports a corrupted digest for every job. A
+//! buyer runs a job with `qor job run --wait`; the honest majority wins, the liar is slashed once the batch is released, `qor job verify --reexecute`
 //! recomputes the settled digest from the downloaded result and from a local re-run, and the buyer
 //! pays only for the two correct replicas.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alloy::network::TransactionBuilder;
-use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
 use alloy_primitives::{Address, U256};
-use alloy_sol_types::SolCall;
 use qor_protocol::bindings::{IJobEscrow, IProviderRegistry, IVerifierCommittee};
-use serde_json::Value;
 
-struct Net(Child);
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn qor(args: &[&str]) -> Value {
-    qor_with_progress(args).0
-}
-
-/// `qor` with `--json`: the document on stdout, and what it reported on stderr as it went.
-fn qor_with_progress(args: &[&str]) -> (Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qor")).args(args).output().unwrap();
-    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "qor {args:?}: {}{progress}", String::from_utf8_lossy(&out.stdout));
-    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("qor {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
-    (doc, progress)
-}
-
-async fn call<C: SolCall>(rpc: &str, to: Address, c: C) -> C::Return {
-    let node = ProviderBuilder::new().connect_http(rpc.parse().unwrap());
-    C::abi_decode_returns(&node.call(TransactionRequest::default().with_to(to).with_input(c.abi_encode())).await.unwrap()).unwrap()
-}
+use crate::{Devnet, call, qor, qor_try, qor_with_progress};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
-    let _one_at_a_time = crate::DEVNET.lock().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let base = 30_000 + (std::process::id() % 10_000) as u16;
-    let (chain_port, coordinator_port) = (base.to_string(), (base + 1).to_string());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qor"))
-        .args(["devnet", "--workers", "3", "--verifiers", "3", "--byzantine", "1", "--challenge-window", "5"])
-        .args(["--chain-port", &chain_port, "--coordinator-port", &coordinator_port])
-        .arg("--data-dir")
-        .arg(tmp.path().join("devnet"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _net = Net(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let mut summary = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        summary.push_str(&line);
-        summary.push('\n');
-        if line.contains("Ctrl-C stops everything") {
-            break;
-        }
-    }
+    let net = Devnet::start(30_000, &["--workers", "3", "--verifiers", "3", "--byzantine", "1", "--challenge-window", "5"]);
+    let (tmp, summary) = (&net.tmp, &net.summary);
     assert!(summary.contains("QOR devnet is up") && summary.contains("2 of 3 verifier signatures"), "{summary}");
     assert!(summary.contains("verifier 2"), "three verifiers run:\n{summary}");
-    std::thread::spawn(move || for _ in lines {});
-    let deployment: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("devnet/deployment.json")).unwrap()).unwrap();
-    let escrow: Address = deployment["jobEscrow"].as_str().unwrap().parse().unwrap();
-    let registry: Address = deployment["providerRegistry"].as_str().unwrap().parse().unwrap();
-    let rpc = format!("http://127.0.0.1:{chain_port}");
-    let committee: Address = deployment["verifierCommittee"].as_str().unwrap().parse().unwrap();
+    let escrow: Address = net.address("jobEscrow");
+    let registry: Address = net.address("providerRegistry");
+    let rpc = net.rpc.clone();
+    let committee: Address = net.address("verifierCommittee");
     assert_eq!(call(&rpc, committee, IVerifierCommittee::thresholdCall {}).await, U256::from(2), "a settlement needs two of the three");
     assert_eq!(call(&rpc, committee, IVerifierCommittee::membersCall {}).await.len(), 3);
-    let coordinator = format!("http://127.0.0.1:{coordinator_port}");
+    let coordinator = net.coordinator.clone();
     let conn = ["--coordinator", coordinator.as_str(), "--rpc-url", rpc.as_str(), "--json"];
 
     let module = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/target/wasm32-wasip1/release/hello.wasm");
@@ -129,7 +68,7 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     let put = qor(&[&["store", "put", stored.to_str().unwrap(), "--periods", "2", "--period-length", "20"][..], &conn[..]].concat());
     let deal = put["dealId"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(90);
-    while qor(&[&["store", "status", &deal][..], &conn[..]].concat())["chainStatus"] != "active" {
+    while qor_try(&[&["store", "status", &deal][..], &conn[..]].concat()).is_none_or(|d| d["chainStatus"] != "active") {
         assert!(Instant::now() < deadline, "deal {deal} was not hosted");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn the_devnet_demo_runs_every_step_and_exits_cleanly() {
-    let _one_at_a_time = crate::DEVNET.blocking_lock();
+    let _one_at_a_time = crate::one_devnet_at_a_time();
     let tmp = tempfile::tempdir().unwrap();
     let port = |n: u16| (20_000 + (std::process::id() % 10_000) as u16 + n).to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_qor"))
