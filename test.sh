@@ -42,6 +42,9 @@ cargo run --release --locked -q -p qor-bench --bin coordinator
 cargo run --release --locked -q -p qor-bench --bin worker
 cargo run --release --locked -q -p qor-bench --bin verifier
 cargo run --release --locked -q -p qor-bench --bin settle
+echo "== end-to-end benchmark (qor devnet, release binaries)"
+cargo build --release --locked -q --workspace --bins
+cargo run --release --locked -q -p qor-bench --bin e2e
 
 echo "== anvil scripts"
 anvil/test.sh

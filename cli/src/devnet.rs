@@ -4,6 +4,7 @@
 //! A child that exits is reported; Ctrl-C (or the end of `--demo --exit`) stops them all, workers and
 //! verifiers first with SIGTERM so they wind down cleanly.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,10 +36,19 @@ pub(crate) struct DevnetConfig {
     pub(crate) data_dir: PathBuf,
 }
 
+/// Restarts a child that dies gets, before it is left down.
+const MAX_RESTARTS: u32 = 5;
+
+/// A child's command line: program, arguments, environment.
+type Launch = (PathBuf, Vec<OsString>, Vec<(OsString, OsString)>);
+
 struct Proc {
     name: String,
     child: Child,
     reported: bool,
+    /// How to start it again; `None`: not restarted (the chain, whose state would be gone).
+    again: Option<Launch>,
+    restarts: u32,
 }
 
 /// A running devnet; stopping it (or dropping it) stops every child.
@@ -119,7 +129,31 @@ impl Devnet {
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.data_dir.join(format!("{name}.log")))?;
         let child = cmd.stdout(log.try_clone()?).stderr(log).spawn().with_context(|| format!("starting {name}"))?;
-        self.procs.push(Proc { name: name.to_string(), child, reported: false });
+        // Everything but the chain is started again if it dies: each keeps its state on disk.
+        let again = (name != "anvil").then(|| {
+            (
+                PathBuf::from(cmd.get_program()),
+                cmd.get_args().map(ToOwned::to_owned).collect(),
+                cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect(),
+            )
+        });
+        self.procs.push(Proc { name: name.to_string(), child, reported: false, again, restarts: 0 });
+        Ok(())
+    }
+
+    /// Starts a dead child again, its output appended to its log.
+    fn respawn(data_dir: &Path, p: &mut Proc) -> anyhow::Result<()> {
+        let Some((program, args, envs)) = &p.again else { bail!("{} is not restarted", p.name) };
+        let log = std::fs::OpenOptions::new().append(true).create(true).open(data_dir.join(format!("{}.log", p.name)))?;
+        p.child = Command::new(program)
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} again", p.name))?;
+        p.restarts += 1;
+        p.reported = false;
         Ok(())
     }
 
@@ -235,9 +269,20 @@ impl Devnet {
             let data = dir.join("data");
             run(
                 "qor-worker init",
-                worker(&["init", "--coordinator", &coordinator, "--rpc-url", &rpc_url, "--key-from-env", "--price-per-fuel", "10000000"])
-                    .arg("--data-dir")
-                    .arg(&data),
+                worker(&[
+                    "init",
+                    "--coordinator",
+                    &coordinator,
+                    "--rpc-url",
+                    &rpc_url,
+                    "--key-from-env",
+                    "--price-per-fuel",
+                    "10000000",
+                    "--max-jobs",
+                    "8",
+                ])
+                .arg("--data-dir")
+                .arg(&data),
             )?;
             run("qor-worker register", &mut worker(&["register", "--stake", "1ether"]))?;
             let byzantine = n < cfg.byzantine;
@@ -283,7 +328,8 @@ impl Devnet {
         s
     }
 
-    /// Reports children that exited since the last call; returns their names.
+    /// Reports children that exited since the last call and starts them again (at most
+    /// [`MAX_RESTARTS`] times each; never the chain); returns their names.
     pub(crate) fn check(&mut self) -> Vec<String> {
         let mut died = Vec::new();
         for p in &mut self.procs {
@@ -291,7 +337,20 @@ impl Devnet {
                 && let Ok(Some(status)) = p.child.try_wait()
             {
                 p.reported = true;
-                eprintln!("qor devnet: {} exited ({status}); its log: {}/{}.log", p.name, self.data_dir.display(), p.name);
+                let log = self.data_dir.join(format!("{}.log", p.name));
+                if p.again.is_some() && p.restarts < MAX_RESTARTS {
+                    match Self::respawn(&self.data_dir, p) {
+                        Ok(()) => eprintln!(
+                            "qor devnet: {} exited ({status}); started again ({} of {MAX_RESTARTS}); its log: {}",
+                            p.name,
+                            p.restarts,
+                            log.display()
+                        ),
+                        Err(e) => eprintln!("qor devnet: {} exited ({status}) and could not be started again: {e:#}", p.name),
+                    }
+                } else {
+                    eprintln!("qor devnet: {} exited ({status}) and stays down; its log: {}", p.name, log.display());
+                }
                 died.push(p.name.clone());
             }
         }

@@ -308,6 +308,14 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
                 chosen.sort_by(|&a, &b| rank(&pool[a], &pool[b], &job.preferred));
                 chosen.truncate(need.max(0) as usize);
             }
+            // All the replicas a job still needs are leased together or not at all. A replica cannot
+            // reveal until every replica has sealed, so one leased alone would hold its provider's
+            // slot waiting for the others; with every provider's slots held that way by different
+            // jobs, none could finish until the leases lapsed.
+            let short = (!chosen.is_empty() && (chosen.len() as i64) < need).then_some(chosen.len());
+            if short.is_some() {
+                chosen.clear();
+            }
             let lease_until = now + state.cfg.lease_ms + job.wall_clock_ms;
             for &i in &chosen {
                 let provider = pool[i].address.clone();
@@ -338,7 +346,10 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
             let (status, reason) = if active >= job.redundancy {
                 ("running", None)
             } else {
-                let why = why_unmatched(state, &pool, cost_factor, budget, &taken);
+                let why = match short {
+                    Some(n) => format!("needs {need} providers with a free slot at once (its replicas seal together); {n} have one now"),
+                    None => why_unmatched(state, &pool, cost_factor, budget, &taken),
+                };
                 if active == 0 {
                     ("unmatched", Some(why))
                 } else {

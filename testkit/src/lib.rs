@@ -312,3 +312,54 @@ impl Drop for CoordinatorProcess {
         self.kill();
     }
 }
+
+/// The trivial example module (`examples/jobs`, built by `./test.sh`).
+pub fn hello_module() -> Vec<u8> {
+    let path = root().join("examples/jobs/target/wasm32-wasip1/release/hello.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (./test.sh builds the examples)", path.display()))
+}
+
+/// A job of `module` with one argument and three replicas, within generous limits.
+pub fn hello_spec(module: B256, arg: &str) -> qor_protocol::spec::JobSpec {
+    qor_protocol::spec::JobSpec {
+        version: 1,
+        module,
+        entry: "_start".into(),
+        args: vec![arg.into()],
+        env: Default::default(),
+        inputs: vec![],
+        limits: qor_protocol::spec::Limits { fuel: 50_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        redundancy: 3,
+    }
+}
+
+/// `buyer`'s `createComputeJob` for `spec` with `budget` wei as a transaction whose nonce, gas and fees
+/// are set here: tests and benchmarks send many back to back, or replace one at the same nonce.
+pub fn funding_tx(
+    escrow: Address,
+    buyer: Address,
+    spec: &qor_protocol::spec::JobSpec,
+    budget: U256,
+    deadline: u64,
+    nonce: u64,
+    tip: u128,
+) -> TransactionRequest {
+    let input = IJobEscrow::createComputeJobCall {
+        specHash: spec.spec_hash(),
+        redundancy: spec.redundancy,
+        token: Address::ZERO,
+        budget,
+        deadline,
+        preferredProvider: Address::ZERO,
+    }
+    .abi_encode();
+    TransactionRequest::default()
+        .with_from(buyer)
+        .with_to(escrow)
+        .with_value(budget)
+        .with_input(input)
+        .with_nonce(nonce)
+        .with_gas_limit(1_000_000)
+        .with_max_fee_per_gas(100_000_000_000)
+        .with_max_priority_fee_per_gas(tip)
+}

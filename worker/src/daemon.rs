@@ -409,14 +409,16 @@ impl Daemon {
         });
         let mut attempt = 0;
         loop {
-            match self.coordinator.signed("POST", &format!("/v1/worker/assignments/{id}/receipt"), Some(&body)).await {
+            let wait = match self.coordinator.signed("POST", &format!("/v1/worker/assignments/{id}/receipt"), Some(&body)).await {
                 Ok(_) => return Ok(Done::Revealed),
-                Err(e) if e.code() == Some("awaiting_seals") || e.is_transient() => {}
+                // The other replicas are usually a moment behind: look again soon, then less often.
+                Err(e) if e.code() == Some("awaiting_seals") => Duration::from_millis(25 << attempt.min(6)),
+                Err(e) if e.is_transient() => backoff(attempt).min(Duration::from_secs(2)),
                 Err(e) if e.code() == Some("lease_lapsed") => return Ok(Done::Lost(e.to_string())),
                 Err(e) => return Err(anyhow::anyhow!("revealing: {e}")),
-            }
+            };
             attempt += 1;
-            tokio::time::sleep(backoff(attempt).min(Duration::from_secs(2))).await;
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `qor` binary end to end.
 
 mod byzantine;
+mod chaos;
 mod demo;
 mod reorg;
 

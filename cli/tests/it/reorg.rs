@@ -6,33 +6,18 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::network::EthereumWallet;
 use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
-use alloy_primitives::{Address, U256, keccak256};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_primitives::{U256, keccak256};
+use alloy_sol_types::SolEvent;
 use qor_protocol::bindings::IJobEscrow;
-use qor_protocol::spec::{JobSpec, Limits};
+use qor_protocol::spec::JobSpec;
 use serde_json::Value;
 
+use qor_testkit::{BUYER_KEY, funding_tx, hello_module, hello_spec};
+
 use crate::{Devnet, call};
-
-/// anvil's account 3, the devnet's buyer.
-const BUYER: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
-
-fn spec(module: alloy_primitives::B256, arg: &str) -> JobSpec {
-    JobSpec {
-        version: 1,
-        module,
-        entry: "_start".into(),
-        args: vec![arg.into()],
-        env: Default::default(),
-        inputs: vec![],
-        limits: Limits { fuel: 50_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
-        redundancy: 3,
-    }
-}
 
 async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
     let r = http.get(url).send().await.unwrap();
@@ -49,42 +34,20 @@ async fn a_job_funded_in_an_orphaned_block_is_never_acted_on() {
     let base = net.coordinator.clone();
 
     // Two specs, uploaded: A will be funded in the orphaned block, B in the one that replaces it.
-    let module = std::fs::read(
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/target/wasm32-wasip1/release/hello.wasm"),
-    )
-    .unwrap();
+    let module = hello_module();
     let module_hash = keccak256(&module);
     http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
-    let (a, b) = (spec(module_hash, "orphaned"), spec(module_hash, "canonical"));
+    let (a, b) = (hello_spec(module_hash, "orphaned"), hello_spec(module_hash, "canonical"));
     for s in [&a, &b] {
         http.post(format!("{base}/v1/specs")).body(s.canonical_json()).send().await.unwrap().error_for_status().unwrap();
     }
 
-    let signer: PrivateKeySigner = BUYER.parse().unwrap();
+    let signer: PrivateKeySigner = BUYER_KEY.parse().unwrap();
     let buyer = signer.address();
     let node = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(net.rpc.parse().unwrap());
     let budget = U256::from(10u64.pow(16));
     let head = node.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap().unwrap();
-    let fund = |s: &JobSpec, nonce: u64, tip: u128| {
-        let input = IJobEscrow::createComputeJobCall {
-            specHash: s.spec_hash(),
-            redundancy: 3,
-            token: Address::ZERO,
-            budget,
-            deadline: head.header.timestamp + 3_600,
-            preferredProvider: Address::ZERO,
-        }
-        .abi_encode();
-        TransactionRequest::default()
-            .with_from(buyer)
-            .with_to(escrow)
-            .with_value(budget)
-            .with_input(input)
-            .with_nonce(nonce)
-            .with_gas_limit(1_000_000)
-            .with_max_fee_per_gas(100_000_000_000)
-            .with_max_priority_fee_per_gas(tip)
-    };
+    let fund = |s: &JobSpec, nonce: u64, tip: u128| funding_tx(escrow, buyer, s, budget, head.header.timestamp + 3_600, nonce, tip);
 
     // Blocks stop coming on their own; the test mines them.
     let _: () = node.raw_request("evm_setIntervalMining".into(), (0,)).await.unwrap();

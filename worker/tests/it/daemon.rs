@@ -375,7 +375,8 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     // SIGTERM while a job waits for another replica's seal (a provider that never seals): the daemon
     // waits out its grace period, releases the lease with the reason, and exits cleanly.
     let other = Signer::from_bytes(&PROVIDER2_KEY.parse().unwrap()).unwrap();
-    let register = IProviderRegistry::registerCall { metadata: ProviderMetadata { pricePerFuel: 1, capacity: 1, region: "x".into() } };
+    // Two slots: a job funded earlier may be leased to it too as soon as it is live.
+    let register = IProviderRegistry::registerCall { metadata: ProviderMetadata { pricePerFuel: 1, capacity: 2, region: "x".into() } };
     send(&m.anvil, PROVIDER2_KEY, m.anvil.address("providerRegistry"), register.abi_encode(), U256::from(ETHER)).await;
     let other_client = Client::new(&m.coordinator.base, other);
     wait_for("the second provider to be live", 30, async || {
@@ -385,7 +386,9 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let mut pair = spec(module, vec![], &["pair"]);
     pair.redundancy = 2;
     let (pair_id, _) = m.fund_job(&pair, U256::from(ETHER / 10)).await;
+    // Both replicas are leased together: the other provider stays live (it heartbeats) but never runs.
     wait_for("our replica to seal", 60, async || {
+        other_client.signed("POST", "/v1/worker/heartbeat", Some(&json!({}))).await.ok()?;
         let j = job_status(&m.http, pair_id.to::<u64>()).await;
         j["replicas"].as_array()?.iter().any(|r| r["provider"] == json!(format!("{me:#x}")) && r["status"] == "sealed").then_some(())
     })
