@@ -274,3 +274,29 @@ async fn server_sent_events_follow_one_job() {
     assert!(text.starts_with("event: update\ndata: "), "{text}");
     assert!(text.contains("\"jobId\":\"31\"") && !text.contains("\"jobId\":\"30\""), "{text}");
 }
+
+/// A job's replicas are leased together or not at all: one leased alone would hold its provider's slot
+/// waiting for seals that cannot come while the others are busy elsewhere.
+#[tokio::test]
+async fn replicas_are_leased_together_or_not_at_all() {
+    let h = Harness::new().await;
+    let (a, b, c) = (signer(21), signer(22), signer(23));
+    for w in [&a, &b] {
+        h.add_provider(w, 1, 1, U256::from(ETHER)).await;
+        heartbeat(&h, w).await;
+    }
+    let (_, spec_hash) = h.put_spec(b"m", 1, 1_000).await;
+    h.add_job(1, spec_hash, 3, U256::from(ETHER), Address::ZERO).await;
+    let (status, why) = reason(&h).await;
+    assert_eq!(status, "unmatched");
+    assert_eq!(why, "needs 3 providers with a free slot at once (its replicas seal together); 2 have one now");
+    assert!(poll(&h, &a, 0).await.is_empty() && poll(&h, &b, 0).await.is_empty(), "no replica leased alone");
+
+    // A third provider: all three replicas at once.
+    h.add_provider(&c, 1, 1, U256::from(ETHER)).await;
+    heartbeat(&h, &c).await;
+    assert_eq!(reason(&h).await, ("running".into(), String::new()));
+    for w in [&a, &b, &c] {
+        assert_eq!(poll(&h, w, 0).await.len(), 1);
+    }
+}
