@@ -88,14 +88,8 @@ impl Market {
             deadline: now + deadline_secs,
             preferredProvider: provider,
         };
-        let r = self.chain.send_value(self.info.job_escrow, &call, budget, "createComputeJob").await?;
-        let created = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| IJobEscrow::ComputeJobCreated::decode_log(&l.inner).ok())
-            .ok_or_else(|| anyhow!("no ComputeJobCreated in {}", r.transaction_hash))?;
-        Ok(created.data.jobId)
+        let created: IJobEscrow::ComputeJobCreated = self.send_for_event(&call, budget, "createComputeJob").await?;
+        Ok(created.jobId)
     }
 
     /// `GET /v1/jobs/{id}`.
@@ -202,14 +196,19 @@ impl Market {
             preferredProvider: provider,
         };
         let value = U256::from(price) * U256::from(periods);
-        let r = self.chain.send_value(self.info.job_escrow, &call, value, "createStorageDeal").await?;
-        let created = r
-            .inner
+        let created: IJobEscrow::StorageDealCreated = self.send_for_event(&call, value, "createStorageDeal").await?;
+        Ok((root, created.dealId))
+    }
+
+    /// Sends `call` with `value` wei to the escrow and returns the first `E` its receipt logs.
+    async fn send_for_event<C: alloy_sol_types::SolCall, E: SolEvent>(&self, call: &C, value: U256, what: &str) -> anyhow::Result<E> {
+        let r = self.chain.send_value(self.info.job_escrow, call, value, what).await?;
+        r.inner
             .logs()
             .iter()
-            .find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok())
-            .context("no StorageDealCreated event")?;
-        Ok((root, created.data.dealId))
+            .find_map(|l| E::decode_log(&l.inner).ok())
+            .map(|e| e.data)
+            .ok_or_else(|| anyhow!("no {} in {} ({what})", E::SIGNATURE, r.transaction_hash))
     }
 
     /// The digest job `id` was settled on, from the escrow's `ComputeBatchSettled` events.
