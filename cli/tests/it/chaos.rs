@@ -20,10 +20,15 @@ use crate::{Devnet, call};
 
 const JOBS: usize = 200;
 
-/// The process whose command line contains `needle`, if one runs.
+/// The process whose command line contains `needle`, if one runs (read from /proc: no procps needed
+/// on a fresh machine).
 fn pid_of(needle: &str) -> Option<u32> {
-    let out = std::process::Command::new("pgrep").args(["-f", needle]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().next().and_then(|l| l.trim().parse().ok())
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        (pid != std::process::id() && cmdline.contains(needle)).then_some(pid)
+    })
 }
 
 /// SIGKILLs the process running with `needle` in its command line and waits for the devnet to start
