@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every QOR test on a fresh machine: installs the pinned toolchain, builds the example WebAssembly
-# jobs, then the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
-# the Rust workspace tests (protocol, sandbox, coordinator against anvil) and the local-chain script
-# tests against anvil.
+# Runs every QOR test on a fresh machine: installs the pinned toolchain (and Debian's Chromium), builds
+# the example WebAssembly jobs, then the Foundry suite (unit, fuzz, invariant; the `ci` profile: 5,000 fuzz runs, invariant depth 128) and
+# the web app's checks and build, the Rust workspace tests (protocol, sandbox, coordinator against
+# anvil), the benchmarks, the web app in headless Chromium against a devnet, and the local-chain
+# script tests against anvil.
 set -euo pipefail
 cd "$(dirname "$0")"
 root="$PWD"
@@ -10,6 +11,17 @@ root="$PWD"
 # Toolchain: Foundry binaries, solcjs, forge-std and OpenZeppelin from the committed npm lockfile.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+# The web app's own lockfile: Vite, TypeScript, viem/wagmi, Vitest, playwright-core.
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  npm ci --prefix web --no-audit --no-fund
+fi
+# The browser the web app's end-to-end test drives: Debian's Chromium (Playwright's own download
+# does not work on this network).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null
 fi
 source tools/env.sh
 
@@ -24,6 +36,13 @@ cargo build --release --locked --target wasm32-wasip1 --manifest-path examples/j
 # Contracts first: the coordinator's chain tests deploy them to anvil with the compiled artifacts.
 echo "== forge test (profile ${FOUNDRY_PROFILE:=ci})"
 (cd contracts && FOUNDRY_PROFILE="$FOUNDRY_PROFILE" forge test)
+
+# The web app binds to the same ABI as the Rust side (checked against forge's artifacts), hashes as
+# qor-protocol does (Vitest against its vectors), and is built into web/dist for the coordinator.
+echo "== web app: ABI, types, unit tests, build"
+node web/scripts/abi.mjs --check
+npm --prefix web run -s build
+npm --prefix web test -s
 
 echo "== cargo fmt and clippy"
 cargo fmt --all -- --check
@@ -45,6 +64,9 @@ cargo run --release --locked -q -p qor-bench --bin settle
 echo "== end-to-end benchmark (qor devnet, release binaries)"
 cargo build --release --locked -q --workspace --bins
 cargo run --release --locked -q -p qor-bench --bin e2e
+
+echo "== web app end to end (headless Chromium, a real devnet; screenshots in web/test-results)"
+node web/e2e/run.mjs --qor "$CARGO_TARGET_DIR/release/qor"
 
 echo "== anvil scripts"
 anvil/test.sh

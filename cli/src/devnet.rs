@@ -34,6 +34,8 @@ pub(crate) struct DevnetConfig {
     pub(crate) confirmations: u64,
     /// Logs, databases and the workers' data; emptied at start.
     pub(crate) data_dir: PathBuf,
+    /// The built web app the coordinator serves (default: the repository's `web/dist`, if built).
+    pub(crate) web_dir: Option<PathBuf>,
 }
 
 /// Restarts a child that dies gets, before it is left down.
@@ -68,6 +70,8 @@ pub(crate) struct Devnet {
     pub(crate) providers: Vec<usize>,
     /// Blocks on top of an event before the coordinator applies it.
     pub(crate) confirmations: u64,
+    /// The web app the coordinator serves, or why there is none.
+    pub(crate) web: Result<PathBuf, String>,
 }
 
 impl std::fmt::Debug for Devnet {
@@ -91,6 +95,18 @@ pub(crate) fn repo_root() -> anyhow::Result<PathBuf> {
         .into_iter()
         .find(|c| c.join("anvil/deploy.sh").exists())
         .ok_or_else(|| anyhow!("cannot find the QOR repository (anvil/deploy.sh); set QOR_ROOT"))
+}
+
+/// The web app to serve: `--web-dir` (which must hold index.html), else the repository's `web/dist`
+/// when it is built; otherwise why there is none.
+fn web_dir(chosen: Option<PathBuf>, root: &Path) -> Result<PathBuf, String> {
+    let built = |dir: &Path| dir.join("index.html").is_file();
+    match chosen {
+        Some(dir) if built(&dir) => Ok(std::fs::canonicalize(&dir).unwrap_or(dir)),
+        Some(dir) => Err(format!("--web-dir {} has no index.html", dir.display())),
+        None if built(&root.join("web/dist")) => Ok(root.join("web/dist")),
+        None => Err("web/dist is not built (`npm --prefix web ci && npm --prefix web run build`)".into()),
+    }
 }
 
 /// A sibling binary of this one (`qor-coordinator`, `qor-worker`, `qor-verifier`).
@@ -183,7 +199,11 @@ impl Devnet {
             verifier_urls: Vec::new(),
             providers: accounts::PROVIDERS[..cfg.workers].to_vec(),
             confirmations: cfg.confirmations,
+            web: web_dir(cfg.web_dir.clone(), &root),
         };
+        if let (Some(_), Err(why)) = (&cfg.web_dir, &net.web) {
+            bail!("{why}");
+        }
 
         // The chain: one block a second, so storage periods and challenge windows pass on their own.
         let anvil = root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
@@ -226,6 +246,7 @@ impl Devnet {
                 .args(["--confirmations", &cfg.confirmations.to_string()])
                 .arg("--deployment")
                 .arg(data_dir.join("deployment.json"))
+                .args(net.web.as_ref().map(|dir| [OsString::from("--web-dir"), dir.clone().into_os_string()]).into_iter().flatten())
                 .env("RUST_LOG", "qor_coordinator=info"),
         )?;
         wait_http(&format!("{coordinator}/health"), 30).await?;
@@ -310,6 +331,10 @@ impl Devnet {
             "  chain        {}  (chain id 31337, one block a second; the market acts on an event {} blocks deep)\n",
             self.rpc_url, self.confirmations
         ));
+        match &self.web {
+            Ok(_) => s.push_str(&format!("  web app      {}/  (buyer and provider workspaces, network view)\n", self.coordinator)),
+            Err(why) => s.push_str(&format!("  web app      not served: {why}\n")),
+        }
         s.push_str(&format!("  coordinator  {}  (API: {}/openapi.json)\n", self.coordinator, self.coordinator));
         let n = self.verifier_urls.len();
         s.push_str(&format!("  committee    {} of {n} verifier signatures settle a batch\n", if n == 3 { 2 } else { 1 }));

@@ -77,6 +77,9 @@ enum Command {
         /// Logs and data (emptied at start).
         #[arg(long, default_value = "qor-devnet")]
         data_dir: PathBuf,
+        /// The built web app to serve (default: the repository's web/dist, when built).
+        #[arg(long)]
+        web_dir: Option<PathBuf>,
     },
     /// Compute jobs.
     Job {
@@ -575,9 +578,19 @@ async fn main() -> ExitCode {
             chain_port,
             coordinator_port,
             data_dir,
+            web_dir,
         } => {
-            let cfg =
-                DevnetConfig { workers, byzantine, verifiers, chain_port, coordinator_port, challenge_window, confirmations, data_dir };
+            let cfg = DevnetConfig {
+                workers,
+                byzantine,
+                verifiers,
+                chain_port,
+                coordinator_port,
+                challenge_window,
+                confirmations,
+                data_dir,
+                web_dir,
+            };
             devnet_command(cfg, demo, exit).await
         }
         Command::Job { action, conn } => job_command(action, conn).await,

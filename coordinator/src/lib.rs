@@ -11,6 +11,8 @@
 //! - [`auth`]: signed worker and verifier requests; [`sessions`]: Sign-In with Ethereum sessions;
 //! - [`events`]: Server-Sent Events; [`openapi`]: `/openapi.json`; [`metrics`]: `/metrics`.
 
+#![recursion_limit = "256"]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, broadcast};
+use tower_http::services::ServeDir;
 
 pub mod auth;
 pub mod blobs;
@@ -67,6 +70,14 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// How far a signed request's timestamp may be from the coordinator's clock.
     pub clock_skew_ms: i64,
+    /// The chain's JSON-RPC URL as a browser should reach it (`/v1/chain` tells the web app).
+    pub public_rpc_url: Option<String>,
+    /// WalletConnect (Reown) project id for the web app's WalletConnect connector.
+    pub walletconnect_project_id: Option<String>,
+    /// Confirmations before a chain event is applied (told to the web app).
+    pub confirmations: u64,
+    /// The built web app (`web/dist`), served at `/` when set.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -87,6 +98,10 @@ impl Config {
             max_blob_bytes: 1 << 30,
             max_json_bytes: 1 << 20,
             clock_skew_ms: 300_000,
+            public_rpc_url: None,
+            walletconnect_project_id: None,
+            confirmations: 0,
+            web_dir: None,
         }
     }
 }
@@ -173,6 +188,7 @@ impl AppState {
 /// Every route.
 pub fn router(state: AppState) -> Router {
     let json_limit = state.cfg.max_json_bytes;
+    let web = state.cfg.web_dir.clone();
     let api = Router::new()
         .route("/v1/specs", post(jobs::post_spec))
         .route("/v1/specs/{spec_hash}", get(jobs::get_spec))
@@ -206,15 +222,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/siwe", post(sessions::sign_in))
         .route("/v1/auth/session", get(sessions::whoami).merge(delete(sessions::sign_out)))
         .route("/v1/me", get(sessions::me))
+        .route("/v1/me/storage/deals/{deal_id}/probes", post(storage::post_session_probe))
         .layer(DefaultBodyLimit::max(json_limit));
-    Router::new()
+    let app = Router::new()
         .merge(api)
         // Blobs carry their own streaming limit (413 past `max_blob_bytes`).
         .route("/v1/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob).layer(DefaultBodyLimit::disable()))
         .route("/v1/events", get(events::stream))
         .route("/health", get(metrics::health))
         .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count))
-        .with_state(state)
+        .route("/openapi.json", get(openapi::openapi));
+    // The web app: its files at `/`. It routes with the URL's fragment, so every page is index.html
+    // and no unknown path needs to fall back to it: a path that is no route and no file is a 404.
+    let app = match web {
+        Some(dir) => app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count)).with_state(state)
 }

@@ -45,6 +45,15 @@ struct Args {
     /// Host a Sign-In with Ethereum message must name (repeatable; default: the request's `Host`).
     #[arg(long = "siwe-domain", env = "QOR_SIWE_DOMAIN")]
     siwe_domains: Vec<String>,
+    /// The chain's JSON-RPC URL for browsers (the web app reads the chain there; default: `--rpc-url`).
+    #[arg(long, env = "QOR_PUBLIC_RPC_URL")]
+    public_rpc_url: Option<String>,
+    /// WalletConnect (Reown) project id for the web app; without one its WalletConnect button says so.
+    #[arg(long, env = "QOR_WALLETCONNECT_PROJECT_ID")]
+    walletconnect_project_id: Option<String>,
+    /// The built web app to serve at `/` (`web/dist` after `npm --prefix web run build`).
+    #[arg(long, env = "QOR_WEB_DIR")]
+    web_dir: Option<PathBuf>,
     /// Largest blob, bytes.
     #[arg(long, default_value = "1073741824")]
     max_blob_bytes: u64,
@@ -71,6 +80,15 @@ async fn main() -> anyhow::Result<()> {
     cfg.lease_ms = args.lease_ms;
     cfg.heartbeat_ttl_ms = args.heartbeat_ttl_ms;
     cfg.max_blob_bytes = args.max_blob_bytes;
+    cfg.public_rpc_url = Some(args.public_rpc_url.unwrap_or_else(|| args.rpc_url.clone()));
+    cfg.walletconnect_project_id = args.walletconnect_project_id.filter(|id| !id.trim().is_empty());
+    cfg.confirmations = args.confirmations;
+    if let Some(dir) = &args.web_dir
+        && !dir.join("index.html").is_file()
+    {
+        anyhow::bail!("--web-dir {}: no index.html there; build the web app with `npm --prefix web run build`", dir.display());
+    }
+    cfg.web_dir = args.web_dir;
 
     let pool = db::open(&args.database_url).await.with_context(|| format!("opening {}", args.database_url))?;
     let state = AppState::new(pool, &args.data_dir, cfg).with_context(|| format!("opening {}", args.data_dir.display()))?;

@@ -467,8 +467,23 @@ pub async fn post_probe(
     Path(deal_id): Path<String>,
     AccountSigned { account, body }: AccountSigned,
 ) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let id = deal_id_of(&deal_id)?;
-    let ProbeBody { chunk_index } = parse_json(&body)?;
+    open_probe(&state, &deal_id, account, &body).await
+}
+
+/// `POST /v1/me/storage/deals/{deal_id}/probes`: the same, for the buyer signed in with Sign-In with
+/// Ethereum (the web app, whose wallet signs messages, not requests).
+pub async fn post_session_probe(
+    State(state): State<AppState>,
+    Path(deal_id): Path<String>,
+    session: crate::sessions::Session,
+    body: axum::body::Bytes,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    open_probe(&state, &deal_id, session.address, &body).await
+}
+
+async fn open_probe(state: &AppState, deal_id: &str, account: Address, body: &[u8]) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    let id = deal_id_of(deal_id)?;
+    let ProbeBody { chunk_index } = parse_json(body)?;
     let key = format!("{account:#x}");
     let d = sqlx::query!("SELECT buyer, status, size, provider FROM storage_deals WHERE deal_id = ?", id)
         .fetch_optional(&state.read)

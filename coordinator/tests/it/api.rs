@@ -205,3 +205,38 @@ async fn uploading_a_blob_that_is_already_stored_succeeds_over_a_kept_alive_conn
     let served = http.get(format!("{base}/v1/blobs/{hash}")).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(keccak256(&served), hash);
 }
+
+#[tokio::test]
+async fn the_web_app_is_served_next_to_the_api_and_told_where_the_chain_is() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>QOR</title>").unwrap();
+    std::fs::create_dir(web.path().join("assets")).unwrap();
+    std::fs::write(web.path().join("assets/app.js"), "console.log('qor')").unwrap();
+    let mut cfg = crate::common::config();
+    cfg.web_dir = Some(web.path().to_path_buf());
+    cfg.public_rpc_url = Some("http://127.0.0.1:8545".into());
+    cfg.confirmations = 2;
+    let h = Harness::with_config(cfg).await;
+
+    let (status, body, headers) = h.send(Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(String::from_utf8_lossy(&body), "<!doctype html><title>QOR</title>");
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{headers:?}");
+    let (status, _, headers) = h.send(Request::get("/assets/app.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().contains("javascript"), "{headers:?}");
+    assert_eq!(h.send(Request::get("/nothing-here.js").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(h.send(Request::get("/../Cargo.toml").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
+    // The API still answers its own routes, and the chain info tells the browser what it needs.
+    let (status, chain) = h.get("/v1/chain").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (chain["rpcUrl"].as_str(), chain["confirmations"].as_u64(), chain["walletConnectProjectId"].is_null()),
+        (Some("http://127.0.0.1:8545"), Some(2), true),
+        "{chain}"
+    );
+
+    // Without a web folder, `/` is not found.
+    let bare = Harness::new().await;
+    assert_eq!(bare.send(Request::get("/").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
+}

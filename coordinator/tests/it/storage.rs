@@ -166,8 +166,35 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     assert_eq!((status, answered["status"].as_str()), (StatusCode::OK, Some("answered")), "{answered}");
     assert_eq!(answered["path"], json!(tree.path(4).unwrap()));
     assert_eq!(h.call(second, "GET", "/v1/worker/storage", Value::Null).await.1["probes"], json!([]));
+    // The web app's buyer asks with its Sign-In with Ethereum session instead of a signed request.
+    let session = |who: &qor_protocol::eip712::Signer, token: &'static str| {
+        let (db, address) = (h.state.db.clone(), format!("{:#x}", who.address()));
+        async move {
+            sqlx::query("INSERT INTO sessions (token_hash, address, issued_at, expires_at) VALUES (?, ?, 0, ?)")
+                .bind(format!("{:#x}", keccak256(token.as_bytes())))
+                .bind(address)
+                .bind(i64::MAX)
+                .execute(&db)
+                .await
+                .unwrap();
+            token
+        }
+    };
+    let by_session = async |token: Option<&str>| {
+        let mut request = Request::post("/v1/me/storage/deals/1/probes");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        h.json(request.body(Body::from(json!({ "chunkIndex": 2 }).to_string())).unwrap()).await
+    };
+    let (status, body) = by_session(None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("no_session")), "{body}");
+    let (status, body) = by_session(Some(session(&stranger, "stranger-token").await)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_the_buyer")), "{body}");
+    let (status, body) = by_session(Some(session(&buyer, "buyer-token").await)).await;
+    assert_eq!((status, body["chunkIndex"].as_u64()), (StatusCode::CREATED, Some(2)), "{body}");
     // Unanswered probes are capped per deal: a buyer checks, it does not flood its provider.
-    for _ in 0..4 {
+    for _ in 0..3 {
         assert_eq!(h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 0 })).await.0, StatusCode::CREATED);
     }
     let (status, body) = h.call(&buyer, "POST", "/v1/storage/deals/1/probes", json!({ "chunkIndex": 0 })).await;
