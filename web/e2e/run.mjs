@@ -36,7 +36,7 @@ async function startDevnet() {
   const dataDir = mkdtempSync(join(tmpdir(), 'qor-web-e2e-'));
   const child = spawn(
     qor,
-    ['devnet', '--data-dir', dataDir, '--chain-port', String(chainPort), '--coordinator-port', String(coordinatorPort), '--challenge-window', '6', '--web-dir', join(root, 'web', 'dist')],
+    ['devnet', '--data-dir', dataDir, '--chain-port', String(chainPort), '--coordinator-port', String(coordinatorPort), '--challenge-window', '15', '--web-dir', join(root, 'web', 'dist')],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -115,8 +115,15 @@ async function buyer(browser, net) {
   await page.waitForURL(/#\/job\/\d+$/, { timeout: 60_000 });
   const jobUrl = page.url();
   step(`compute job funded: ${jobUrl}`);
+  // Anyone may dispute a settlement in its window: the buyer does, with the bond; the committee re-runs
+  // the job, finds the same digest and rejects the challenge, and the batch is released after all.
+  await waitText(page.getByTestId('chain-status'), /^settled$/, 120_000);
+  await page.getByRole('button', { name: 'Challenge the settlement (bond)' }).click();
+  await waitText(page.getByTestId('action-status'), /Challenged with a bond of/, 30_000);
+  step('the buyer challenged the settlement in its window');
+  await waitText(page.getByTestId('challenge-status'), /^rejected$/, 120_000);
   await waitText(page.getByTestId('chain-status'), /^finalized$/, 120_000);
-  step('compute job released on chain (finalized)');
+  step('the challenge was rejected by the committee; the job was released on chain (finalized)');
   await page.getByRole('button', { name: 'Verify in browser' }).click();
   await waitText(page.getByTestId('action-status'), /Verified in this browser: stdout and 1 file\(s\) hash to 0x[0-9a-f]{64}, the digest settled on chain/, 30_000);
   const steps = await page.locator('ol.timeline li').evaluateAll((els) => els.map((e) => `${e.dataset.step}:${e.className}`));

@@ -6,7 +6,7 @@ import { type Hex, decodeFunctionData } from 'viem';
 
 import { jobEscrowAbi } from '../abi';
 import { type Job, type Receipt, api, getBlob } from '../api';
-import { type App, JOB_STATUS, chainNow, link, readEscrow, send } from '../app';
+import { type App, CHALLENGE_STATUS, JOB_STATUS, chainNow, link, readEscrow, send } from '../app';
 import { explain } from '../errors';
 import { resultDigest } from '../hash';
 import { code, eth, h, notice, table, when } from '../ui';
@@ -18,6 +18,8 @@ interface ChainJob {
   finalized?: Hex;
   reclaimed?: Hex;
   challenged?: Hex;
+  challengeStatus?: string;
+  resolved?: Hex;
 }
 
 /** Everything the chain says about job `id`, from the escrow's events. */
@@ -43,6 +45,12 @@ async function chainJob(app: App, id: bigint): Promise<ChainJob | undefined> {
   out.reclaimed = reclaimed[0]?.transactionHash;
   const challenged = await app.client.getContractEvents({ address, abi: jobEscrowAbi, eventName: 'ComputeJobChallenged', args: { jobId: id }, fromBlock });
   out.challenged = challenged[0]?.transactionHash;
+  if (out.challenged) {
+    const ch = await readEscrow<{ status: number }>(app, 'getChallenge', [id]);
+    out.challengeStatus = CHALLENGE_STATUS[ch.status] ?? 'unknown';
+    const resolved = await app.client.getContractEvents({ address, abi: jobEscrowAbi, eventName: 'ChallengeResolved', args: { jobId: id }, fromBlock });
+    out.resolved = resolved[0]?.transactionHash;
+  }
   return out;
 }
 
@@ -120,7 +128,7 @@ function view(job: Job | undefined, c: ChainJob | undefined, status: string, now
     {
       title: 'Assigned',
       state: leased.length ? 'done' : ended ? 'failed' : 'now',
-      body: leased.length ? leased.map((e) => code(String(e.detail?.provider))) : [job?.reason ?? 'waiting for providers'],
+      body: leased.length ? leased.flatMap((e, i) => [i ? ', ' : '', code(String(e.detail?.provider))]) : [job?.reason ?? 'waiting for providers'],
     },
     { title: 'Executing', state: has('running') || receipts.length ? 'done' : leased.length ? 'now' : 'later', body: [] },
     {
@@ -142,14 +150,14 @@ function view(job: Job | undefined, c: ChainJob | undefined, status: string, now
             tx(c.settled.tx),
             ' · ',
             h('span', { 'data-testid': 'countdown' }, windowLeft > 0 ? `closes in ${windowLeft} s` : 'closed'),
-            c.challenged ? h('span', {}, ' · challenged ', tx(c.challenged)) : null,
+            c.challenged ? h('span', {}, ' · challenged ', tx(c.challenged), ' · challenge ', h('strong', { 'data-testid': 'challenge-status' }, c.challengeStatus ?? '')) : null,
           ]
         : [],
     },
     {
       title: status === 'refunded' ? 'Refunded' : status === 'reclaimed' ? 'Reclaimed' : 'Released',
       state: ended ? (status === 'finalized' ? 'done' : 'failed') : 'later',
-      body: [status === 'finalized' ? '90% to the winning providers, 10% to the treasury · ' : '', tx(c.finalized ?? c.reclaimed)],
+      body: [status === 'finalized' ? '90% to the winning providers, 10% to the treasury · ' : '', tx(c.finalized ?? c.resolved ?? c.reclaimed)],
     },
   ];
   return [
