@@ -68,6 +68,13 @@ async function newPage(browser, net, key, viewport = { width: 1280, height: 900 
   return { page, wallet, context };
 }
 
+async function rpc(url, method, params) {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const body = await r.json();
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
+
 const statusText = (page) => page.locator('#wallet-status').innerText();
 
 async function connectAndSignIn(page, wallet, base, route) {
@@ -163,6 +170,18 @@ async function buyer(browser, net) {
   await page.getByRole('button', { name: 'Reclaim the budget' }).click();
   await waitText(page.getByTestId('action-status'), /JobEscrow_DeadlineNotReached\(.*\)\. You can reclaim only after the deadline/, 30_000);
   step('an early reclaim was refused with the contract error by name');
+  // The person switches the wallet to another network: the page says so; the next transaction asks
+  // the wallet to switch back before anything is sent.
+  await wallet.switchTo(page, 1);
+  await page.getByText('Wrong network (chain 1); this market is on chain 31337.').waitFor();
+  // Past the deadline (anvil moves its clock), the same button gives the budget back.
+  await rpc(net.rpcUrl, 'evm_increaseTime', [3700]);
+  await rpc(net.rpcUrl, 'evm_mine', []);
+  await page.getByRole('button', { name: 'Reclaim the budget' }).click();
+  await waitText(page.getByTestId('action-status'), /Reclaimed 0\.000000001 ETH/, 30_000);
+  await waitText(page.getByTestId('chain-status'), /^reclaimed$/, 10_000);
+  assert.equal(await page.getByText('Wrong network').count(), 0, 'the app switched the wallet back to the market chain');
+  step('after the deadline the budget was reclaimed (the wallet switched back from chain 1 first)');
 
   // The unspent budget and refunds are the buyer's to withdraw; the buyer's jobs and deals are listed.
   await page.goto(`${net.base}/#/buyer`);

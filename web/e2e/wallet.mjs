@@ -31,6 +31,10 @@ const injected = ({ name, uuid }) => {
     window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail: Object.freeze({ info: { uuid, name, icon, rdns: 'dev.qor.testwallet' }, provider }) }));
   window.addEventListener('eip6963:requestProvider', announce);
   announce();
+  // The test's hand on the wallet's own UI: what the wallet tells the page unasked (a network switch).
+  window.__qorWalletEmit = (event, value) => {
+    for (const f of listeners[event] ?? []) f(value);
+  };
 };
 
 /**
@@ -102,6 +106,12 @@ export async function installWallet(context, { key, rpcUrl, chainId, name = 'QOR
     address: account.address,
     reject() {
       state.rejectNext = true;
+    },
+    /** The person switches the wallet to chain `id` (a chain the wallet knows). */
+    async switchTo(page, id) {
+      state.known.add(id);
+      state.current = id;
+      await page.evaluate((hex) => window.__qorWalletEmit('chainChanged', hex), numberToHex(id));
     },
     requests: state.requests,
   };
