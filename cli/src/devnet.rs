@@ -262,7 +262,7 @@ impl Devnet {
                     .arg("--config")
                     .arg(&config)
                     .args(["init", "--coordinator", &coordinator, "--rpc-url", &rpc_url, "--listen", &listen, "--poll-ms", "500"])
-                    .args(["--batch-max-wait-ms", "1000", "--work-dir"])
+                    .args(["--batch-size", "150", "--batch-max-wait-ms", "1000", "--work-dir"])
                     .arg(dir.join("work")),
             )?;
             net.spawn(
@@ -300,7 +300,7 @@ impl Devnet {
                     "--price-per-fuel",
                     "10000000",
                     "--max-jobs",
-                    "8",
+                    "32",
                 ])
                 .arg("--data-dir")
                 .arg(&data),

@@ -13,8 +13,8 @@
 //! - compiled modules can be kept on disk ([`ModuleCache`]).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -27,8 +27,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, ResourceLimiter, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolConcurrencyLimitError, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -38,6 +38,8 @@ use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, I32Exit, WasiCtx
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Most instances the pooling allocator keeps ready (one per concurrently running job).
 const POOL_SLOTS: u32 = 16;
+/// How long a run waits for the pool to hand back a finished run's instance.
+const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Cap on stderr, which is not part of the result.
 const STDERR_BYTES: usize = 64 * 1024;
 /// Stack a module may use before it traps (deep recursion ends here, deterministically).
@@ -151,6 +153,35 @@ pub fn engine_config() -> Config {
     config
 }
 
+/// At most [`POOL_SLOTS`] runs at once: the pooling allocator has that many instances, and a run past
+/// them would fail as if its module were at fault. A run waits here for a free one instead, before
+/// its store (and so its wall-clock backstop) exists.
+#[derive(Default)]
+struct Gate {
+    running: Mutex<u32>,
+    freed: Condvar,
+}
+
+struct GateSlot<'a>(&'a Gate);
+
+impl Gate {
+    fn enter(&self) -> GateSlot<'_> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= POOL_SLOTS {
+            running = self.freed.wait(running).unwrap_or_else(PoisonError::into_inner);
+        }
+        *running += 1;
+        GateSlot(self)
+    }
+}
+
+impl Drop for GateSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// A sandbox: one engine (and its backstop ticker) shared by every job a worker runs.
 pub struct Sandbox {
     engine: Engine,
@@ -159,6 +190,7 @@ pub struct Sandbox {
     cache: Option<ModuleCache>,
     metered: bool,
     stop: Arc<AtomicBool>,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -250,7 +282,7 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(Self { engine, linker, cache: None, metered, stop })
+        Ok(Self { engine, linker, cache: None, metered, stop, gate: Gate::default() })
     }
 
     /// The engine, for compiling modules ahead of a run.
@@ -294,6 +326,7 @@ impl Sandbox {
 
     /// Runs an already compiled module (see [`Sandbox::run`]).
     pub fn run_module(&self, spec: &JobSpec, job_id: U256, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
+        let _slot = self.gate.enter();
         let limits = spec.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize + 1);
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
@@ -341,9 +374,21 @@ impl Sandbox {
 
         // Linking and the entry point's type decide whether the module can run here at all (a start
         // function that traps is the module's doing, and classified like any other trap).
-        let run = self
-            .linker
-            .instantiate(&mut store, module)
+        // The gate keeps runs within the pool, but the pool returns a finished run's memory lazily:
+        // a moment with no free slot is waited out, never reported as the module's fault.
+        let waited_from = std::time::Instant::now();
+        let instance = loop {
+            match self.linker.instantiate(&mut store, module) {
+                Err(e) if e.is::<PoolConcurrencyLimitError>() => {
+                    if waited_from.elapsed() > POOL_WAIT {
+                        return Err(SandboxError::Setup(format!("no free instance in the pool after {POOL_WAIT:?}: {e:#}")));
+                    }
+                    thread::sleep(Duration::from_millis(2));
+                }
+                other => break other,
+            }
+        };
+        let run = instance
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, &spec.entry))
             .map_err(|e| if e.is::<Trap>() || store.data().limits.refused { e } else { e.context(UNRUNNABLE) })
             .and_then(|entry| entry.call(&mut store, ()));

@@ -399,3 +399,22 @@ fn compiled_modules_are_cached_on_disk_and_a_damaged_file_is_recompiled() {
     assert!(second.compile(keccak256(&garbage), &garbage).is_err());
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn more_runs_at_once_than_the_instance_pool_holds_wait_for_an_instance() {
+    // A worker may take more jobs than the pooling allocator has instances (its slots also cover
+    // jobs waiting for the other replicas' seals). A run past the pool waits; it must not come out as
+    // an invalid module, which a worker would report and release.
+    let sandbox = Sandbox::new().unwrap();
+    // Each run has a memory and spins until its fuel is gone, so the 48 overlap and each takes a
+    // memory slot, which the pool hands back lazily.
+    let module = wat(r#"(module (memory 1) (func (export "_start") (loop br 0)))"#);
+    let spec = spec_for(&module, &[], &[]);
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..48).map(|_| s.spawn(|| run(&sandbox, &spec, &module, &[]))).collect();
+        runs.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for outcome in &outcomes {
+        assert_eq!(failure(outcome), (Failure::OutOfFuel, spec.limits.fuel));
+    }
+}
