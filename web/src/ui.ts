@@ -1,6 +1,8 @@
 // A few DOM helpers: the app is small enough not to need a framework.
 
-import { type Hex, formatEther } from 'viem';
+import { type Hex, formatEther, parseEther } from 'viem';
+
+import { explain } from './errors';
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | ((e: Event) => void) | undefined | null>;
@@ -71,4 +73,59 @@ export function hex(x: string): Hex {
 /** Reads a file input's files as bytes. */
 export async function readFiles(input: HTMLInputElement): Promise<{ name: string; bytes: Uint8Array }[]> {
   return Promise.all([...(input.files ?? [])].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+}
+
+/**
+ * A button's action: the button is disabled while it runs, and `out` says what it is doing, then the
+ * outcome (the action's own sentence, or the error explained).
+ */
+export function action(out: HTMLElement, f: () => Promise<string>, after?: () => Promise<void>): (e: Event) => Promise<void> {
+  return async (e: Event) => {
+    const button = e.currentTarget as HTMLButtonElement;
+    button.disabled = true;
+    try {
+      notice(out, 'info', 'Working…');
+      notice(out, 'ok', await f());
+      await after?.();
+    } catch (err) {
+      notice(out, 'error', explain(err));
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+/** Runs `f` when the form is submitted, with its submit button disabled and errors shown in `out`. */
+export function onSubmit(form: HTMLFormElement, out: HTMLElement, f: () => Promise<void>): void {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const button = form.querySelector('button[type="submit"]') as HTMLButtonElement;
+    button.disabled = true;
+    try {
+      await f();
+    } catch (err) {
+      notice(out, 'error', explain(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+/** An amount of ETH typed by a person, in wei; the error names the field and shows an example. */
+export function parseEthField(text: string, what: string, example: string): bigint {
+  try {
+    return parseEther(text.trim());
+  } catch {
+    throw new Error(`The ${what} "${text}" is not an amount of ETH (e.g. ${example}).`);
+  }
+}
+
+/** The id in a page's URL, or a "no such" page when it is not one. */
+export function pageId(main: HTMLElement, text: string, what: string): bigint | undefined {
+  try {
+    return BigInt(text);
+  } catch {
+    main.append(h('h1', {}, `No such ${what}`), h('p', { role: 'alert' }, `"${text}" is not a ${what} id.`));
+    return undefined;
+  }
 }

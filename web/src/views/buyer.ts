@@ -9,7 +9,7 @@ import { type Deal, type Job, type Provider, api, postJson, putBlob } from '../a
 import { type App, account, chainNow, link, requireAccount, send } from '../app';
 import { explain } from '../errors';
 import { type JobSpec, SPEC_VERSION, canonicalSpec, chunkCount, merkleRoot, specHash } from '../hash';
-import { code, eth, field, h, notice, readFiles, table } from '../ui';
+import { code, eth, field, h, notice, onSubmit, parseEthField, readFiles, table } from '../ui';
 import { balances } from './balances';
 
 const utf8 = new TextEncoder();
@@ -86,54 +86,40 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
     h('button', { type: 'submit', class: 'primary' }, 'Review and fund'),
     status,
   );
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const button = form.querySelector('button') as HTMLButtonElement;
-    button.disabled = true;
-    try {
-      requireAccount(app);
-      const [mod] = await readFiles(module);
-      if (!mod) throw new Error('Choose a .wasm module.');
-      const r = Number(redundancy.value);
-      if (!Number.isInteger(r) || r < 1 || r > 32) throw new Error('Replicas must be a whole number from 1 to 32.');
-      let value: bigint;
-      try {
-        value = parseEther(budget.value.trim());
-      } catch {
-        throw new Error(`The budget "${budget.value}" is not an amount of ETH (e.g. 0.01).`);
-      }
-      if (value <= 0n) throw new Error('The budget must be above zero.');
-      notice(status, 'info', 'Uploading the module and inputs…');
-      const moduleHash = await putBlob(mod.bytes);
-      const files = await readFiles(inputs);
-      const inputList = [];
-      for (const f of files) inputList.push({ path: f.name, hash: await putBlob(f.bytes) });
-      const spec: JobSpec = {
-        version: SPEC_VERSION,
-        module: moduleHash,
-        entry: '_start',
-        args: args.value.split('\n').map((a) => a.trimEnd()).filter((a) => a.length > 0),
-        env: {},
-        inputs: inputList,
-        limits: { fuel: Number(fuel.value), memoryBytes: 64 << 20, outputBytes: 64 << 20, wallClockMs: 60_000 },
-        redundancy: r,
-      };
-      const hash = specHash(spec);
-      const posted = await api<{ specHash: Hex }>('/v1/specs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: canonicalSpec(spec) });
-      if (posted.specHash !== hash) throw new Error(`The coordinator hashed the spec to ${posted.specHash}, this page to ${hash}; not funding.`);
-      const deadlineAt = BigInt((await chainNow(app)) + Number(deadline.value) * 60);
-      notice(status, 'info', `Spec ${hash} uploaded. Confirm the payment of ${eth(value)} in your wallet…`);
-      const receipt = await send(app, 'escrow', 'createComputeJob', [hash, r, zeroAddress, value, deadlineAt, (provider.value || zeroAddress) as Hex], value, (tx) =>
-        notice(status, 'info', `Sent ${tx}; waiting for the block…`),
-      );
-      const [created] = parseEventLogs({ abi: jobEscrowAbi, eventName: 'ComputeJobCreated', logs: receipt.logs });
-      notice(status, 'ok', `Job ${created.args.jobId} funded: the escrow holds ${eth(value)}.`);
-      location.hash = `#/job/${created.args.jobId}`;
-    } catch (err) {
-      notice(status, 'error', explain(err));
-    } finally {
-      button.disabled = false;
-    }
+  onSubmit(form, status, async () => {
+    requireAccount(app);
+    const [mod] = await readFiles(module);
+    if (!mod) throw new Error('Choose a .wasm module.');
+    const r = Number(redundancy.value);
+    if (!Number.isInteger(r) || r < 1 || r > 32) throw new Error('Replicas must be a whole number from 1 to 32.');
+    const value = parseEthField(budget.value, 'budget', '0.01');
+    if (value <= 0n) throw new Error('The budget must be above zero.');
+    notice(status, 'info', 'Uploading the module and inputs…');
+    const moduleHash = await putBlob(mod.bytes);
+    const files = await readFiles(inputs);
+    const inputList = [];
+    for (const f of files) inputList.push({ path: f.name, hash: await putBlob(f.bytes) });
+    const spec: JobSpec = {
+      version: SPEC_VERSION,
+      module: moduleHash,
+      entry: '_start',
+      args: args.value.split('\n').map((a) => a.trimEnd()).filter((a) => a.length > 0),
+      env: {},
+      inputs: inputList,
+      limits: { fuel: Number(fuel.value), memoryBytes: 64 << 20, outputBytes: 64 << 20, wallClockMs: 60_000 },
+      redundancy: r,
+    };
+    const hash = specHash(spec);
+    const posted = await api<{ specHash: Hex }>('/v1/specs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: canonicalSpec(spec) });
+    if (posted.specHash !== hash) throw new Error(`The coordinator hashed the spec to ${posted.specHash}, this page to ${hash}; not funding.`);
+    const deadlineAt = BigInt((await chainNow(app)) + Number(deadline.value) * 60);
+    notice(status, 'info', `Spec ${hash} uploaded. Confirm the payment of ${eth(value)} in your wallet…`);
+    const receipt = await send(app, 'escrow', 'createComputeJob', [hash, r, zeroAddress, value, deadlineAt, (provider.value || zeroAddress) as Hex], value, (tx) =>
+      notice(status, 'info', `Sent ${tx}; waiting for the block…`),
+    );
+    const [created] = parseEventLogs({ abi: jobEscrowAbi, eventName: 'ComputeJobCreated', logs: receipt.logs });
+    notice(status, 'ok', `Job ${created.args.jobId} funded: the escrow holds ${eth(value)}.`);
+    location.hash = `#/job/${created.args.jobId}`;
   });
   return form;
 }
@@ -183,42 +169,28 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
     h('button', { type: 'submit', class: 'primary' }, 'Compute the root and fund'),
     status,
   );
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const button = form.querySelector('button') as HTMLButtonElement;
-    button.disabled = true;
-    try {
-      requireAccount(app);
-      const bytes = await bytesOf();
-      if (bytes.length === 0) throw new Error('There is nothing to store: paste text or choose a file.');
-      const n = Number(periods.value);
-      const len = Number(periodLength.value);
-      if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error('Periods must be a whole number from 1 to 65535.');
-      if (!Number.isInteger(len) || len < 1) throw new Error('Blocks per period must be a whole number of at least 1.');
-      let each: bigint;
-      try {
-        each = parseEther(price.value.trim());
-      } catch {
-        throw new Error(`The price "${price.value}" is not an amount of ETH (e.g. 0.0001).`);
-      }
-      const root = merkleRoot(bytes);
-      notice(status, 'info', `Root ${root} computed here. Uploading the file…`);
-      const blob = await putBlob(bytes);
-      const registered = await postJson<{ root: Hex; size: number }>('/v1/storage/files', { blobHash: blob });
-      if (registered.root !== root) throw new Error(`The coordinator computed the root ${registered.root}, this page ${root}; not funding.`);
-      const value = each * BigInt(n);
-      notice(status, 'info', `Confirm the payment of ${eth(value)} (${n} × ${eth(each)}) in your wallet…`);
-      const receipt = await send(app, 'escrow', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, (provider.value || zeroAddress) as Hex], value, (tx) =>
-        notice(status, 'info', `Sent ${tx}; waiting for the block…`),
-      );
-      const [created] = parseEventLogs({ abi: jobEscrowAbi, eventName: 'StorageDealCreated', logs: receipt.logs });
-      notice(status, 'ok', `Deal ${created.args.dealId} funded with root ${root}.`);
-      location.hash = `#/deal/${created.args.dealId}`;
-    } catch (err) {
-      notice(status, 'error', explain(err));
-    } finally {
-      button.disabled = false;
-    }
+  onSubmit(form, status, async () => {
+    requireAccount(app);
+    const bytes = await bytesOf();
+    if (bytes.length === 0) throw new Error('There is nothing to store: paste text or choose a file.');
+    const n = Number(periods.value);
+    const len = Number(periodLength.value);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error('Periods must be a whole number from 1 to 65535.');
+    if (!Number.isInteger(len) || len < 1) throw new Error('Blocks per period must be a whole number of at least 1.');
+    const each = parseEthField(price.value, 'price', '0.0001');
+    const root = merkleRoot(bytes);
+    notice(status, 'info', `Root ${root} computed here. Uploading the file…`);
+    const blob = await putBlob(bytes);
+    const registered = await postJson<{ root: Hex; size: number }>('/v1/storage/files', { blobHash: blob });
+    if (registered.root !== root) throw new Error(`The coordinator computed the root ${registered.root}, this page ${root}; not funding.`);
+    const value = each * BigInt(n);
+    notice(status, 'info', `Confirm the payment of ${eth(value)} (${n} × ${eth(each)}) in your wallet…`);
+    const receipt = await send(app, 'escrow', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, (provider.value || zeroAddress) as Hex], value, (tx) =>
+      notice(status, 'info', `Sent ${tx}; waiting for the block…`),
+    );
+    const [created] = parseEventLogs({ abi: jobEscrowAbi, eventName: 'StorageDealCreated', logs: receipt.logs });
+    notice(status, 'ok', `Deal ${created.args.dealId} funded with root ${root}.`);
+    location.hash = `#/deal/${created.args.dealId}`;
   });
   return form;
 }

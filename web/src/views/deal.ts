@@ -8,7 +8,7 @@ import { ApiError, type Deal, api, getBlob, postJson } from '../api';
 import { type App, DEAL_STATUS, readEscrow } from '../app';
 import { explain } from '../errors';
 import { merkleRoot, verifyChunk } from '../hash';
-import { code, eth, h, notice, table, when } from '../ui';
+import { action, code, eth, h, pageId, table, when } from '../ui';
 
 interface ChainDeal {
   buyer: Hex;
@@ -24,13 +24,8 @@ interface ChainDeal {
 }
 
 export async function dealPage(app: App, main: HTMLElement, idText: string): Promise<() => void> {
-  let id: bigint;
-  try {
-    id = BigInt(idText);
-  } catch {
-    main.append(h('h1', {}, 'No such deal'), h('p', { role: 'alert' }, `"${idText}" is not a deal id.`));
-    return () => {};
-  }
+  const id = pageId(main, idText, 'deal');
+  if (id === undefined) return () => {};
   const body = h('div', { 'aria-live': 'polite' });
   const out = h('p', { class: 'notice', 'data-testid': 'deal-action-status' });
   main.append(h('h1', {}, `Storage deal ${id}`), body);
@@ -44,18 +39,7 @@ export async function dealPage(app: App, main: HTMLElement, idText: string): Pro
     }
     timer = window.setTimeout(render, 2000);
   };
-  const run = (f: () => Promise<string>) => async (e: Event) => {
-    const b = e.currentTarget as HTMLButtonElement;
-    b.disabled = true;
-    try {
-      notice(out, 'info', 'Working…');
-      notice(out, 'ok', await f());
-    } catch (err) {
-      notice(out, 'error', explain(err));
-    } finally {
-      b.disabled = false;
-    }
-  };
+  const run = (f: () => Promise<string>) => action(out, f);
   main.append(
     h(
       'section',

@@ -9,7 +9,7 @@ import { type Job, type Receipt, api, getBlob } from '../api';
 import { type App, CHALLENGE_STATUS, JOB_STATUS, chainNow, link, readEscrow, send } from '../app';
 import { explain } from '../errors';
 import { resultDigest } from '../hash';
-import { code, eth, h, notice, table, when } from '../ui';
+import { action, code, eth, h, pageId, table, when } from '../ui';
 
 interface ChainJob {
   job: { specHash: Hex; buyer: Hex; token: Hex; budget: bigint; deadline: bigint; redundancy: number; preferredProvider: Hex };
@@ -67,13 +67,8 @@ function stepList(steps: Step[]): HTMLElement {
 }
 
 export async function jobPage(app: App, main: HTMLElement, idText: string): Promise<() => void> {
-  let id: bigint;
-  try {
-    id = BigInt(idText);
-  } catch {
-    main.append(h('h1', {}, 'No such job'), h('p', { role: 'alert' }, `"${idText}" is not a job id.`));
-    return () => {};
-  }
+  const id = pageId(main, idText, 'job');
+  if (id === undefined) return () => {};
   const body = h('div', { 'aria-live': 'polite' });
   const actions = h('section', { 'aria-labelledby': 'actions' });
   main.append(h('h1', {}, `Job ${id}`), body, actions);
@@ -187,19 +182,7 @@ function view(job: Job | undefined, c: ChainJob | undefined, status: string, now
 
 function actionsFor(app: App, id: bigint, render: () => Promise<void>): Node[] {
   const out = h('p', { class: 'notice', 'data-testid': 'action-status' });
-  const run = (f: () => Promise<string>) => async (e: Event) => {
-    const b = e.currentTarget as HTMLButtonElement;
-    b.disabled = true;
-    try {
-      notice(out, 'info', 'Working…');
-      notice(out, 'ok', await f());
-      await render();
-    } catch (err) {
-      notice(out, 'error', explain(err));
-    } finally {
-      b.disabled = false;
-    }
-  };
+  const run = (f: () => Promise<string>) => action(out, f, render);
   return [
     h('h2', { id: 'actions' }, 'Check and act'),
     h('button', { 'data-when': 'settled challenged finalized', onclick: run(() => verifyInBrowser(app, id)) }, 'Verify in browser'),
