@@ -6,6 +6,8 @@
 # to stop after the demo). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")"
+source tools/apt.sh
+need_deb /bin/kill procps # `qor devnet` signals its children with kill
 [ -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ] || npm ci --no-audit --no-fund
 if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   npm ci --prefix web --no-audit --no-fund

@@ -16,13 +16,10 @@ fi
 if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   npm ci --prefix web --no-audit --no-fund
 fi
-# The browser the web app's end-to-end test drives: Debian's Chromium (Playwright's own download
-# does not work on this network).
-if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
-  "${apt_get[@]}" update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium >/dev/null
-fi
+# Debian packages: procps (`kill`, for the devnet tests) and Chromium (the web app's browser test).
+source tools/apt.sh
+need_deb /bin/kill procps
+need_deb /usr/bin/chromium chromium
 source tools/env.sh
 
 # Cargo's build cache lives outside the clone so a fresh CI clone does not rebuild every dependency.

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,8 +25,18 @@ const arg = (name, fallback) => {
   return i >= 0 ? process.argv[i + 1] : fallback;
 };
 const qor = arg('--qor', join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'qor'));
-const chainPort = Number(arg('--chain-port', '9645'));
-const coordinatorPort = Number(arg('--coordinator-port', '9745'));
+/** A port nothing listens on now (the OS picks it), so a busy machine does not fail the test. */
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+const chainPort = Number(arg('--chain-port', String(await freePort())));
+const coordinatorPort = Number(arg('--coordinator-port', String(await freePort())));
 // anvil's well-known keys: the devnet's buyer (account 3) and first provider (account 2).
 const BUYER_KEY = '0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6';
 const PROVIDER_KEY = '0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a';
