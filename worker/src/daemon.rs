@@ -328,7 +328,12 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&job_dir);
         std::fs::create_dir_all(job_dir.join("in"))?;
         std::fs::create_dir_all(job_dir.join("out"))?;
-        let mut fetch = vec![("module".to_string(), spec.module)];
+        // A module this worker ran before is held compiled, already checked against its hash.
+        let loaded = self.sandbox.loaded(spec.module);
+        let mut fetch = Vec::new();
+        if loaded.is_none() {
+            fetch.push(("module".to_string(), spec.module));
+        }
         fetch.extend(spec.inputs.iter().map(|i| (format!("input `{}`", i.path), i.hash)));
         let mut fetched = Vec::new();
         for (what, hash) in &fetch {
@@ -343,17 +348,23 @@ impl Daemon {
                 Err(e) => return Err(anyhow::anyhow!("fetching {what}: {e}")),
             }
         }
-        for (input, path) in spec.inputs.iter().zip(&fetched[1..]) {
+        let module_path = if loaded.is_none() { Some(fetched.remove(0)) } else { None };
+        for (input, path) in spec.inputs.iter().zip(&fetched) {
             let dest = job_dir.join("in").join(&input.path);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent)?;
             }
             std::fs::copy(path, &dest)?;
         }
-        let module = std::fs::read(&fetched[0])?;
+        let module = module_path.map(std::fs::read).transpose()?;
 
         let (sandbox, spec2, dir2) = (self.sandbox.clone(), spec.clone(), job_dir.clone());
-        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&spec2, job_id, &module, &dir2)).await?;
+        let outcome = tokio::task::spawn_blocking(move || match loaded {
+            Some(loaded) => sandbox.run_module(&spec2, job_id, &loaded, &dir2),
+            // Read above whenever nothing was loaded.
+            None => sandbox.run(&spec2, job_id, &module.unwrap_or_default(), &dir2),
+        })
+        .await?;
         let (result_digest, stdout_hash, exit_code, fuel_used, stdout) = match outcome {
             Ok(Outcome::Completed { exit_code, result_digest, fuel_used, stdout_hash, stdout }) => {
                 (result_digest, stdout_hash, exit_code, fuel_used, stdout)

@@ -40,6 +40,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const POOL_SLOTS: u32 = 16;
 /// How long a run waits for the pool to hand back a finished run's instance.
 const POOL_WAIT: Duration = Duration::from_secs(10);
+/// Compiled modules a sandbox keeps in memory.
+const LOADED_MODULES: usize = 32;
 /// Cap on stderr, which is not part of the result.
 const STDERR_BYTES: usize = 64 * 1024;
 /// Stack a module may use before it traps (deep recursion ends here, deterministically).
@@ -188,6 +190,10 @@ pub struct Sandbox {
     /// What modules link against: WASI with the [`guard`] functions in place of some.
     linker: Linker<Host>,
     cache: Option<ModuleCache>,
+    /// Modules compiled or loaded in this process, by keccak of their bytes (most recent last): a
+    /// worker runs the same few modules over and over, and reading and checksumming an artifact per
+    /// run cost more than the run.
+    loaded: Mutex<Vec<(B256, Module)>>,
     metered: bool,
     stop: Arc<AtomicBool>,
     gate: Gate,
@@ -282,7 +288,7 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(Self { engine, linker, cache: None, metered, stop, gate: Gate::default() })
+        Ok(Self { engine, linker, cache: None, loaded: Mutex::default(), metered, stop, gate: Gate::default() })
     }
 
     /// The engine, for compiling modules ahead of a run.
@@ -301,8 +307,8 @@ impl Sandbox {
         if got != spec.module {
             return Err(SandboxError::ModuleHashMismatch { got, expected: spec.module });
         }
-        let module = match self.compile(got, module) {
-            Ok((m, _)) => m,
+        let module = match self.module(got, module) {
+            Ok(m) => m,
             Err(e) => return Ok(invalid_module(format!("{e:#}"))),
         };
         self.run_module(spec, job_id, &module, job_dir)
@@ -324,8 +330,37 @@ impl Sandbox {
         }
     }
 
+    /// The module held in memory, or [`Self::compile`]d and then held.
+    fn module(&self, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<Module> {
+        if let Some(module) = self.loaded(module_hash) {
+            return Ok(module);
+        }
+        let (module, _) = self.compile(module_hash, bytes)?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if !loaded.iter().any(|(h, _)| *h == module_hash) {
+            if loaded.len() == LOADED_MODULES {
+                loaded.remove(0);
+            }
+            loaded.push((module_hash, module.clone()));
+        }
+        Ok(module)
+    }
+
+    /// The module whose bytes hash to `module_hash`, if this sandbox ran it before and still holds it
+    /// (the last 32 modules it ran). Its hash was checked then, so [`Self::run_module`]
+    /// can run it without reading or hashing the bytes again.
+    pub fn loaded(&self, module_hash: B256) -> Option<Module> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = loaded.iter().position(|(h, _)| *h == module_hash)?;
+        let entry = loaded.remove(at);
+        let module = entry.1.clone();
+        loaded.push(entry);
+        Some(module)
+    }
+
     /// Runs an already compiled module (see [`Sandbox::run`]).
     pub fn run_module(&self, spec: &JobSpec, job_id: U256, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
+        spec.validate()?;
         let _slot = self.gate.enter();
         let limits = spec.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize + 1);

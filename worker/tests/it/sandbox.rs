@@ -418,3 +418,37 @@ fn more_runs_at_once_than_the_instance_pool_holds_wait_for_an_instance() {
         assert_eq!(failure(outcome), (Failure::OutOfFuel, spec.limits.fuel));
     }
 }
+
+#[test]
+fn a_sandbox_holds_the_modules_it_ran_and_runs_them_without_their_bytes() {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = example("sha256sum");
+    let hash = keccak256(&wasm);
+    let spec = spec_for(&wasm, &["/in/a.txt"], &[]);
+    let inputs: &[(&str, &[u8])] = &[("a.txt", b"abc")];
+    let sandbox = Sandbox::new().unwrap().with_module_cache(cache.path()).unwrap();
+    assert!(sandbox.loaded(hash).is_none(), "nothing has run yet");
+    let expected = run(&sandbox, &spec, &wasm, inputs);
+    let held = sandbox.loaded(hash).expect("held after a run");
+
+    // Held in memory: the cache folder can go and the module still runs, with the same result.
+    std::fs::remove_dir_all(cache.path()).unwrap();
+    let dir = JobDir::new(inputs);
+    assert_eq!(sandbox.run_module(&spec, U256::from(42), &held, dir.path()).unwrap(), expected);
+
+    // Wrong bytes for a held module are still refused by `run`.
+    let other = example("hello");
+    assert!(matches!(
+        sandbox.run(&spec, U256::from(42), &other, JobDir::new(inputs).path()),
+        Err(qor_worker::sandbox::SandboxError::ModuleHashMismatch { .. })
+    ));
+
+    // It holds the 32 modules it ran last: a 33rd pushes out the one run longest ago.
+    for i in 0..32 {
+        let wat = format!("(module (func (export \"_start\")) (func (export \"f{i}\")))").into_bytes();
+        let spec = spec_for(&wat, &[], &[]);
+        run(&sandbox, &spec, &wat, &[]);
+        assert!(sandbox.loaded(keccak256(&wat)).is_some());
+    }
+    assert!(sandbox.loaded(hash).is_none(), "the first module is pushed out");
+}
