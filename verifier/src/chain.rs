@@ -1,9 +1,11 @@
 //! The verifier's transactions. One sender per key: every send takes the next nonce from a counter
 //! (read once from the node's `pending` count, re-read after a nonce error), the gas limit from an
-//! estimate plus a margin, and EIP-1559 fees from the node. A send that has no receipt within the
-//! timeout is replaced at the same nonce with fees raised by the bump, up to a number of sends; a
-//! receipt of any of the replacements ends the wait. A revert found by the estimate is returned with
-//! the contract's decoded error before anything is sent.
+//! estimate plus a margin, and EIP-1559 fees from the node. The counter is held only while a
+//! transaction is handed to the node, not while its receipt is awaited, so several sends can be in
+//! the same block (a settlement batch and the finalization of the one before it, say). A send that
+//! has no receipt within the timeout is replaced at its own nonce with fees raised by the bump, up to
+//! a number of sends; a receipt of any of the replacements ends the wait. A revert found by the
+//! estimate is returned with the contract's decoded error before anything is sent.
 
 use std::time::Duration;
 
@@ -117,8 +119,6 @@ impl Chain {
             .with_input(call.abi_encode())
             .with_value(value)
             .with_chain_id(self.chain_id);
-        // Serialized: one nonce at a time, so a replacement never races a new transaction.
-        let mut nonce_slot = self.nonce.lock().await;
         let gas = self.provider.estimate_gas(base.clone()).await.map_err(|e| {
             if e.as_error_resp().is_some() {
                 SendError::Refused { what: what.to_string(), reason: decode_refusal(&e) }
@@ -126,14 +126,15 @@ impl Chain {
                 transport(e.to_string())
             }
         })?;
-        let nonce = match *nonce_slot {
-            Some(n) => n,
-            None => self.provider.get_transaction_count(self.me).pending().await.map_err(|e| transport(e.to_string()))?,
-        };
         let fees = self.provider.estimate_eip1559_fees().await.map_err(|e| transport(e.to_string()))?;
         let (mut max_fee, mut tip) = (fees.max_fee_per_gas, fees.max_priority_fee_per_gas.max(1));
-        let mut sent: Vec<B256> = Vec::new();
-        for attempt in 1..=self.policy.max_sends {
+        // The nonce is taken, and the counter moved past it, only once the node has the transaction.
+        let (nonce, first) = {
+            let mut nonce_slot = self.nonce.lock().await;
+            let nonce = match *nonce_slot {
+                Some(n) => n,
+                None => self.provider.get_transaction_count(self.me).pending().await.map_err(|e| transport(e.to_string()))?,
+            };
             let tx = base
                 .clone()
                 .with_nonce(nonce)
@@ -142,25 +143,49 @@ impl Chain {
                 .with_max_priority_fee_per_gas(tip);
             match self.provider.send_transaction(tx).await {
                 Ok(pending) => {
-                    sent.push(*pending.tx_hash());
                     *nonce_slot = Some(nonce + 1);
-                    info!(what, tx = %pending.tx_hash(), nonce, attempt, max_fee, "sent");
+                    (nonce, *pending.tx_hash())
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    if message.contains("nonce too low") || message.contains("already known") {
-                        // An earlier send (ours, maybe from before a restart) took the nonce.
-                        if let Some(r) = self.any_receipt(&sent).await {
-                            return self.landed(r, what);
+                    // Taken by a transaction of ours from before a restart, or refused for a reason
+                    // the count may explain: read it again next time.
+                    *nonce_slot = None;
+                    return Err(transport(format!("sending at nonce {nonce}: {e}")));
+                }
+            }
+        };
+        info!(what, tx = %first, nonce, attempt = 1, max_fee, "sent");
+        let mut sent = vec![first];
+        for attempt in 1..=self.policy.max_sends {
+            if attempt > 1 {
+                let tx = base
+                    .clone()
+                    .with_nonce(nonce)
+                    .with_gas_limit(gas + gas / 5)
+                    .with_max_fee_per_gas(max_fee)
+                    .with_max_priority_fee_per_gas(tip);
+                match self.provider.send_transaction(tx).await {
+                    Ok(pending) => {
+                        sent.push(*pending.tx_hash());
+                        info!(what, tx = %pending.tx_hash(), nonce, attempt, max_fee, "sent");
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if message.contains("nonce too low") || message.contains("already known") {
+                            // One of the earlier sends took the nonce (or a replacement is already in).
+                            if let Some(r) = self.any_receipt(&sent).await {
+                                return self.landed(r, what);
+                            }
+                            if message.contains("nonce too low") {
+                                *self.nonce.lock().await = None;
+                                return Err(transport(format!("nonce {nonce} was taken; re-reading it ({message})")));
+                            }
+                        } else if !message.contains("underpriced") {
+                            return Err(transport(message));
+                        } else {
+                            warn!(what, nonce, attempt, "replacement underpriced; raising the fees");
                         }
-                        *nonce_slot = None;
-                        return Err(transport(format!("nonce {nonce} was taken; re-reading it ({message})")));
                     }
-                    if !message.contains("underpriced") {
-                        *nonce_slot = None;
-                        return Err(transport(message));
-                    }
-                    warn!(what, nonce, attempt, "replacement underpriced; raising the fees");
                 }
             }
             let deadline = tokio::time::Instant::now() + self.policy.receipt_timeout;
@@ -174,8 +199,8 @@ impl Chain {
             max_fee += max_fee * u128::from(self.policy.bump_percent) / 100 + 1;
             tip += tip * u128::from(self.policy.bump_percent) / 100 + 1;
         }
-        // Whatever is still pending keeps the nonce; the next send re-reads it.
-        *nonce_slot = None;
+        // Whatever is still pending keeps the nonce; the next send re-reads the count.
+        *self.nonce.lock().await = None;
         Err(transport(format!("no receipt after {} sends", self.policy.max_sends)))
     }
 

@@ -1,10 +1,15 @@
-//! The verifier service: one loop that, every poll interval,
+//! The verifier service. One loop, every 100 ms:
 //!
-//! 1. judges each job whose receipts are all in (`completed` at the coordinator), records the verdict
-//!    there, and queues settlements and refunds; jobs another verifier already judged (`verified`) are
-//!    re-judged and queued too, so a restart or a second verifier picks up where the first left off;
+//! 1. judges each job whose receipts are all in (`completed` at the coordinator), 16 at a time,
+//!    records the verdict there, and queues settlements and refunds; jobs another verifier already
+//!    judged (`verified`) are re-judged and queued too (every poll interval), so a restart or a second
+//!    verifier picks up where the first left off;
 //! 2. sends the queue as `settleComputeJobs` batches once a batch is full or its oldest verdict has
-//!    waited long enough, after dropping every job the escrow no longer has open;
+//!    waited long enough, after dropping every job the escrow no longer has open. Each batch is sent
+//!    by a task of its own, so up to four are in flight while their blocks come.
+//!
+//! Another, every poll interval (its transactions wait for their blocks):
+//!
 //! 3. follows the escrow's events: finalizes batches whose challenge window has closed, and re-runs
 //!    challenged jobs to sign the committee's resolution;
 //! 4. challenges every active storage deal each period (the index the escrow derives from the period's
@@ -26,6 +31,7 @@ use alloy::rpc::types::Filter;
 use alloy_primitives::{Address, B256, Signature, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolEvent, SolValue};
 use anyhow::{Context, anyhow};
+use futures_util::StreamExt;
 use qor_protocol::bindings::IJobEscrow::{
     self, BatchOutcome, ComputeJob, Receipt, Settlement, SettlementBatch, StorageAttestation, StorageDeal,
 };
@@ -42,6 +48,15 @@ use tracing::{error, info, warn};
 use crate::chain::{Chain, SendError};
 use crate::config::VerifierConfig;
 use crate::judge::{Decision, Replica, SignedReceipt, judge_with};
+
+/// How often the completed jobs are listed for judging.
+const JUDGE_POLL: Duration = Duration::from_millis(100);
+/// Jobs judged at once (each is a few reads of the coordinator and the chain).
+const JUDGING_AT_ONCE: usize = 16;
+/// Settlement batches sent and not yet landed, at most.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// How long a registry read or the head is used before it is read again.
+const FRESH: Duration = Duration::from_secs(1);
 
 /// Counters served at `/metrics`.
 #[derive(Debug, Default)]
@@ -189,9 +204,18 @@ pub struct Service {
     /// Counters.
     pub metrics: Metrics,
     queue: Mutex<BTreeMap<U256, Queued>>,
+    /// Queued jobs in a batch being sent now, and how many batches that is.
+    sending: Mutex<(HashSet<U256>, usize)>,
     /// Jobs the escrow no longer has open, or that cannot be settled: never looked at again.
     closed: Mutex<HashSet<U256>>,
     jobs: Mutex<HashMap<U256, ComputeJob>>,
+    /// The first block whose `ComputeJobCreated` events are not read into `jobs` yet.
+    created_cursor: AtomicU64,
+    /// Registry reads and the head, kept for [`FRESH`] (see [`Service::provider`]).
+    providers: Mutex<HashMap<Address, (Instant, bool, U256)>>,
+    head: Mutex<Option<(Instant, u64, u64)>>,
+    /// Held while co-signing, which the rounds and the batches' senders both do.
+    cosigning: Mutex<()>,
     batches: Mutex<BTreeMap<U256, Batch>>,
     challenges: Mutex<BTreeMap<U256, U256>>,
     periods: Mutex<HashMap<(U256, u64), Period>>,
@@ -247,6 +271,7 @@ impl Service {
         std::fs::create_dir_all(&cfg.work_dir).with_context(|| format!("creating {}", cfg.work_dir.display()))?;
         let domain = escrow_domain(info.chain_id, info.job_escrow);
         let cursor = AtomicU64::new(info.deploy_block);
+        let created_cursor = AtomicU64::new(chain.head().await.context("reading the head")?.0);
         Ok(Arc::new(Self {
             coordinator,
             chain,
@@ -255,8 +280,13 @@ impl Service {
             domain,
             metrics: Metrics::default(),
             queue: Mutex::default(),
+            sending: Mutex::default(),
             closed: Mutex::default(),
             jobs: Mutex::default(),
+            created_cursor,
+            providers: Mutex::default(),
+            head: Mutex::default(),
+            cosigning: Mutex::default(),
             batches: Mutex::default(),
             challenges: Mutex::default(),
             periods: Mutex::default(),
@@ -280,6 +310,7 @@ impl Service {
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         info!(verifier = %self.chain.me, escrow = %self.info.job_escrow, "verifying");
         tokio::pin!(shutdown);
+        let judging = tokio::spawn(self.clone().judge_loop());
         loop {
             let started = Instant::now();
             let result = self.tick().await;
@@ -297,17 +328,36 @@ impl Service {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        judging.abort();
         info!("stopped");
     }
 
-    async fn tick(&self) -> anyhow::Result<()> {
-        self.judge_jobs().await?;
+    /// Judges completed jobs as they come and sends the batches they fill, apart from the rounds
+    /// (whose transactions wait for blocks): every [`JUDGE_POLL`] the completed ones, every poll
+    /// interval the verified ones too.
+    async fn judge_loop(self: Arc<Self>) {
+        let mut verified_at = Instant::now();
+        loop {
+            let started = Instant::now();
+            let verified = verified_at.elapsed() >= self.cfg.poll();
+            if verified {
+                verified_at = Instant::now();
+            }
+            if let Err(e) = self.judge_jobs(verified).await {
+                warn!(error = %format!("{e:#}"), "judging failed; retrying");
+                *self.last_error.lock().await = Some(format!("{e:#}"));
+            }
+            self.flush().await;
+            tokio::time::sleep(JUDGE_POLL.min(self.cfg.poll()).saturating_sub(started.elapsed())).await;
+        }
+    }
+
+    async fn tick(self: &Arc<Self>) -> anyhow::Result<()> {
         // Other members' proposals first: they may be waiting on this member's signature.
         let threshold = self.chain.call(self.info.verifier_committee, IVerifierCommittee::thresholdCall {}).await?;
         if threshold > U256::from(1) {
             self.cosign_proposals().await?;
         }
-        self.flush(false).await?;
         self.follow_events().await?;
         if self.cfg.finalize {
             self.finalize_due().await?;
@@ -358,23 +408,98 @@ impl Service {
         Ok(job)
     }
 
+    /// Reads the `ComputeJobCreated` events since the last read into the cache [`Self::onchain_job`]
+    /// looks in first: one query for a round's jobs rather than one per job. It reads only blocks as
+    /// deep as the coordinator's confirmations (a job in a newer block cannot have run yet, and the
+    /// block may still be replaced). The reading starts at the head the service started at (older
+    /// jobs are read one by one), and jobs past their deadline leave the cache: nobody can settle them.
+    async fn read_created(&self) -> anyhow::Result<()> {
+        let (head, now) = self.head().await?;
+        let Some(deep) = head.checked_sub(self.info.confirmations) else { return Ok(()) };
+        let mut from = self.created_cursor.load(Ordering::Relaxed);
+        while from <= deep {
+            let to = (from + 9_999).min(deep);
+            let filter = Filter::new()
+                .address(self.info.job_escrow)
+                .event_signature(IJobEscrow::ComputeJobCreated::SIGNATURE_HASH)
+                .from_block(from)
+                .to_block(to);
+            let logs = self.chain.provider().get_logs(&filter).await.context("reading ComputeJobCreated")?;
+            let closed = self.closed.lock().await;
+            let mut jobs = self.jobs.lock().await;
+            for log in logs {
+                let created = IJobEscrow::ComputeJobCreated::decode_log(&log.inner)?.data;
+                if !closed.contains(&created.jobId) {
+                    jobs.insert(created.jobId, created.job);
+                }
+            }
+            jobs.retain(|_, job| job.deadline > now);
+            from = to + 1;
+            self.created_cursor.store(from, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The latest block's number and timestamp, read at most [`FRESH`] ago.
+    async fn head(&self) -> anyhow::Result<(u64, u64)> {
+        let mut head = self.head.lock().await;
+        if let Some((at, number, timestamp)) = *head
+            && at.elapsed() < FRESH
+        {
+            return Ok((number, timestamp));
+        }
+        let (number, timestamp) = self.chain.head().await?;
+        *head = Some((Instant::now(), number, timestamp));
+        Ok((number, timestamp))
+    }
+
+    /// Whether `provider` is registered, and its price per fuel, read at most [`FRESH`] ago. The
+    /// escrow checks registration again when the batch settles.
+    async fn provider(&self, provider: Address) -> anyhow::Result<(bool, U256)> {
+        if let Some((at, registered, price)) = self.providers.lock().await.get(&provider).copied()
+            && at.elapsed() < FRESH
+        {
+            return Ok((registered, price));
+        }
+        let registered = self.chain.call(self.info.provider_registry, IProviderRegistry::isRegisteredCall { provider }).await?;
+        let price = U256::from(
+            self.chain.call(self.info.provider_registry, IProviderRegistry::getProviderCall { provider }).await?.metadata.pricePerFuel,
+        );
+        self.providers.lock().await.insert(provider, (Instant::now(), registered, price));
+        Ok((registered, price))
+    }
+
     async fn job_status(&self, job_id: U256) -> anyhow::Result<u8> {
         Ok(self.chain.call(self.info.job_escrow, IJobEscrow::computeJobStatusCall { jobId: job_id }).await? as u8)
     }
 
-    async fn judge_jobs(&self) -> anyhow::Result<()> {
-        for status in ["completed", "verified"] {
+    /// Judges the jobs whose receipts are all in, and with `verified` those another verifier (or
+    /// this one before a restart) judged, [`JUDGING_AT_ONCE`] at a time.
+    async fn judge_jobs(&self, verified: bool) -> anyhow::Result<()> {
+        let statuses: &[&str] = if verified { &["completed", "verified"] } else { &["completed"] };
+        for status in statuses {
             let list =
                 self.coordinator.get(&format!("/v1/jobs?status={status}&limit=1000")).await.map_err(|e| anyhow!("listing jobs: {e}"))?;
+            let mut ids = Vec::new();
             for j in list["jobs"].as_array().cloned().unwrap_or_default() {
                 let job_id: U256 = parse(&j["jobId"], "jobId")?;
                 if self.closed.lock().await.contains(&job_id) || self.queue.lock().await.contains_key(&job_id) {
                     continue;
                 }
-                if let Err(e) = self.judge_job(job_id, status == "completed").await {
-                    warn!(job_id = %job_id, error = %format!("{e:#}"), "could not judge the job");
-                }
+                ids.push(job_id);
             }
+            if ids.is_empty() {
+                continue;
+            }
+            self.read_created().await?;
+            let record = *status == "completed";
+            futures_util::stream::iter(ids)
+                .for_each_concurrent(JUDGING_AT_ONCE, |job_id| async move {
+                    if let Err(e) = self.judge_job(job_id, record).await {
+                        warn!(job_id = %job_id, error = %format!("{e:#}"), "could not judge the job");
+                    }
+                })
+                .await;
         }
         Ok(())
     }
@@ -384,8 +509,13 @@ impl Service {
     /// proposed settlement against their own.
     async fn assess(&self, job_id: U256) -> anyhow::Result<Assessment> {
         let detail = self.coordinator.get(&format!("/v1/jobs/{job_id}")).await.map_err(|e| anyhow!("reading job {job_id}: {e}"))?;
-        let onchain = self.onchain_job(job_id).await?;
+        let mut onchain = self.onchain_job(job_id).await?;
         let spec_hash: B256 = parse(&detail["specHash"], "specHash")?;
+        if spec_hash != onchain.specHash {
+            // Read again, not from the cache, before concluding anything.
+            self.jobs.lock().await.remove(&job_id);
+            onchain = self.onchain_job(job_id).await?;
+        }
         if spec_hash != onchain.specHash {
             return Ok(Assessment::Closed(format!(
                 "the coordinator's spec {spec_hash} is not the one funded on chain ({}); not judging",
@@ -397,7 +527,7 @@ impl Service {
             // Settled, refunded or reclaimed already (by us before a restart, or by another verifier).
             return Ok(Assessment::Closed(String::new()));
         }
-        let (_, now) = self.chain.head().await?;
+        let (_, now) = self.head().await?;
         if onchain.deadline <= now + 30 {
             return Ok(Assessment::Closed(format!(
                 "the job's deadline ({}) has passed or is about to; the buyer can reclaim it",
@@ -438,7 +568,7 @@ impl Service {
                 }),
                 None => None,
             };
-            let registered = self.chain.call(self.info.provider_registry, IProviderRegistry::isRegisteredCall { provider }).await?;
+            let (registered, _) = self.provider(provider).await?;
             replicas.push(Replica { provider, seal, receipt, registered });
         }
 
@@ -525,8 +655,7 @@ impl Service {
         let mut per_fuel = U256::ZERO;
         let mut fuel = 0u64;
         for w in winners {
-            let p = self.chain.call(self.info.provider_registry, IProviderRegistry::getProviderCall { provider: *w }).await?;
-            per_fuel = per_fuel.max(U256::from(p.metadata.pricePerFuel));
+            per_fuel = per_fuel.max(self.provider(*w).await?.1);
             if let Some(r) = replicas.iter().find(|r| r.provider == *w).and_then(|r| r.receipt.as_ref()) {
                 fuel = fuel.max(r.receipt.fuelUsed);
             }
@@ -587,26 +716,46 @@ impl Service {
     }
 
     /// Sends queued settlements: a full batch at once, a partial one once its oldest verdict has waited
-    /// `batch-max-wait-ms` (or always, with `force`).
-    pub async fn flush(&self, force: bool) -> anyhow::Result<()> {
+    /// `batch-max-wait-ms`. Each batch is sent by a task of its own, so a batch that fills while the
+    /// one before it waits for its block goes out at once (up to [`BATCHES_IN_FLIGHT`]).
+    async fn flush(self: &Arc<Self>) {
         loop {
             let picked = {
                 let queue = self.queue.lock().await;
-                let Some(oldest) = queue.values().map(|q| q.since).min() else { return Ok(()) };
-                let due =
-                    force || queue.len() >= self.cfg.batch_size || oldest.elapsed() >= Duration::from_millis(self.cfg.batch_max_wait_ms);
-                if !due {
-                    return Ok(());
+                let mut sending = self.sending.lock().await;
+                if sending.1 >= BATCHES_IN_FLIGHT {
+                    return;
                 }
-                pick_batch(&queue, self.cfg.batch_size)
+                let waiting: Vec<&Queued> = queue.values().filter(|q| !sending.0.contains(&q.settlement.jobId)).collect();
+                let Some(oldest) = waiting.iter().map(|q| q.since).min() else { return };
+                let due = waiting.len() >= self.cfg.batch_size || oldest.elapsed() >= Duration::from_millis(self.cfg.batch_max_wait_ms);
+                if !due {
+                    return;
+                }
+                let picked = pick_batch(waiting, self.cfg.batch_size);
+                if picked.is_empty() {
+                    return;
+                }
+                sending.0.extend(picked.iter().map(|q| q.settlement.jobId));
+                sending.1 += 1;
+                picked
             };
-            if picked.is_empty() {
-                return Ok(());
-            }
             let full = picked.len() >= self.cfg.batch_size;
-            self.send_batch(picked).await?;
-            if !full && !force {
-                return Ok(());
+            let ids: Vec<U256> = picked.iter().map(|q| q.settlement.jobId).collect();
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.send_batch(picked).await {
+                    warn!(error = %format!("{e:#}"), "sending a batch failed; its jobs stay queued");
+                    *this.last_error.lock().await = Some(format!("{e:#}"));
+                }
+                let mut sending = this.sending.lock().await;
+                for id in &ids {
+                    sending.0.remove(id);
+                }
+                sending.1 -= 1;
+            });
+            if !full {
+                return;
             }
         }
     }
@@ -614,9 +763,12 @@ impl Service {
     async fn send_batch(&self, picked: Vec<Queued>) -> anyhow::Result<()> {
         // Only jobs the escrow still has open: the rest were settled by us before a crash, or by
         // another verifier.
+        let ids: Vec<U256> = picked.iter().map(|q| q.settlement.jobId).collect();
+        let statuses: Vec<anyhow::Result<u8>> =
+            futures_util::stream::iter(ids).map(|id| self.job_status(id)).buffered(JUDGING_AT_ONCE).collect().await;
         let mut open = Vec::with_capacity(picked.len());
-        for q in picked {
-            if self.job_status(q.settlement.jobId).await? == 1 {
+        for (q, status) in picked.into_iter().zip(statuses) {
+            if status? == 1 {
                 open.push(q);
             } else {
                 info!(job_id = %q.settlement.jobId, "already settled on chain; dropping it from the queue");
@@ -690,6 +842,7 @@ impl Service {
     async fn forget(&self, job_id: U256) {
         self.queue.lock().await.remove(&job_id);
         self.closed.lock().await.insert(job_id);
+        self.jobs.lock().await.remove(&job_id);
     }
 
     /// The committee's signatures of `digest`, ascending by signer as the committee contract wants.
@@ -744,6 +897,7 @@ impl Service {
     /// periods whose answers it checked, challenge resolutions its own re-run agrees with. What it does
     /// not agree with is logged and never signed.
     async fn cosign_proposals(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.cosigning.lock().await;
         let list = self.coordinator.get("/v1/verifier/proposals").await.map_err(|e| anyhow!("listing proposals: {e}"))?;
         let me = format!("{:#x}", self.chain.me);
         for p in list["proposals"].as_array().cloned().unwrap_or_default() {
@@ -908,10 +1062,16 @@ impl Service {
             .filter(|(_, b)| !b.finalized && b.window_end <= now)
             .map(|(id, b)| (*id, b.outcome.clone()))
             .collect();
-        for (batch_id, outcome) in due {
+        // Sent together: they land in one block rather than one block each.
+        let sent = futures_util::future::join_all(due.into_iter().map(|(batch_id, outcome)| async move {
             // A pending challenge holds its job's part, not the batch; finalize goes ahead.
             let call = IJobEscrow::finalizeCall { batchId: batch_id, outcome };
-            match self.chain.send(self.info.job_escrow, &call, "finalize").await {
+            (batch_id, self.chain.send(self.info.job_escrow, &call, "finalize").await)
+        }))
+        .await;
+        let mut failed = None;
+        for (batch_id, result) in sent {
+            match result {
                 Ok(r) => {
                     load(&self.metrics.finalized, 1);
                     load(&self.metrics.gas_used, r.gas_used);
@@ -919,13 +1079,19 @@ impl Service {
                     info!(batch = %batch_id, tx = %r.transaction_hash, "finalized");
                 }
                 Err(SendError::Refused { reason, .. }) => info!(batch = %batch_id, reason = %reason, "not finalized (someone else did?)"),
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    failed = Some(e);
+                    continue;
+                }
             }
             if let Some(b) = self.batches.lock().await.get_mut(&batch_id) {
                 b.finalized = true;
             }
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Re-runs each challenged job and signs the resolution: upheld when the re-run's digest is not
@@ -1149,8 +1315,7 @@ impl Kind {
 
 /// Up to `max` queued settlements of one token whose providers fit a batch (256), oldest first; a
 /// `solo` settlement goes alone.
-fn pick_batch(queue: &BTreeMap<U256, Queued>, max: usize) -> Vec<Queued> {
-    let mut items: Vec<&Queued> = queue.values().collect();
+fn pick_batch(mut items: Vec<&Queued>, max: usize) -> Vec<Queued> {
     items.sort_by_key(|q| (q.since, q.settlement.jobId));
     if let Some(solo) = items.iter().find(|q| q.solo) {
         return vec![(*solo).clone()];

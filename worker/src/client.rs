@@ -87,6 +87,10 @@ pub struct ChainInfo {
     pub verifier_committee: Address,
     /// Deployment block.
     pub deploy_block: u64,
+    /// How deep the coordinator lets a block get before acting on its events (0 from a coordinator
+    /// that does not say).
+    #[serde(default)]
+    pub confirmations: u64,
 }
 
 /// A client of one coordinator, signing as one provider.

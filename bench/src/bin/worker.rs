@@ -89,6 +89,7 @@ async fn jobs_per_second() {
         provider_registry: Address::ZERO,
         verifier_committee: Address::ZERO,
         deploy_block: 0,
+        confirmations: 0,
     };
     let cfg = DaemonConfig {
         data_dir: tmp.path().join("worker"),
