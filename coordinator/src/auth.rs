@@ -2,6 +2,15 @@
 //! the address header, the timestamp must be within the clock window, the nonce must be new for that
 //! address, and the address must hold the role on chain: a provider registered in the
 //! ProviderRegistry ([`Signed`]) or a member of the VerifierCommittee ([`VerifierSigned`]).
+//!
+//! The nonces are kept in memory ([`Replays`]), for as long as their requests' timestamps are within
+//! the window; an older request is refused as stale before its nonce is looked at. A request signed
+//! before this process started is refused as stale too, so a restart, which forgets the nonces, cannot
+//! let a captured request be replayed. Keeping them in SQLite cost a write per request, more than the
+//! rest of most requests.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use alloy_primitives::{Address, Signature};
 use axum::body::Bytes;
@@ -61,6 +70,12 @@ pub async fn authenticate(
             format!("`{TIMESTAMP}` is {skew} ms from the coordinator's clock (at most {})", state.cfg.clock_skew_ms),
         ));
     }
+    if (timestamp as i64) < state.replays.started_ms {
+        return Err(ApiError::unauthorized(
+            "stale_timestamp",
+            format!("`{TIMESTAMP}` {timestamp} is before the coordinator started ({}); sign the request again", state.replays.started_ms),
+        ));
+    }
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let signer = recover_request(method.as_str(), path, timestamp, nonce, body, &signature)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
@@ -88,15 +103,62 @@ pub async fn authenticate(
         }
         Role::Account => {}
     }
-    let now = now_ms();
-    let inserted = sqlx::query!("INSERT OR IGNORE INTO nonces (address, nonce, used_at) VALUES (?, ?, ?)", key, nonce, now)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if inserted == 0 {
+    if !state.replays.first_use(signer, nonce, timestamp as i64, state.cfg.clock_skew_ms) {
         return Err(ApiError::unauthorized("replayed_nonce", format!("nonce `{nonce}` was already used by {signer}")));
     }
     Ok(signer)
+}
+
+/// The nonces signed requests used, with their timestamps, while those are within the clock window.
+#[derive(Debug)]
+pub struct Replays {
+    /// Requests signed before this are refused.
+    pub started_ms: i64,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    nonces: HashMap<(Address, String), i64>,
+    /// When the nonces past the window were last dropped.
+    pruned_ms: i64,
+}
+
+impl Default for Replays {
+    fn default() -> Self {
+        Self { started_ms: now_ms(), seen: Mutex::default() }
+    }
+}
+
+impl Replays {
+    /// Records `nonce` of `signer` (whose request is signed at `timestamp_ms`); false if it was
+    /// recorded already. Nonces of requests older than `window_ms` are dropped now and then: their
+    /// requests are stale, refused before this is asked.
+    pub fn first_use(&self, signer: Address, nonce: &str, timestamp_ms: i64, window_ms: i64) -> bool {
+        let now = now_ms();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if now - seen.pruned_ms > window_ms / 10 {
+            seen.nonces.retain(|_, at| now - *at <= window_ms);
+            seen.pruned_ms = now;
+        }
+        match seen.nonces.entry((signer, nonce.to_string())) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(timestamp_ms);
+                true
+            }
+        }
+    }
+
+    /// Nonces held now.
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).nonces.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A request signed by a registered provider's worker: the extractor every worker endpoint takes.

@@ -160,6 +160,8 @@ pub struct AppState {
     pub heartbeats: Arc<std::sync::Mutex<HashMap<String, i64>>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// Nonces of signed requests within the clock window.
+    pub replays: Arc<auth::Replays>,
 }
 
 impl AppState {
@@ -176,6 +178,7 @@ impl AppState {
             wake: Arc::new(Wakers::default()),
             heartbeats: Arc::default(),
             metrics: Arc::new(metrics::Metrics::default()),
+            replays: Arc::default(),
         })
     }
 

@@ -127,6 +127,16 @@ async fn forged_replayed_and_unregistered_worker_requests_are_refused() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = h.json(signed_with("POST", "/v1/worker/heartbeat", b"{}".to_vec(), &worker, "fixed", ts)).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "replayed_nonce".into()));
+    // The same nonce from another signer is that signer's own.
+    let other = signer(3);
+    h.add_provider(&other, 1, 2, U256::from(10u64).pow(U256::from(18))).await;
+    let (status, body) = h.json(signed_with("POST", "/v1/worker/heartbeat", b"{}".to_vec(), &other, "fixed", ts)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Signed before the coordinator started (within the clock window): a restart forgot the nonces it
+    // might reuse, so it is stale.
+    let before = h.state.replays.started_ms as u64 - 1_000;
+    let (status, body) = h.json(signed_with("POST", "/v1/worker/heartbeat", b"{}".to_vec(), &worker, "earlier", before)).await;
+    assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "stale_timestamp".into()), "{body}");
 
     // Signed by one key, claiming another's address.
     let mut forged = signed("POST", "/v1/worker/heartbeat", b"{}".to_vec(), &stranger);
