@@ -312,8 +312,19 @@ impl Devnet {
             }
             net.spawn(&format!("worker-{n}"), &mut worker(if byzantine { &["run", "--fault-corrupt-digest"] } else { &["run"] }))?;
         }
-        for url in net.verifier_urls.clone() {
-            wait_http(&format!("{url}/metrics"), 30).await?;
+        for (n, url) in net.verifier_urls.clone().iter().enumerate() {
+            if let Err(e) = wait_http(&format!("{url}/metrics"), 30).await {
+                // Say why: the end of its log, and whether it is still running.
+                let name = format!("verifier-{n}");
+                let log = std::fs::read_to_string(data_dir.join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                let state = match net.procs.iter_mut().find(|p| p.name == name).map(|p| p.child.try_wait()) {
+                    Some(Ok(Some(status))) => format!("it exited ({status})"),
+                    Some(Ok(None)) => "it is still running".to_string(),
+                    _ => "its state is unknown".to_string(),
+                };
+                bail!("{e}; {state}; the end of {name}.log:\n{}", tail.join("\n"));
+            }
         }
         Ok(net)
     }

@@ -128,6 +128,9 @@ impl Chain {
         })?;
         let fees = self.provider.estimate_eip1559_fees().await.map_err(|e| transport(e.to_string()))?;
         let (mut max_fee, mut tip) = (fees.max_fee_per_gas, fees.max_priority_fee_per_gas.max(1));
+        let priced = |nonce: u64, max_fee: u128, tip: u128| {
+            base.clone().with_nonce(nonce).with_gas_limit(gas + gas / 5).with_max_fee_per_gas(max_fee).with_max_priority_fee_per_gas(tip)
+        };
         // The nonce is taken, and the counter moved past it, only once the node has the transaction.
         let (nonce, first) = {
             let mut nonce_slot = self.nonce.lock().await;
@@ -135,13 +138,7 @@ impl Chain {
                 Some(n) => n,
                 None => self.provider.get_transaction_count(self.me).pending().await.map_err(|e| transport(e.to_string()))?,
             };
-            let tx = base
-                .clone()
-                .with_nonce(nonce)
-                .with_gas_limit(gas + gas / 5)
-                .with_max_fee_per_gas(max_fee)
-                .with_max_priority_fee_per_gas(tip);
-            match self.provider.send_transaction(tx).await {
+            match self.provider.send_transaction(priced(nonce, max_fee, tip)).await {
                 Ok(pending) => {
                     *nonce_slot = Some(nonce + 1);
                     (nonce, *pending.tx_hash())
@@ -158,13 +155,7 @@ impl Chain {
         let mut sent = vec![first];
         for attempt in 1..=self.policy.max_sends {
             if attempt > 1 {
-                let tx = base
-                    .clone()
-                    .with_nonce(nonce)
-                    .with_gas_limit(gas + gas / 5)
-                    .with_max_fee_per_gas(max_fee)
-                    .with_max_priority_fee_per_gas(tip);
-                match self.provider.send_transaction(tx).await {
+                match self.provider.send_transaction(priced(nonce, max_fee, tip)).await {
                     Ok(pending) => {
                         sent.push(*pending.tx_hash());
                         info!(what, tx = %pending.tx_hash(), nonce, attempt, max_fee, "sent");
