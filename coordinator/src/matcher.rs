@@ -34,9 +34,13 @@ impl Candidate {
     }
 }
 
+/// Passes at most this often: wake-ups in between (every receipt frees a slot, every poll is a sign
+/// of life) are served by one pass.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
 /// Runs matching whenever woken (a job funded, a slot freed, a worker checked in), and at least every
-/// second; lease expiry and housekeeping run at most once a second, so a busy market does not spend
-/// its database on them.
+/// second, but not more often than every [`MIN_GAP`]; lease expiry and housekeeping run at most once
+/// a second, so a busy market does not spend its database on them.
 pub async fn run(state: AppState) {
     let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(2);
     loop {
@@ -47,7 +51,8 @@ pub async fn run(state: AppState) {
         if let Err(e) = pass(&state, housekeeping).await {
             tracing::warn!(error = %e, "matching failed; retrying");
         }
-        // A wake-up during the pass is a stored permit, so this returns at once for it.
+        tokio::time::sleep(MIN_GAP).await;
+        // A wake-up during the pass or the gap is a stored permit, so this returns at once for it.
         tokio::select! {
             () = state.wake.matcher_notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -61,7 +61,7 @@ pub async fn openapi() -> Json<Value> {
             "/v1/providers": { "get": op("Registered providers with liveness and free capacity", PUBLIC, None, "200") },
             "/v1/worker/register": { "post": op("A registered provider's worker checks in", WORKER, Some("application/json"), "200") },
             "/v1/worker/heartbeat": { "post": op("Liveness", WORKER, Some("application/json"), "200") },
-            "/v1/worker/assignments": { "get": op("This worker's live assignments; `wait_ms` long-polls up to 30 s", WORKER, None, "200") },
+            "/v1/worker/assignments": { "get": op("This worker's live assignments; `wait_ms` long-polls up to 30 s, until there is an assignment past `after`", WORKER, None, "200") },
             "/v1/worker/assignments/{id}/seal": { "post": op("Commit to a result: {seal}", WORKER, Some("application/json"), "200") },
             "/v1/worker/assignments/{id}/receipt": { "post": op("Reveal the EIP-712 signed receipt and the outputs: {receipt, signature, outputs}", WORKER, Some("application/json"), "200") },
             "/v1/worker/assignments/{id}/release": { "post": op("Give a lease back: {reason} (optional)", WORKER, Some("application/json"), "200") },

@@ -99,15 +99,21 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
         .collect())
 }
 
-/// `GET /v1/worker/assignments?wait_ms=N`: this worker's live assignments and its storage work (deals
-/// offered to it or held by it, open challenges); waits up to N ms (at most 30 s) while there is
-/// nothing to do. Polling counts as a heartbeat.
+/// `GET /v1/worker/assignments?wait_ms=N[&after=A]`: this worker's live assignments and its storage
+/// work (deals offered to it or held by it, open challenges); waits up to N ms (at most 30 s) while
+/// there is nothing to do. With `after`, live assignments up to id A (the ones the worker already has)
+/// are not something to do: a busy worker waits for a new lease instead of asking again after every
+/// job. Polling counts as a heartbeat.
 pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
     let wait_ms = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait_ms="))) {
         Some(v) => v.parse::<u64>().map_err(|_| ApiError::field("invalid_number", "wait_ms", "`wait_ms` must be milliseconds"))?,
         None => 0,
     }
     .min(MAX_WAIT_MS);
+    let after = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("after="))) {
+        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::field("invalid_number", "after", "`after` must be an assignment id"))?),
+        None => None,
+    };
     touch_lazily(&state, worker).await?;
     state.wake.matcher(); // a live worker may make a waiting job matchable
     let key = format!("{worker:#x}");
@@ -121,7 +127,8 @@ pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worke
         let storage = crate::storage::storage_work(&state, &key).await?;
         let storage_pending = !storage["challenges"].as_array().is_none_or(Vec::is_empty)
             || storage["deals"].as_array().into_iter().flatten().any(|d| d["status"] == "offered");
-        if !found.is_empty() || storage_pending || tokio::time::Instant::now() >= deadline {
+        let new_work = found.iter().any(|a| after.is_none_or(|after| a["assignment"].as_i64().is_some_and(|id| id > after)));
+        if new_work || storage_pending || tokio::time::Instant::now() >= deadline {
             return Ok(Json(json!({ "assignments": found, "storage": storage })));
         }
         tokio::select! {

@@ -188,10 +188,15 @@ impl Daemon {
 
     async fn work_loop(self: Arc<Self>) -> anyhow::Result<()> {
         let mut failures = 0u32;
+        // The newest assignment the coordinator listed, when every one listed then was started: a busy
+        // worker then waits for a lease past it, rather than asking again each time a job ends.
+        let mut known: Option<i64> = None;
         while !self.shutdown.is_cancelled() {
             let idle = self.running.lock().expect("not poisoned").is_empty() && self.storage_busy.lock().expect("not poisoned").is_empty();
-            let wait = if idle { 20_000 } else { 0 };
-            let path = format!("/v1/worker/assignments?wait_ms={wait}");
+            let path = match known {
+                Some(after) => format!("/v1/worker/assignments?wait_ms=20000&after={after}"),
+                None => format!("/v1/worker/assignments?wait_ms={}", if idle { 20_000 } else { 0 }),
+            };
             let polled = tokio::select! {
                 r = self.coordinator.signed("GET", &path, None) => r,
                 () = self.shutdown.cancelled() => break,
@@ -215,9 +220,17 @@ impl Daemon {
                 }
             };
             let mut started = false;
-            for a in polled["assignments"].as_array().into_iter().flatten() {
+            let listed = polled["assignments"].as_array().cloned().unwrap_or_default();
+            for a in &listed {
                 started |= self.clone().start_assignment(a);
             }
+            let ids = || listed.iter().filter_map(|a| a["assignment"].as_i64());
+            // One left for want of a slot: ask again when a job ends, not when the next lease comes.
+            let all_started = {
+                let running = self.running.lock().expect("not poisoned");
+                ids().all(|id| running.contains_key(&id))
+            };
+            known = if all_started { ids().max().or(known) } else { None };
             for d in polled["storage"]["deals"].as_array().into_iter().flatten() {
                 let deal = d["dealId"].as_str().unwrap_or_default().to_string();
                 // Offered: fetch and check it. Verified but not accepted on chain (the chain was down,

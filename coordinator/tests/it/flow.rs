@@ -300,3 +300,42 @@ async fn replicas_are_leased_together_or_not_at_all() {
         assert_eq!(poll(&h, w, 0).await.len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_busy_worker_polling_past_its_assignments_waits_for_a_new_lease() {
+    let h = Harness::new().await;
+    let worker = signer(1);
+    h.add_provider(&worker, 1, 4, U256::from(ETHER)).await;
+    heartbeat(&h, &worker).await;
+    let (_, first_spec) = h.put_spec(b"module-a", 1, 1_000_000).await;
+    h.add_job(1, first_spec, 1, U256::from(ETHER), Address::ZERO).await;
+    matcher::tick(&h.state).await.unwrap();
+    let mine = poll(&h, &worker, 0).await;
+    assert_eq!(mine.len(), 1);
+    let first = mine[0]["assignment"].as_i64().unwrap();
+
+    // Past the one it has: nothing new, so the poll waits (it would answer at once without `after`).
+    let path = format!("/v1/worker/assignments?wait_ms=30000&after={first}");
+    let waiting = tokio::spawn({
+        let (app, request) = (h.app.clone(), signed("GET", &path, vec![], &worker));
+        async move { tower::ServiceExt::oneshot(app, request).await.unwrap() }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the poll answered with nothing new");
+
+    // A new lease answers it, with both assignments.
+    let (_, second_spec) = h.put_spec(b"module-b", 1, 1_000_000).await;
+    h.add_job(2, second_spec, 1, U256::from(ETHER), Address::ZERO).await;
+    matcher::tick(&h.state).await.unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await.expect("answered").unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let ids: Vec<i64> = body["assignments"].as_array().unwrap().iter().map(|a| a["assignment"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{body}");
+    assert!(ids.contains(&first) && ids.iter().any(|id| *id > first), "{ids:?}");
+
+    // A bad `after` is named.
+    let (status, body) = h.json(signed("GET", "/v1/worker/assignments?wait_ms=0&after=x", vec![], &worker)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("after"), "{body}");
+}
