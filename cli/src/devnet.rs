@@ -142,6 +142,18 @@ async fn wait_http(url: &str, secs: u64) -> anyhow::Result<()> {
 }
 
 impl Devnet {
+    /// `why` a child did not come up, with whether it is still running and the end of its log.
+    fn not_up(&mut self, name: &str, why: anyhow::Error) -> anyhow::Error {
+        let log = std::fs::read_to_string(self.data_dir.join(format!("{name}.log"))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+        let state = match self.procs.iter_mut().find(|p| p.name == name).map(|p| p.child.try_wait()) {
+            Some(Ok(Some(status))) => format!("it exited ({status})"),
+            Some(Ok(None)) => "it is still running".to_string(),
+            _ => "its state is unknown".to_string(),
+        };
+        anyhow::anyhow!("{why}; {state}; the end of {name}.log:\n{}", tail.join("\n"))
+    }
+
     fn spawn(&mut self, name: &str, cmd: &mut Command) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.data_dir.join(format!("{name}.log")))?;
         let child = cmd.stdout(log.try_clone()?).stderr(log).spawn().with_context(|| format!("starting {name}"))?;
@@ -183,6 +195,17 @@ impl Devnet {
         }
         if cfg.verifiers != 1 && cfg.verifiers != 3 {
             bail!("--verifiers must be 1 or 3 (a 2-of-3 committee)");
+        }
+        // Every port a child will listen on, free now: a taken one would otherwise show as a child
+        // that never answers.
+        let mut ports = vec![(cfg.chain_port, "--chain-port".to_string()), (cfg.coordinator_port, "--coordinator-port".to_string())];
+        ports.extend(
+            (0..cfg.verifiers as u16).map(|n| (cfg.coordinator_port + 100 + n, format!("verifier {n} (--coordinator-port + {})", 100 + n))),
+        );
+        for (port, what) in ports {
+            if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                bail!("port {port} ({what}) cannot be listened on: {e}; pick other ports with --chain-port and --coordinator-port");
+            }
         }
         let root = repo_root()?;
         let _ = std::fs::remove_dir_all(&cfg.data_dir);
@@ -249,7 +272,9 @@ impl Devnet {
                 .args(net.web.as_ref().map(|dir| [OsString::from("--web-dir"), dir.clone().into_os_string()]).into_iter().flatten())
                 .env("RUST_LOG", "qor_coordinator=info"),
         )?;
-        wait_http(&format!("{coordinator}/health"), 30).await?;
+        if let Err(e) = wait_http(&format!("{coordinator}/health"), 30).await {
+            return Err(net.not_up("coordinator", e));
+        }
 
         for (n, account) in accounts::VERIFIERS[..cfg.verifiers].iter().enumerate() {
             let dir = data_dir.join(format!("verifier-{n}"));
@@ -314,16 +339,7 @@ impl Devnet {
         }
         for (n, url) in net.verifier_urls.clone().iter().enumerate() {
             if let Err(e) = wait_http(&format!("{url}/metrics"), 30).await {
-                // Say why: the end of its log, and whether it is still running.
-                let name = format!("verifier-{n}");
-                let log = std::fs::read_to_string(data_dir.join(format!("{name}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-                let state = match net.procs.iter_mut().find(|p| p.name == name).map(|p| p.child.try_wait()) {
-                    Some(Ok(Some(status))) => format!("it exited ({status})"),
-                    Some(Ok(None)) => "it is still running".to_string(),
-                    _ => "its state is unknown".to_string(),
-                };
-                bail!("{e}; {state}; the end of {name}.log:\n{}", tail.join("\n"));
+                return Err(net.not_up(&format!("verifier-{n}"), e));
             }
         }
         Ok(net)

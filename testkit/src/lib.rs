@@ -38,6 +38,25 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port()
 }
 
+/// A chain port and a coordinator port for `qor devnet`, free now along with the ports the devnet
+/// derives from them (its verifiers listen at the coordinator's + 100 + n). They are below Linux's
+/// ephemeral range (32768 and up): a port from that range can be taken by any outgoing connection
+/// (the deployment's, say) between being picked and being listened on, and a devnet whose coordinator
+/// or verifier then cannot listen does not come up.
+pub fn devnet_ports() -> (u16, u16) {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    for attempt in 0..1_000u32 {
+        // 10,000..=32,000, in steps that leave room for the +100..+103 above a coordinator port.
+        let base = 10_000 + ((seed / 7 + std::process::id() + attempt * 7_919) % 4_400) as u16 * 5;
+        let (chain, coordinator) = (base, base + 1);
+        if free(chain) && free(coordinator) && (100..104).all(|n| free(coordinator + n)) {
+            return (chain, coordinator);
+        }
+    }
+    panic!("no free ports for a devnet between 10000 and 32200");
+}
+
 /// A running anvil with the contracts deployed; killed (and its deployment file removed) on drop.
 #[derive(Debug)]
 pub struct Anvil {

@@ -22,7 +22,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, U256, keccak256};
 use alloy_sol_types::SolEvent;
 use qor_protocol::bindings::IJobEscrow;
-use qor_testkit::{BUYER_KEY, free_port, funding_tx, hello_module, hello_spec};
+use qor_testkit::{BUYER_KEY, devnet_ports, funding_tx, hello_module, hello_spec};
 
 /// Jobs of the latency burst.
 const BURST: usize = 300;
@@ -154,7 +154,7 @@ async fn main() {
     let qor = exe.parent().unwrap().join("qor");
     assert!(qor.exists(), "{} is missing: cargo build --release --workspace --bins first", qor.display());
     let tmp = tempfile::tempdir().unwrap();
-    let (chain_port, coordinator_port) = (free_port(), free_port());
+    let (chain_port, coordinator_port) = devnet_ports();
     let mut child = Command::new(&qor)
         .args(["devnet", "--workers", "3", "--challenge-window", "0"])
         .args(["--chain-port", &chain_port.to_string(), "--coordinator-port", &coordinator_port.to_string()])

@@ -14,7 +14,7 @@ use crate::{Devnet, call, qor, qor_try, qor_with_progress};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
-    let net = Devnet::start(30_000, &["--workers", "3", "--verifiers", "3", "--byzantine", "1", "--challenge-window", "5"]);
+    let net = Devnet::start(&["--workers", "3", "--verifiers", "3", "--byzantine", "1", "--challenge-window", "5"]);
     let (tmp, summary) = (&net.tmp, &net.summary);
     assert!(summary.contains("QOR devnet is up") && summary.contains("2 of 3 verifier signatures"), "{summary}");
     assert!(summary.contains("verifier 2"), "three verifiers run:\n{summary}");

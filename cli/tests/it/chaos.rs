@@ -49,7 +49,7 @@ async fn kill_and_wait_for_restart(what: &str, needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_jobs_survive_sigkills_of_the_coordinator_a_worker_and_the_verifier() {
-    let net = Devnet::start(50_000, &["--workers", "3", "--challenge-window", "3"]);
+    let net = Devnet::start(&["--workers", "3", "--challenge-window", "3"]);
     let data = std::fs::canonicalize(net.tmp.path().join("devnet")).unwrap();
     let escrow = net.address("jobEscrow");
     let http = reqwest::Client::new();

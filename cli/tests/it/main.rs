@@ -40,13 +40,13 @@ pub(crate) struct Devnet {
 }
 
 impl Devnet {
-    /// Starts `qor devnet <args>` on ports from `base` (plus this process's id, so parallel test
-    /// binaries do not collide) and waits until it is up.
-    pub(crate) fn start(base: u16, args: &[&str]) -> Self {
+    /// Starts `qor devnet <args>` on free ports outside the ephemeral range ([`qor_testkit::devnet_ports`])
+    /// and waits until it is up.
+    pub(crate) fn start(args: &[&str]) -> Self {
         let guard = one_devnet_at_a_time();
         let tmp = tempfile::tempdir().unwrap();
-        let port = base + (std::process::id() % 10_000) as u16;
-        let (chain_port, coordinator_port) = (port.to_string(), (port + 1).to_string());
+        let (chain_port, coordinator_port) = qor_testkit::devnet_ports();
+        let (chain_port, coordinator_port) = (chain_port.to_string(), coordinator_port.to_string());
         let mut child = Command::new(env!("CARGO_BIN_EXE_qor"))
             .arg("devnet")
             .args(args)

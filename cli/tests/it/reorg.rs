@@ -27,7 +27,7 @@ async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_funded_in_an_orphaned_block_is_never_acted_on() {
-    let net = Devnet::start(40_000, &["--workers", "3", "--challenge-window", "2"]);
+    let net = Devnet::start(&["--workers", "3", "--challenge-window", "2"]);
     assert!(net.summary.contains("2 blocks deep"), "{}", net.summary);
     let escrow = net.address("jobEscrow");
     let http = reqwest::Client::new();
