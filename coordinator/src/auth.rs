@@ -149,16 +149,6 @@ impl Replays {
             }
         }
     }
-
-    /// Nonces held now.
-    pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).nonces.len()
-    }
-
-    /// Whether none are held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A request signed by a registered provider's worker: the extractor every worker endpoint takes.

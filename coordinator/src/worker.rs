@@ -99,21 +99,21 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
         .collect())
 }
 
+/// The query parameter `name` as a number (`what` it must be, for the error), if given.
+fn query_number<T: std::str::FromStr>(uri: &Uri, name: &str, what: &str) -> ApiResult<Option<T>> {
+    let prefix = format!("{name}=");
+    let Some(v) = uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(prefix.as_str()))) else { return Ok(None) };
+    v.parse().map(Some).map_err(|_| ApiError::field("invalid_number", name, format!("`{name}` must be {what}")))
+}
+
 /// `GET /v1/worker/assignments?wait_ms=N[&after=A]`: this worker's live assignments and its storage
 /// work (deals offered to it or held by it, open challenges); waits up to N ms (at most 30 s) while
 /// there is nothing to do. With `after`, live assignments up to id A (the ones the worker already has)
 /// are not something to do: a busy worker waits for a new lease instead of asking again after every
 /// job. Polling counts as a heartbeat.
 pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worker, .. }: Signed) -> ApiResult<Json<Value>> {
-    let wait_ms = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("wait_ms="))) {
-        Some(v) => v.parse::<u64>().map_err(|_| ApiError::field("invalid_number", "wait_ms", "`wait_ms` must be milliseconds"))?,
-        None => 0,
-    }
-    .min(MAX_WAIT_MS);
-    let after = match uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("after="))) {
-        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::field("invalid_number", "after", "`after` must be an assignment id"))?),
-        None => None,
-    };
+    let wait_ms = query_number::<u64>(&uri, "wait_ms", "milliseconds")?.unwrap_or(0).min(MAX_WAIT_MS);
+    let after = query_number::<i64>(&uri, "after", "an assignment id")?;
     touch_lazily(&state, worker).await?;
     state.wake.matcher(); // a live worker may make a waiting job matchable
     let key = format!("{worker:#x}");

@@ -14,12 +14,18 @@ use serde_json::Value;
 
 use crate::service::ACCOUNT0_KEY;
 
+/// The sender of anvil's first account, replacing a transaction after `receipt_timeout` up to
+/// `max_sends` times, 25% dearer each time.
+async fn sender(anvil: &Anvil, receipt_timeout: Duration, max_sends: u32) -> std::sync::Arc<Chain> {
+    let policy = SendPolicy { receipt_timeout, bump_percent: 25, max_sends };
+    std::sync::Arc::new(Chain::connect(&anvil.url, ACCOUNT0_KEY.parse().unwrap(), 31337, policy).await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_transaction_is_replaced_with_higher_fees() {
     let anvil = Anvil::start();
     let committee = anvil.address("verifierCommittee");
-    let policy = SendPolicy { receipt_timeout: Duration::from_millis(800), bump_percent: 25, max_sends: 4 };
-    let chain = std::sync::Arc::new(Chain::connect(&anvil.url, ACCOUNT0_KEY.parse().unwrap(), 31337, policy).await.unwrap());
+    let chain = sender(&anvil, Duration::from_millis(800), 4).await;
     let node = anvil.wallet(ACCOUNT0_KEY);
     let fees = node.estimate_eip1559_fees().await.unwrap();
 
@@ -60,8 +66,7 @@ async fn a_stuck_transaction_is_replaced_with_higher_fees() {
 async fn sends_in_flight_together_land_in_one_block_at_consecutive_nonces() {
     let anvil = Anvil::start();
     let committee = anvil.address("verifierCommittee");
-    let policy = SendPolicy { receipt_timeout: Duration::from_secs(30), bump_percent: 25, max_sends: 2 };
-    let chain = std::sync::Arc::new(Chain::connect(&anvil.url, ACCOUNT0_KEY.parse().unwrap(), 31337, policy).await.unwrap());
+    let chain = sender(&anvil, Duration::from_secs(30), 2).await;
     let node = anvil.wallet(ACCOUNT0_KEY);
 
     // No blocks until all three are in the mempool: had a send waited for the one before it, the
