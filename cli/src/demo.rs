@@ -46,7 +46,7 @@ fn spec(module: B256, arg: &str) -> JobSpec {
 /// Runs the demo on `net`; `Ok` only if every step held.
 pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     let buyer = KEYS[accounts::BUYER].parse()?;
-    let m = Market::connect(&net.coordinator, &net.rpc_url, buyer).await?;
+    let m = Market::connect(&net.coordinator, &net.rpc_url, buyer, net.pinned).await?;
     let escrow = m.info.job_escrow;
     let node = m.chain.provider().clone();
     let params = m.chain.call(escrow, IJobEscrow::paramsCall {}).await?;
@@ -191,7 +191,7 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
         }
         let key = KEYS[(0..KEYS.len()).find(|i| accounts::address(*i) == *who).ok_or_else(|| anyhow!("no key for {who}"))?];
         let policy = SendPolicy { receipt_timeout: std::time::Duration::from_secs(30), bump_percent: 20, max_sends: 3 };
-        let wallet = Chain::connect(&net.rpc_url, key.parse()?, m.info.chain_id, policy).await?;
+        let wallet = Chain::connect(&net.rpc_url, key.parse()?, &m.info, policy).await?;
         wallet.send(escrow, &IJobEscrow::withdrawCall { token: Address::ZERO }, "withdraw").await?;
         println!("      {role:<9} {who:#x} withdrew {}", ether(amount));
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use anyhow::{Context, anyhow, bail};
+use qor_protocol::deployment::Deployment;
 use serde_json::Value;
 
 use crate::accounts::{self, KEYS};
@@ -60,8 +61,10 @@ pub(crate) struct Devnet {
     pub(crate) rpc_url: String,
     /// The coordinator's base URL.
     pub(crate) coordinator: String,
-    /// The deployment (chain id, addresses).
+    /// The deployment (chain id, addresses), as deployed.
     pub(crate) deployment: Value,
+    /// The same, as every client pins it (`deployment.json` in the data folder).
+    pub(crate) pinned: Deployment,
     /// Where the logs are.
     pub(crate) data_dir: PathBuf,
     /// The verifiers' `/metrics` URLs.
@@ -218,6 +221,13 @@ impl Devnet {
             rpc_url: rpc_url.clone(),
             coordinator: coordinator.clone(),
             deployment: Value::Null,
+            pinned: Deployment {
+                chain_id: 0,
+                deploy_block: 0,
+                job_escrow: Address::ZERO,
+                provider_registry: Address::ZERO,
+                verifier_committee: Address::ZERO,
+            },
             data_dir: data_dir.clone(),
             verifier_urls: Vec::new(),
             providers: accounts::PROVIDERS[..cfg.workers].to_vec(),
@@ -255,8 +265,11 @@ impl Devnet {
         )?;
         let file =
             out.lines().find_map(|l| l.strip_prefix("deployed on chain 31337: ")).context("deploy.sh did not say where")?.to_string();
-        std::fs::copy(&file, data_dir.join("deployment.json"))?;
-        net.deployment = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let pinned = data_dir.join("deployment.json");
+        std::fs::copy(&file, &pinned)?;
+        let bytes = std::fs::read(&file)?;
+        net.deployment = serde_json::from_slice(&bytes)?;
+        net.pinned = Deployment::from_json(&bytes).with_context(|| format!("the deployment {file}"))?;
 
         net.spawn(
             "coordinator",
@@ -266,6 +279,9 @@ impl Devnet {
                 .arg("--data-dir")
                 .arg(data_dir.join("coordinator"))
                 .args(["--listen", &format!("127.0.0.1:{}", cfg.coordinator_port), "--rpc-url", &rpc_url, "--poll-ms", "200"])
+                // Sign-In with Ethereum messages must name this coordinator as the page's host.
+                .args(["--siwe-domain", &format!("127.0.0.1:{}", cfg.coordinator_port)])
+                .args(["--siwe-domain", &format!("localhost:{}", cfg.coordinator_port)])
                 .args(["--confirmations", &cfg.confirmations.to_string()])
                 .arg("--deployment")
                 .arg(data_dir.join("deployment.json"))
@@ -287,6 +303,8 @@ impl Devnet {
                     .arg("--config")
                     .arg(&config)
                     .args(["init", "--coordinator", &coordinator, "--rpc-url", &rpc_url, "--listen", &listen, "--poll-ms", "500"])
+                    .arg("--deployment")
+                    .arg(&pinned)
                     .args(["--batch-size", "150", "--batch-max-wait-ms", "1000", "--work-dir"])
                     .arg(dir.join("work")),
             )?;
@@ -328,7 +346,9 @@ impl Devnet {
                     "32",
                 ])
                 .arg("--data-dir")
-                .arg(&data),
+                .arg(&data)
+                .arg("--deployment")
+                .arg(&pinned),
             )?;
             run("qor-worker register", &mut worker(&["register", "--stake", "1ether"]))?;
             let byzantine = n < cfg.byzantine;

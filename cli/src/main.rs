@@ -3,6 +3,7 @@
 mod accounts;
 mod demo;
 mod devnet;
+mod keys;
 mod market;
 
 use std::path::PathBuf;
@@ -34,9 +35,21 @@ struct Conn {
     /// The chain's JSON-RPC URL.
     #[arg(long, env = "QOR_RPC_URL", default_value = "http://127.0.0.1:8545", global = true)]
     rpc_url: String,
-    /// The buyer's private key (default: the devnet's buyer account).
-    #[arg(long, env = "QOR_BUYER_KEY", global = true)]
-    key: Option<String>,
+    /// The market's deployment file, pinned for this command: money goes only to these contracts,
+    /// whatever the coordinator says (`anvil/deploy.sh` writes `deployments/<chainId>.json`; default:
+    /// `qor-devnet/deployment.json`, which `qor devnet` writes, when it exists).
+    #[arg(long, env = "QOR_DEPLOYMENT", global = true)]
+    deployment: Option<PathBuf>,
+    /// The buyer's key: a Foundry keystore by name (`~/.foundry/keystores/<NAME>`, as `cast wallet
+    /// import` makes).
+    #[arg(long, global = true, conflicts_with = "keystore")]
+    account: Option<String>,
+    /// The buyer's key: a keystore file (v3).
+    #[arg(long, global = true)]
+    keystore: Option<PathBuf>,
+    /// A file whose first line is the keystore's password (else `QOR_KEYSTORE_PASSWORD`, else a prompt).
+    #[arg(long, global = true)]
+    password_file: Option<PathBuf>,
     /// Print JSON (for scripts).
     #[arg(long, global = true)]
     json: bool,
@@ -209,9 +222,10 @@ fn print(conn: &Conn, value: &Value, text: impl FnOnce() -> String) {
 }
 
 async fn market(conn: &Conn) -> anyhow::Result<Market> {
-    let key = conn.key.clone().unwrap_or_else(|| accounts::KEYS[accounts::BUYER].to_string());
-    let key = key.trim().parse().context("--key is not a 32-byte hex private key")?;
-    Market::connect(&conn.coordinator, &conn.rpc_url, key).await
+    let deployment = keys::pinned_deployment(conn.deployment.as_deref())?;
+    let source = keys::KeySource { account: conn.account.clone(), keystore: conn.keystore.clone(), password_file: conn.password_file.clone() };
+    let key = keys::buyer_key(&source, deployment.chain_id)?;
+    Market::connect(&conn.coordinator, &conn.rpc_url, key, deployment).await
 }
 
 /// One timeline entry as a line of `job run`'s progress: what happened, who did it, and the figures
@@ -423,7 +437,7 @@ async fn save_outputs(m: &Market, id: U256, job: &Value, dir: &std::path::Path) 
     for o in r["outputs"].as_array().into_iter().flatten() {
         let (path, want) = (o["path"].as_str().unwrap_or_default(), o["hash"].as_str().unwrap_or_default().parse::<B256>()?);
         let url = format!("{}/v1/jobs/{id}/outputs/{}/{path}", m.base, r["worker"].as_str().unwrap_or_default());
-        let bytes = reqwest::get(&url).await?.bytes().await?;
+        let bytes = m.download(&url, path).await?;
         if keccak256(&bytes) != want {
             bail!("{path}: the bytes hash to {}, the receipt says {want}", keccak256(&bytes));
         }

@@ -10,8 +10,9 @@ use anyhow::{Context, anyhow, bail};
 use qor_protocol::bindings::IJobEscrow;
 use qor_protocol::merkle::ChunkProof;
 use qor_protocol::spec::JobSpec;
+use qor_protocol::deployment::Deployment;
 use qor_verifier::chain::{Chain, SendPolicy};
-use qor_worker::client::{ChainInfo, Coordinator};
+use qor_worker::client::Coordinator;
 use serde_json::{Value, json};
 
 /// A buyer connected to a coordinator and its chain.
@@ -21,8 +22,9 @@ pub(crate) struct Market {
     pub(crate) base: String,
     http: reqwest::Client,
     client: Coordinator,
-    /// Chain id and contract addresses, from the coordinator.
-    pub(crate) info: ChainInfo,
+    /// Chain id and contract addresses: the pinned deployment, which the chain and the coordinator
+    /// agreed with.
+    pub(crate) info: Deployment,
     /// The buyer's wallet.
     pub(crate) chain: Chain,
 }
@@ -31,15 +33,22 @@ pub(crate) struct Market {
 pub(crate) const STATUS_NAMES: [&str; 7] = ["none", "open", "settled", "challenged", "finalized", "refunded", "reclaimed"];
 
 impl Market {
-    /// Connects with `key` as the buyer.
-    pub(crate) async fn connect(coordinator: &str, rpc_url: &str, key: PrivateKeySigner) -> anyhow::Result<Self> {
+    /// Connects with `key` as the buyer to the `pinned` deployment, once the chain and the coordinator
+    /// agree with it.
+    pub(crate) async fn connect(coordinator: &str, rpc_url: &str, key: PrivateKeySigner, info: Deployment) -> anyhow::Result<Self> {
         let base = coordinator.trim_end_matches('/').to_string();
         let signer = qor_worker::keys::protocol_signer(&key);
         let client = Coordinator::new(&base, signer);
-        let info = client.chain().await.map_err(|e| anyhow!("reaching the coordinator at {base}: {e}"))?;
         let policy = SendPolicy { receipt_timeout: Duration::from_secs(30), bump_percent: 20, max_sends: 3 };
-        let chain = Chain::connect(rpc_url, key, info.chain_id, policy).await?;
-        Ok(Self { base, http: reqwest::Client::new(), client, info, chain })
+        let chain = Chain::connect(rpc_url, key, &info, policy).await?;
+        let theirs = client.chain().await.map_err(|e| anyhow!("reaching the coordinator at {base}: {e}"))?;
+        qor_chain::pinned::check_coordinator(&base, &info, &theirs.deployment())?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| anyhow!("an HTTP client: {e}"))?;
+        Ok(Self { base, http, client, info, chain })
     }
 
     /// The buyer's address.
@@ -52,14 +61,11 @@ impl Market {
         self.client.get(path).await.map_err(|e| anyhow!("GET {path}: {e}"))
     }
 
-    /// Uploads `bytes` as a blob; returns its keccak256.
+    /// Uploads `bytes` as a blob, signed by the buyer (uploads count against its quota); returns its
+    /// keccak256.
     pub(crate) async fn put_blob(&self, bytes: Vec<u8>) -> anyhow::Result<B256> {
         let hash = keccak256(&bytes);
-        let r = self.http.put(format!("{}/v1/blobs/{hash}", self.base)).body(bytes).send().await?;
-        if !r.status().is_success() {
-            bail!("uploading blob {hash}: {} {}", r.status(), r.text().await.unwrap_or_default());
-        }
-        Ok(hash)
+        self.client.upload_bytes(bytes).await.map_err(|e| anyhow!("uploading blob {hash}: {e}"))
     }
 
     async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
@@ -261,17 +267,26 @@ impl Market {
         Ok((settled, recomputed, outputs.len()))
     }
 
-    /// Blob `hash`, checked against its name.
+    /// Blob `hash`, checked against its name (read up to the client's download limit, 1 GiB).
     pub(crate) async fn blob(&self, hash: B256) -> anyhow::Result<Vec<u8>> {
         let r = self.http.get(format!("{}/v1/blobs/{hash}", self.base)).send().await?;
         if !r.status().is_success() {
             bail!("blob {hash}: {}", r.status());
         }
-        let bytes = r.bytes().await?.to_vec();
+        let bytes = Coordinator::read_capped(r, self.client.max_download_bytes, &format!("blob {hash}")).await?;
         if keccak256(&bytes) != hash {
             bail!("blob {hash}: the bytes hash to {}", keccak256(&bytes));
         }
         Ok(bytes)
+    }
+
+    /// The body at `url` (an output, say), read up to the client's download limit.
+    pub(crate) async fn download(&self, url: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+        let r = self.http.get(url).timeout(Duration::from_secs(3_600)).send().await?;
+        if !r.status().is_success() {
+            bail!("{what}: {}", r.status());
+        }
+        Ok(Coordinator::read_capped(r, self.client.max_download_bytes, what).await?)
     }
 
     /// What `account` can withdraw from the escrow, in wei.

@@ -326,7 +326,7 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
     if !inserted {
         return Ok(None);
     }
-    apply(tx, name, &detail, block, &block_hash).await?;
+    apply(tx, name, &detail, block, &block_hash, state.cfg.limits.retention_ms).await?;
     let mut update = detail;
     update["type"] = json!(name);
     update["block"] = json!(block);
@@ -338,7 +338,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 /// The effect of one event on the coordinator's tables.
-async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i64, block_hash: &str) -> sqlx::Result<()> {
+async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i64, block_hash: &str, retention_ms: i64) -> sqlx::Result<()> {
     let now = now_ms();
     match name {
         "ComputeJobCreated" => {
@@ -351,15 +351,16 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
                 None => ("awaiting_spec", Some("funded on chain; the spec was not uploaded yet")),
             };
             sqlx::query!(
-                "INSERT OR IGNORE INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number,
-                   block_hash, status, reason, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, funded_redundancy, preferred,
+                   block_number, block_hash, status, reason, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 job_id,
                 spec_hash,
                 buyer,
                 token,
                 budget,
                 deadline,
+                redundancy,
                 redundancy,
                 preferred,
                 block,
@@ -370,6 +371,8 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
             )
             .execute(&mut **tx)
             .await?;
+            // Its module and inputs are kept for the job, and past its deadline for whoever re-checks it.
+            crate::jobs::claim_spec(tx, spec_hash, deadline * 1000 + retention_ms).await?;
             timeline(tx, &format!("job:{job_id}"), "chain", "funded", d.clone(), Some(block)).await?;
         }
         "ComputeBatchSettled" => {
@@ -425,10 +428,24 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i
             )
             .execute(&mut **tx)
             .await?;
+            // Its file is kept while the deal is open or active (the garbage collector asks), then for
+            // the retention period.
+            let blob = sqlx::query_scalar!("SELECT blob_hash FROM storage_files WHERE root = ?", root).fetch_optional(&mut **tx).await?;
+            crate::blobs::claim(tx, &blob.into_iter().collect::<Vec<_>>(), now + retention_ms, true).await?;
             timeline(tx, &format!("deal:{deal}"), "chain", "funded", d.clone(), Some(block)).await?;
         }
         "StorageDealAccepted" | "StorageDealCancelled" | "StoragePeriodsSettled" => {
             apply_deal(tx, name, d).await?;
+            // An ended deal's file is kept for the retention period from now.
+            let deal = s(d, "dealId");
+            let blob = sqlx::query_scalar!(
+                "SELECT f.blob_hash FROM storage_deals d JOIN storage_files f ON f.root = d.root
+                 WHERE d.deal_id = ? AND d.status IN ('completed', 'cancelled')",
+                deal
+            )
+            .fetch_optional(&mut **tx)
+            .await?;
+            crate::blobs::claim(tx, &blob.into_iter().collect::<Vec<_>>(), now + retention_ms, true).await?;
             timeline(tx, &format!("deal:{}", s(d, "dealId")), "chain", name, d.clone(), Some(block)).await?;
         }
         "StoragePeriodProven" | "StoragePeriodsAttested" => {
@@ -605,7 +622,7 @@ pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
     .fetch_all(&mut *tx)
     .await?;
     for e in members {
-        apply(&mut tx, &e.name, &serde_json::from_str(&e.detail)?, e.block_number, "").await?;
+        apply(&mut tx, &e.name, &serde_json::from_str(&e.detail)?, e.block_number, "", state.cfg.limits.retention_ms).await?;
     }
 
     // Providers: rebuild from the registry events that remain, keeping liveness.

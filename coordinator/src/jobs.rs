@@ -14,10 +14,32 @@ use crate::AppState;
 use crate::db::{now_ms, timeline};
 use crate::error::{ApiError, ApiResult, parse_b256, parse_u256};
 
-/// `POST /v1/specs`: the body is a job spec. Its module and inputs must already be in the blob store,
-/// so a funded job never waits on data the coordinator does not have. Uploading the same spec again
-/// answers 200 with the stored one.
+/// The blobs a spec names (its module and inputs), as the store keys them.
+pub(crate) fn spec_blobs(spec: &JobSpec) -> Vec<String> {
+    std::iter::once(spec.module).chain(spec.inputs.iter().map(|i| i.hash)).map(|h| format!("{h:#x}")).collect()
+}
+
+/// Marks the blobs of spec `spec_hash` as claimed by a funded job, kept until `keep_until`.
+pub(crate) async fn claim_spec(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, spec_hash: &str, keep_until: i64) -> sqlx::Result<()> {
+    let Some(json) = sqlx::query_scalar!("SELECT spec_json FROM specs WHERE spec_hash = ?", spec_hash).fetch_optional(&mut **tx).await?
+    else {
+        return Ok(());
+    };
+    if let Ok(spec) = JobSpec::from_json(json.as_bytes()) {
+        crate::blobs::claim(tx, &spec_blobs(&spec), keep_until, true).await?;
+    }
+    Ok(())
+}
+
+/// `POST /v1/specs`: the body is a job spec (at most `max_spec_bytes`). Its module and inputs must
+/// already be in the blob store, so a funded job never waits on data the coordinator does not have;
+/// they are kept while the spec waits for its funding. An unfunded spec is deleted when it expires.
+/// Uploading the same spec again answers 200 with the stored one.
 pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let max = state.cfg.limits.max_spec_bytes;
+    if body.len() > max {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "spec_too_large", format!("a spec is at most {max} bytes, not {}", body.len())));
+    }
     let spec = JobSpec::from_json(&body).map_err(|e| ApiError::field("invalid_spec", e.field(), e.to_string()))?;
     if !state.blobs.contains(&spec.module) {
         return Err(ApiError::field("missing_blob", "module", format!("upload the module first: PUT /v1/blobs/{}", spec.module)));
@@ -60,11 +82,14 @@ pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<
         == 1;
     if inserted {
         timeline(&mut tx, &format!("spec:{spec_hash}"), "buyer", "spec_uploaded", json!({}), None).await?;
+        crate::blobs::claim(&mut tx, &spec_blobs(&spec), expires, false).await?;
         // Jobs funded before their spec arrived can be matched now.
-        let waiting = sqlx::query_scalar!("SELECT job_id FROM jobs WHERE spec_hash = ? AND status = 'awaiting_spec'", spec_hash)
+        let waiting = sqlx::query!("SELECT job_id, deadline FROM jobs WHERE spec_hash = ? AND status = 'awaiting_spec'", spec_hash)
             .fetch_all(&mut *tx)
             .await?;
-        for job_id in &waiting {
+        for job in &waiting {
+            let job_id = &job.job_id;
+            crate::blobs::claim(&mut tx, &spec_blobs(&spec), job.deadline * 1000 + state.cfg.limits.retention_ms, true).await?;
             sqlx::query!("UPDATE jobs SET status = 'matching', reason = NULL, updated_at = ? WHERE job_id = ?", now, job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -173,7 +198,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no job {job_id} (not funded on chain, or not yet confirmed)")))?;
     let replicas = sqlx::query!(
-        "SELECT id, provider, status, lease_expires_at, seal, created_at, updated_at FROM assignments
+        "SELECT id, provider, status, lease_expires_at, seal, acceptance, seal_signature, created_at, updated_at FROM assignments
          WHERE job_id = ? ORDER BY id",
         job_id
     )
@@ -183,12 +208,13 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
     .map(|a| {
         json!({
             "assignment": a.id, "provider": a.provider, "status": a.status, "leaseExpiresAt": a.lease_expires_at,
-            "seal": a.seal, "createdAt": a.created_at, "updatedAt": a.updated_at,
+            "seal": a.seal, "acceptance": a.acceptance, "sealSignature": a.seal_signature,
+            "createdAt": a.created_at, "updatedAt": a.updated_at,
         })
     })
     .collect::<Vec<_>>();
     let receipts = sqlx::query!(
-        "SELECT worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at
+        "SELECT worker, spec_hash, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at
          FROM receipts WHERE job_id = ? ORDER BY received_at",
         job_id
     )
@@ -197,7 +223,8 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
     .into_iter()
     .map(|r| {
         json!({
-            "worker": r.worker, "resultDigest": r.result_digest, "stdoutHash": r.stdout_hash, "exitCode": r.exit_code,
+            "worker": r.worker, "specHash": r.spec_hash, "resultDigest": r.result_digest, "stdoutHash": r.stdout_hash,
+            "exitCode": r.exit_code,
             "fuelUsed": r.fuel_used, "signature": r.signature,
             "outputs": serde_json::from_str::<Value>(&r.outputs).unwrap_or(Value::Null), "receivedAt": r.received_at,
         })
@@ -275,7 +302,7 @@ pub async fn list_providers(State(state): State<AppState>) -> ApiResult<Json<Val
             json!({
                 "address": p.address, "stake": p.stake, "pricePerFuel": p.price_per_fuel, "capacity": p.capacity,
                 "region": p.region, "completed": p.completed, "failed": p.failed, "slashed": p.slashed,
-                "lastHeartbeat": p.last_heartbeat, "live": p.live, "busy": p.busy,
+                "lastHeartbeat": p.last_heartbeat, "live": p.live, "busy": p.busy, "failedLeases": p.failed_leases,
             })
         })
         .collect();

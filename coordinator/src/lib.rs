@@ -30,10 +30,13 @@ pub mod chain;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod gc;
 pub mod jobs;
+pub mod limits;
 pub mod matcher;
 pub mod metrics;
 pub mod openapi;
+pub mod server;
 pub mod sessions;
 pub mod storage;
 pub mod verifier;
@@ -78,6 +81,73 @@ pub struct Config {
     pub confirmations: u64,
     /// The built web app (`web/dist`), served at `/` when set.
     pub web_dir: Option<std::path::PathBuf>,
+    /// What anonymous and abusive callers get at most.
+    pub limits: Limits,
+}
+
+/// Bounds on what any caller (none of which is trusted) can make the coordinator do or keep: every
+/// connection, request, body, upload and subscription is capped in size, time or number, and
+/// nothing an anonymous caller leaves behind is kept forever.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at once, from everyone (raised to fit the open-file limit at start).
+    pub max_connections: usize,
+    /// Open connections at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// How long a connection may take to send a request's headers (from its opening, or from the end
+    /// of the previous request): an idle or trickling connection is closed.
+    pub header_timeout_ms: u64,
+    /// How long a request's body may take to arrive.
+    pub body_timeout_ms: u64,
+    /// How long a request (other than a blob transfer or an event stream) may take to be answered.
+    pub request_timeout_ms: u64,
+    /// JSON bodies being read at once, in bytes, from everyone: past it a request is answered 503.
+    pub max_buffered_body_bytes: usize,
+    /// Largest job spec accepted (its canonical JSON).
+    pub max_spec_bytes: usize,
+    /// Requests a second one IP address may make to an anonymous endpoint that writes (specs, files
+    /// to register, sign-in nonces), sustained...
+    pub writes_per_second_per_ip: u32,
+    /// ...and in a burst.
+    pub write_burst_per_ip: u32,
+    /// Event streams open at once, from everyone and from one IP address.
+    pub max_event_streams: usize,
+    /// Event streams open at once from one IP address.
+    pub max_event_streams_per_ip: usize,
+    /// Sign-in nonces handed out and not yet used or expired.
+    pub max_siwe_nonces: i64,
+    /// How long an uploaded blob nothing references is kept.
+    pub blob_grace_ms: i64,
+    /// How long a job's results (and its module and inputs) are kept after its deadline, and a
+    /// storage file after its deal ends.
+    pub retention_ms: i64,
+    /// Bytes of blobs one account uploaded that nothing funded references yet.
+    pub max_unclaimed_bytes_per_account: u64,
+    /// The same, from every account together.
+    pub max_unclaimed_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            max_buffered_body_bytes: 64 << 20,
+            max_spec_bytes: 256 << 10,
+            writes_per_second_per_ip: 50,
+            write_burst_per_ip: 500,
+            max_event_streams: 1024,
+            max_event_streams_per_ip: 32,
+            max_siwe_nonces: 100_000,
+            blob_grace_ms: 3_600_000,
+            retention_ms: 7 * 24 * 3_600_000,
+            max_unclaimed_bytes_per_account: 2 << 30,
+            max_unclaimed_bytes: 16 << 30,
+        }
+    }
 }
 
 impl Config {
@@ -102,6 +172,7 @@ impl Config {
             walletconnect_project_id: None,
             confirmations: 0,
             web_dir: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -162,6 +233,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Nonces of signed requests within the clock window.
     pub replays: Arc<auth::Replays>,
+    /// Per-request bounds: the body budget, rate limits, event stream slots.
+    pub guards: Arc<limits::Guards>,
 }
 
 impl AppState {
@@ -173,6 +246,7 @@ impl AppState {
             read: db::read_pool(&db),
             db,
             blobs: Arc::new(blobs),
+            guards: Arc::new(limits::Guards::new(&cfg.limits)),
             cfg: Arc::new(cfg),
             bus,
             wake: Arc::new(Wakers::default()),
@@ -192,8 +266,16 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let json_limit = state.cfg.max_json_bytes;
     let web = state.cfg.web_dir.clone();
-    let api = Router::new()
+    let request_timeout = std::time::Duration::from_millis(state.cfg.limits.request_timeout_ms);
+    // Anonymous endpoints that write: rate-limited per IP address.
+    let writes = Router::new()
         .route("/v1/specs", post(jobs::post_spec))
+        .route("/v1/storage/files", post(storage::post_file))
+        .route("/v1/auth/nonce", get(sessions::nonce))
+        .route("/v1/auth/siwe", post(sessions::sign_in))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_writes));
+    let api = Router::new()
+        .merge(writes)
         .route("/v1/specs/{spec_hash}", get(jobs::get_spec))
         .route("/v1/jobs", get(jobs::list_jobs))
         .route("/v1/jobs/{job_id}", get(jobs::get_job))
@@ -203,6 +285,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worker/register", post(worker::register))
         .route("/v1/worker/heartbeat", post(worker::heartbeat))
         .route("/v1/worker/assignments", get(worker::assignments))
+        .route("/v1/worker/assignments/{id}/accept", post(worker::accept))
         .route("/v1/worker/assignments/{id}/seal", post(worker::seal))
         .route("/v1/worker/assignments/{id}/receipt", post(worker::receipt))
         .route("/v1/worker/assignments/{id}/release", post(worker::release))
@@ -213,7 +296,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/worker/storage/{deal_id}/probes/{probe}", post(storage::answer_probe))
         .route("/v1/storage/deals/{deal_id}/probes", post(storage::post_probe))
         .route("/v1/storage/deals/{deal_id}/probes/{probe}", get(storage::get_probe))
-        .route("/v1/storage/files", post(storage::post_file))
         .route("/v1/storage/deals", get(storage::list_deals))
         .route("/v1/storage/deals/{deal_id}", get(storage::get_deal))
         .route("/v1/verifier/jobs/{job_id}/verdict", post(verifier::verdict))
@@ -221,15 +303,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verifier/proposals", post(verifier::propose).get(verifier::list_proposals))
         .route("/v1/verifier/proposals/{digest}", get(verifier::get_proposal))
         .route("/v1/verifier/proposals/{digest}/signatures", post(verifier::cosign))
-        .route("/v1/auth/nonce", get(sessions::nonce))
-        .route("/v1/auth/siwe", post(sessions::sign_in))
         .route("/v1/auth/session", get(sessions::whoami).merge(delete(sessions::sign_out)))
         .route("/v1/me", get(sessions::me))
         .route("/v1/me/storage/deals/{deal_id}/probes", post(storage::post_session_probe))
-        .layer(DefaultBodyLimit::max(json_limit));
+        // Every JSON body is read whole, in time and within the shared budget, before its handler
+        // runs; and every answer comes within the request deadline (long polls end well before it).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::buffer_body))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout));
     let app = Router::new()
         .merge(api)
-        // Blobs carry their own streaming limit (413 past `max_blob_bytes`).
+        // Blobs carry their own streaming limits (413 past `max_blob_bytes`, quotas, an idle
+        // deadline); event streams are counted.
         .route("/v1/blobs/{hash}", put(blobs::put_blob).get(blobs::get_blob).layer(DefaultBodyLimit::disable()))
         .route("/v1/events", get(events::stream))
         .route("/health", get(metrics::health))

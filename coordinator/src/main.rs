@@ -4,11 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alloy_primitives::Address;
 use anyhow::Context;
 use clap::Parser;
 use qor_coordinator::chain::WatchConfig;
-use qor_coordinator::{AppState, Config, chain, db, matcher, router};
+use qor_coordinator::{AppState, Config, chain, db, gc, matcher, router, server};
 
 /// The QOR coordinator.
 #[derive(Debug, Parser)]
@@ -57,6 +56,25 @@ struct Args {
     /// Largest blob, bytes.
     #[arg(long, default_value = "1073741824")]
     max_blob_bytes: u64,
+    /// Open connections at once, in all.
+    #[arg(long, default_value = "4096")]
+    max_connections: usize,
+    /// Open connections at once from one IP address.
+    #[arg(long, default_value = "256")]
+    max_connections_per_ip: usize,
+    /// Requests a second one IP address may make to the anonymous endpoints that write (specs, files
+    /// to register, sign-in nonces); bursts of ten times as many.
+    #[arg(long, default_value = "50")]
+    writes_per_second_per_ip: u32,
+    /// Bytes of blobs one account may upload that nothing funded references yet.
+    #[arg(long, default_value = "2147483648")]
+    max_unclaimed_bytes_per_account: u64,
+    /// The same, for every account together.
+    #[arg(long, default_value = "17179869184")]
+    max_unclaimed_bytes: u64,
+    /// How long an uploaded blob nothing references is kept, milliseconds.
+    #[arg(long, default_value = "3600000")]
+    blob_grace_ms: i64,
 }
 
 #[tokio::main]
@@ -65,18 +83,23 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
-    let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&args.deployment).with_context(|| format!("reading {}", args.deployment.display()))?)
-            .with_context(|| format!("{} is not JSON", args.deployment.display()))?;
-    let field = |k: &str| -> anyhow::Result<Address> {
-        deployment[k].as_str().and_then(|s| s.parse().ok()).with_context(|| format!("deployment file: `{k}` is not an address"))
-    };
-    let chain_id = deployment["chainId"].as_u64().context("deployment file: `chainId` is not a number")?;
-    let start_block = deployment["deployBlock"].as_u64().unwrap_or(0);
-    let mut cfg = Config::new(chain_id, field("jobEscrow")?, field("providerRegistry")?);
-    cfg.committee = field("verifierCommittee")?;
+    let bytes = std::fs::read(&args.deployment).with_context(|| format!("reading {}", args.deployment.display()))?;
+    let deployment = qor_protocol::deployment::Deployment::from_json(&bytes).with_context(|| format!("{}", args.deployment.display()))?;
+    let start_block = deployment.deploy_block;
+    let mut cfg = Config::new(deployment.chain_id, deployment.job_escrow, deployment.provider_registry);
+    cfg.committee = deployment.verifier_committee;
     cfg.deploy_block = start_block;
     cfg.siwe_domains = args.siwe_domains;
+    cfg.limits.max_connections = args.max_connections;
+    cfg.limits.max_connections_per_ip = args.max_connections_per_ip;
+    cfg.limits.writes_per_second_per_ip = args.writes_per_second_per_ip;
+    cfg.limits.write_burst_per_ip = args.writes_per_second_per_ip.saturating_mul(10);
+    cfg.limits.max_unclaimed_bytes_per_account = args.max_unclaimed_bytes_per_account;
+    cfg.limits.max_unclaimed_bytes = args.max_unclaimed_bytes;
+    cfg.limits.blob_grace_ms = args.blob_grace_ms;
+    if cfg.siwe_domains.is_empty() {
+        tracing::warn!("no --siwe-domain: Sign-In with Ethereum is refused until one is configured");
+    }
     cfg.lease_ms = args.lease_ms;
     cfg.heartbeat_ttl_ms = args.heartbeat_ttl_ms;
     cfg.max_blob_bytes = args.max_blob_bytes;
@@ -102,12 +125,16 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(chain::run(state.clone(), watch));
     tokio::spawn(matcher::run(state.clone()));
 
+    tokio::spawn(gc::run(state.clone()));
+
+    // A descriptor per connection: as many as the system lets this process have.
+    let open_files = server::raise_open_file_limit().context("raising the open-file limit")?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    tracing::info!(addr = %listener.local_addr()?, open_files, "listening");
+    let limits = state.cfg.limits.clone();
+    server::serve(listener, router(state), &limits, open_files, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -6,6 +6,11 @@
 //! qualifies; the rest are ranked by reputation (never slashed first, then completed vs failed), then
 //! price, then free capacity. A provider runs a job at most once, so a lapsed lease goes to someone
 //! else. When nobody qualifies the job says which rule nobody met.
+//!
+//! Leases end by rules that never put an honest replica in the wrong: an offered lease nobody accepted
+//! lapses (it ran nothing); an accepted one that was never sealed has failed (recorded against its
+//! provider, who signed nothing a slash could rest on); a sealed one waits for the job's other seals
+//! however long they take, and only once every replica has sealed does its reveal window run out.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::time::Duration;
@@ -77,26 +82,37 @@ async fn pass(state: &AppState, housekeeping: bool) -> sqlx::Result<()> {
 
 async fn lapse_leases(state: &AppState) -> sqlx::Result<()> {
     let now = now_ms();
+    // A sealed replica's lease runs only once every replica has sealed (the last seal sets its reveal
+    // window): before that, it waits for the others and its seal stands.
     let expired = sqlx::query!(
-        r#"SELECT id AS "id!", job_id, provider FROM assignments WHERE status IN ('leased', 'sealed') AND lease_expires_at < ?"#,
+        r#"SELECT a.id AS "id!", a.job_id, a.provider, a.status FROM assignments a JOIN jobs j ON j.job_id = a.job_id
+           WHERE a.status IN ('leased', 'accepted', 'sealed') AND a.lease_expires_at < ?
+             AND (a.status != 'sealed'
+                  OR (SELECT COUNT(*) FROM assignments b WHERE b.job_id = a.job_id AND b.status IN ('sealed', 'revealed')) >= j.redundancy)"#,
         now
     )
     .fetch_all(&state.read)
     .await?;
     for a in &expired {
+        let (ended_as, why) = match a.status.as_str() {
+            "leased" => ("lapsed", "the lease was never accepted"),
+            "accepted" => ("failed", "accepted the lease and did not seal a result in time"),
+            _ => ("lapsed", "sealed and did not reveal in time"),
+        };
         let mut tx = state.db.begin().await?;
-        let ended = end_lease(&mut tx, a.id, &a.job_id, "lapsed", "coordinator", json!({ "provider": a.provider })).await?;
+        let detail = json!({ "provider": a.provider, "reason": why });
+        let ended = end_lease(&mut tx, a.id, &a.job_id, ended_as, "coordinator", detail).await?;
         tx.commit().await?;
         if ended {
             state.metrics.leases_lapsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            state.publish(json!({ "type": "lapsed", "jobId": a.job_id, "provider": a.provider }));
+            state.publish(json!({ "type": ended_as, "jobId": a.job_id, "provider": a.provider }));
         }
     }
     Ok(())
 }
 
-/// Ends a live lease, `lapsed` (by the coordinator) or `released` (by its worker), and puts the job
-/// back up for matching, inside `tx`. Returns false when the lease was no longer live.
+/// Ends a live lease, `lapsed` or `failed` (by the coordinator) or `released` (by its worker), and puts
+/// the job back up for matching, inside `tx`. Returns false when the lease was no longer live.
 pub(crate) async fn end_lease(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     id: i64,
@@ -107,7 +123,12 @@ pub(crate) async fn end_lease(
 ) -> sqlx::Result<bool> {
     let now = now_ms();
     let changed =
-        sqlx::query!("UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'sealed')", status, now, id)
+        sqlx::query!(
+            "UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'accepted', 'sealed')",
+            status,
+            now,
+            id
+        )
             .execute(&mut **tx)
             .await?
             .rows_affected();
@@ -144,7 +165,7 @@ async fn expire(state: &AppState) -> sqlx::Result<()> {
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
-            "UPDATE assignments SET status = 'released', updated_at = ? WHERE job_id = ? AND status IN ('leased', 'sealed')",
+            "UPDATE assignments SET status = 'released', updated_at = ? WHERE job_id = ? AND status IN ('leased', 'accepted', 'sealed')",
             now,
             job.job_id
         )
@@ -182,6 +203,8 @@ pub struct ProviderView {
     pub live: bool,
     /// Leases it holds now.
     pub busy: i64,
+    /// Leases it accepted and never sealed (recorded here, not on chain: it signed nothing to slash).
+    pub failed_leases: i64,
 }
 
 /// Every registered provider, by address.
@@ -190,8 +213,9 @@ pub async fn providers(state: &AppState) -> sqlx::Result<Vec<ProviderView>> {
     let rows = sqlx::query!(
         r#"SELECT p.address, p.stake, p.price_per_fuel, p.capacity, p.region, p.completed, p.failed, p.slashed,
                   p.last_heartbeat,
-                  (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status IN ('leased', 'sealed'))
-                    AS "busy!: i64"
+                  (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status IN ('leased', 'accepted', 'sealed'))
+                    AS "busy!: i64",
+                  (SELECT COUNT(*) FROM assignments a WHERE a.provider = p.address AND a.status = 'failed') AS "failed_leases!: i64"
            FROM providers p ORDER BY p.address"#
     )
     .fetch_all(&state.read)
@@ -210,6 +234,7 @@ pub async fn providers(state: &AppState) -> sqlx::Result<Vec<ProviderView>> {
             slashed: p.slashed,
             last_heartbeat: p.last_heartbeat,
             busy: p.busy,
+            failed_leases: p.failed_leases,
         })
         .collect())
 }
@@ -223,7 +248,8 @@ async fn candidates(state: &AppState) -> sqlx::Result<Vec<Candidate>> {
             price: p.price_per_fuel.parse().unwrap_or(U256::MAX),
             free: p.capacity - p.busy,
             completed: p.completed,
-            failed: p.failed,
+            // Leases it took and let fail count against it like jobs it lost.
+            failed: p.failed + p.failed_leases,
             slashed: p.slashed,
             region: p.region,
             live: p.live,
@@ -258,7 +284,7 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
                   j.budget AS "budget!", j.preferred AS "preferred!", j.status AS "status!", j.reason, s.fuel_limit,
                   s.wall_clock_ms,
                   (SELECT COUNT(*) FROM assignments a WHERE a.job_id = j.job_id
-                     AND a.status IN ('leased', 'sealed', 'revealed')) AS "active!: i64"
+                     AND a.status IN ('leased', 'accepted', 'sealed', 'revealed')) AS "active!: i64"
            FROM (SELECT job_id, redundancy, budget, preferred, status, reason, spec_hash, block_number FROM jobs
                  WHERE status = 'matching' AND (block_number, job_id) > (?1, ?2)
                  UNION ALL
@@ -381,7 +407,7 @@ async fn match_jobs(state: &AppState) -> sqlx::Result<usize> {
         let waiting = sqlx::query!(
             "UPDATE jobs SET status = 'unmatched', reason = ?, updated_at = ? WHERE status = 'matching' AND reason IS NULL
                AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.job_id = jobs.job_id
-                                 AND a.status IN ('leased', 'sealed', 'revealed'))",
+                                 AND a.status IN ('leased', 'accepted', 'sealed', 'revealed'))",
             why,
             now
         )

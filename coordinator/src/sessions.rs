@@ -1,7 +1,7 @@
 //! Sign-In with Ethereum (EIP-4361) sessions for buyers and providers in the browser or the CLI.
 //!
 //! `GET /v1/auth/nonce` hands out a nonce; the wallet signs a message naming this coordinator's host,
-//! the chain and that nonce; `POST /v1/auth/siwe` checks it (domain, chain, nonce used once, times,
+//! the chain and that nonce; `POST /v1/auth/siwe` checks it (domain, URI, chain, nonce used once, times,
 //! signature) and opens a session: a random bearer token, answered once and also set as an HttpOnly
 //! cookie, of which only the keccak is stored. [`Session`] is the extractor of endpoints that act for
 //! the signed-in account (`/v1/me/...`).
@@ -10,7 +10,7 @@ use alloy_primitives::{Address, Signature, keccak256};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use qor_protocol::siwe::{SiweMessage, recover_signer};
 use serde::Deserialize;
@@ -32,12 +32,17 @@ fn random_hex(bytes: usize) -> ApiResult<String> {
     Ok(alloy_primitives::hex::encode(buf))
 }
 
-/// `GET /v1/auth/nonce`: a fresh nonce for a Sign-In with Ethereum message, valid for ten minutes.
+/// `GET /v1/auth/nonce`: a fresh nonce for a Sign-In with Ethereum message, valid for ten minutes (at
+/// most `max_siwe_nonces` are out at once; anonymous callers are rate-limited per address too).
 pub async fn nonce(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let nonce = random_hex(12)?;
     let now = now_ms();
     let expires = now + NONCE_TTL_MS;
     sqlx::query!("DELETE FROM siwe_nonces WHERE expires_at < ?", now).execute(&state.db).await?;
+    let out = sqlx::query_scalar!("SELECT COUNT(*) FROM siwe_nonces").fetch_one(&state.db).await?;
+    if out >= state.cfg.limits.max_siwe_nonces {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_nonces", format!("{out} sign-in nonces are out; retry later")));
+    }
     sqlx::query!("INSERT INTO siwe_nonces (nonce, expires_at) VALUES (?, ?)", nonce, expires).execute(&state.db).await?;
     Ok(Json(json!({ "nonce": nonce, "expiresAt": expires, "chainId": state.cfg.chain_id })))
 }
@@ -70,14 +75,27 @@ async fn roles(state: &AppState, address: &str) -> ApiResult<Vec<&'static str>> 
 }
 
 /// `POST /v1/auth/siwe`: signs in. Answers the bearer token once (and sets it as a cookie).
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn sign_in(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
     let SignInBody { message, signature } = parse_json(&body)?;
     let m = SiweMessage::parse(&message).map_err(|e| siwe_error(&format!("message.{}", e.field()), e.to_string()))?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let domain_ok = if state.cfg.siwe_domains.is_empty() { m.domain == host } else { state.cfg.siwe_domains.contains(&m.domain) };
-    if !domain_ok {
-        let expected = if state.cfg.siwe_domains.is_empty() { host.to_string() } else { state.cfg.siwe_domains.join(", ") };
+    // The domain is this coordinator's own, as configured: never the request's `Host`, which whoever
+    // relays a phished message chooses. And the URI is on that domain.
+    if state.cfg.siwe_domains.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "siwe_not_configured",
+            "Sign-In with Ethereum needs the coordinator's domain: start it with --siwe-domain <host[:port]>",
+        ));
+    }
+    if !state.cfg.siwe_domains.contains(&m.domain) {
+        let expected = state.cfg.siwe_domains.join(", ");
         return Err(siwe_error("message.domain", format!("the message is for `{}`, this coordinator is `{expected}`", m.domain)));
+    }
+    let authority = m.uri.split_once("://").filter(|(scheme, _)| matches!(*scheme, "http" | "https")).map(|(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or_default()
+    });
+    if authority != Some(m.domain.as_str()) {
+        return Err(siwe_error("message.URI", format!("the URI `{}` is not on the message's domain `{}`", m.uri, m.domain)));
     }
     if m.chain_id != state.cfg.chain_id {
         return Err(siwe_error(
@@ -159,24 +177,27 @@ fn token_of(parts: &Parts) -> Option<String> {
     })
 }
 
+/// The session a request carries, if it carries one (an unknown or expired one is an error).
+pub async fn session_of(state: &AppState, parts: &Parts) -> ApiResult<Option<Session>> {
+    let Some(token) = token_of(parts) else { return Ok(None) };
+    let token_hash = format!("{:#x}", keccak256(token.as_bytes()));
+    let now = now_ms();
+    let row = sqlx::query!("SELECT address, expires_at FROM sessions WHERE token_hash = ?", token_hash)
+        .fetch_optional(&state.read)
+        .await?
+        .filter(|r| r.expires_at > now)
+        .ok_or_else(|| ApiError::unauthorized("invalid_session", "the session token is unknown, signed out or expired; sign in again"))?;
+    let address = row.address.parse().map_err(ApiError::internal)?;
+    Ok(Some(Session { address, token_hash, expires_at: row.expires_at }))
+}
+
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = token_of(parts).ok_or_else(|| {
+        session_of(state, parts).await?.ok_or_else(|| {
             ApiError::unauthorized("no_session", "sign in first: POST /v1/auth/siwe, then send `Authorization: Bearer <token>`")
-        })?;
-        let token_hash = format!("{:#x}", keccak256(token.as_bytes()));
-        let now = now_ms();
-        let row = sqlx::query!("SELECT address, expires_at FROM sessions WHERE token_hash = ?", token_hash)
-            .fetch_optional(&state.read)
-            .await?
-            .filter(|r| r.expires_at > now)
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_session", "the session token is unknown, signed out or expired; sign in again")
-            })?;
-        let address = row.address.parse().map_err(ApiError::internal)?;
-        Ok(Self { address, token_hash, expires_at: row.expires_at })
+        })
     }
 }
 

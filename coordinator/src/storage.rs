@@ -30,18 +30,28 @@ pub struct FileBody {
 }
 
 /// `POST /v1/storage/files`: registers an uploaded blob for storage; answers the Merkle root the deal
-/// must lock (the coordinator's own computation, streamed from disk).
+/// must lock (the coordinator's own computation, streamed from disk). A blob registered before is
+/// answered from the root computed then: hashing a gigabyte again on every call would be anyone's to
+/// ask for. At most two files are hashed at once.
 pub async fn post_file(State(state): State<AppState>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let FileBody { blob_hash } = parse_json(&body)?;
+    let blob_hex = format!("{blob_hash:#x}");
+    let answer = |root: &str, size: i64| {
+        Json(json!({ "root": root, "size": size, "chunks": chunk_count(size as u64), "chunkSize": CHUNK_SIZE, "blobHash": blob_hex }))
+    };
+    if let Some(known) = sqlx::query!("SELECT root, size FROM storage_files WHERE blob_hash = ?", blob_hex).fetch_optional(&state.read).await? {
+        return Ok(answer(&known.root, known.size));
+    }
     let file = state
         .blobs
         .open_file(&blob_hash)
         .map_err(|_| ApiError::field("missing_blob", "blobHash", format!("upload the file first: PUT /v1/blobs/{blob_hash}")))?;
+    let _hashing = state.guards.hashing.acquire().await.map_err(ApiError::internal)?;
     let (root, size) = tokio::task::spawn_blocking(move || root_from_reader(std::io::BufReader::new(file.into_std())))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| ApiError::field("invalid_file", "blobHash", e.to_string()))?;
-    let (root_hex, blob_hex, size_i, now) = (format!("{root:#x}"), format!("{blob_hash:#x}"), size as i64, now_ms());
+    let (root_hex, size_i, now) = (format!("{root:#x}"), size as i64, now_ms());
     sqlx::query!(
         "INSERT OR IGNORE INTO storage_files (root, blob_hash, size, uploaded_at) VALUES (?, ?, ?, ?)",
         root_hex,
@@ -52,7 +62,7 @@ pub async fn post_file(State(state): State<AppState>, body: axum::body::Bytes) -
     .execute(&state.db)
     .await?;
     state.wake.matcher(); // a deal funded before its file arrived can be offered now
-    Ok(Json(json!({ "root": root_hex, "size": size, "chunks": chunk_count(size), "chunkSize": CHUNK_SIZE, "blobHash": blob_hex })))
+    Ok(answer(&root_hex, size_i))
 }
 
 /// What a deal is doing, from its chain state and its hosting progress.

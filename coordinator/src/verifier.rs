@@ -86,19 +86,24 @@ pub async fn verdict(
                     ));
                 }
             }
-            // A loser disagreed, or was assigned and never revealed (a missed reveal is a loss).
-            let assigned =
-                sqlx::query_scalar!("SELECT DISTINCT provider FROM assignments WHERE job_id = ?", job_id).fetch_all(&state.read).await?;
+            // A loser disagreed (its signed receipt), or accepted and sealed and never revealed (its
+            // signed acceptance and seal: a missed reveal is a loss).
+            let sealed = sqlx::query_scalar!(
+                "SELECT provider FROM assignments WHERE job_id = ? AND acceptance IS NOT NULL AND seal_signature IS NOT NULL",
+                job_id
+            )
+            .fetch_all(&state.read)
+            .await?;
             for (i, l) in v.losers.iter().enumerate() {
-                let ran = assigned.contains(&format!("{l:#x}"));
+                let missed_reveal = sealed.contains(&format!("{l:#x}"));
                 match digest_of(l) {
                     Some(d) if d != digest => {}
-                    None if ran => {}
+                    None if missed_reveal => {}
                     _ => {
                         return Err(ApiError::field(
                             "loser_mismatch",
                             format!("losers[{i}]"),
-                            format!("{l} neither disagrees nor missed its reveal for this job"),
+                            format!("{l} neither disagrees nor missed a reveal it signed for this job"),
                         ));
                     }
                 }

@@ -1,7 +1,12 @@
 //! The worker API. Every request is signed ([`crate::auth`]); a worker sees and touches only its own
-//! assignments (another's is 404). The flow per replica: long-poll `assignments` → run → `seal`
-//! (commit to the result digest before anyone reveals) → `receipt` (reveal the signed receipt and the
-//! outputs already uploaded to the blob store). Every step is idempotent under retries.
+//! assignments (another's is 404). The flow per replica: long-poll `assignments` → `accept` (the lease,
+//! signed) → run → `seal` (commit to the result digest before anyone reveals, signed) → `receipt`
+//! (reveal the signed receipt and the outputs already uploaded to the blob store). Every step is
+//! idempotent under retries.
+//!
+//! The acceptance and the seal are EIP-712 signatures the coordinator checks and keeps: they are what
+//! the verifier needs to hold a replica that never revealed to its word. A replica the coordinator
+//! cannot show them for costs its provider nothing.
 
 use std::time::Duration;
 
@@ -10,7 +15,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use qor_protocol::bindings::IJobEscrow::Receipt;
-use qor_protocol::eip712::{escrow_domain, receipt_digest, recover, seal as seal_of};
+use qor_protocol::eip712::{LeaseAcceptance, SealCommitment, escrow_domain, receipt_digest, recover, seal as seal_of, signed_by};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -77,10 +82,11 @@ pub async fn heartbeat(State(state): State<AppState>, Signed { worker, .. }: Sig
 /// An assignment as the worker sees it.
 async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>> {
     let rows = sqlx::query!(
-        r#"SELECT a.id, a.job_id, a.status, a.lease_expires_at, a.seal, s.spec_json, j.spec_hash, j.redundancy,
+        r#"SELECT a.id, a.job_id, a.status, a.lease_expires_at, a.seal, s.spec_json, j.spec_hash, j.redundancy, j.buyer, j.token,
+                  j.budget, j.deadline, j.funded_redundancy, j.preferred,
                   (SELECT COUNT(*) FROM assignments b WHERE b.job_id = a.job_id AND b.status IN ('sealed', 'revealed')) AS "sealed!: i64"
          FROM assignments a JOIN jobs j ON j.job_id = a.job_id JOIN specs s ON s.spec_hash = j.spec_hash
-         WHERE a.provider = ? AND a.status IN ('leased', 'sealed') ORDER BY a.id"#,
+         WHERE a.provider = ? AND a.status IN ('leased', 'accepted', 'sealed') ORDER BY a.id"#,
         worker
     )
     .fetch_all(&state.read)
@@ -94,6 +100,11 @@ async fn own_assignments(state: &AppState, worker: &str) -> ApiResult<Vec<Value>
                 // Reveal once every replica has sealed (the receipt is refused before).
                 "revealable": a.sealed >= a.redundancy,
                 "spec": serde_json::from_str::<Value>(&a.spec_json).unwrap_or(Value::Null),
+                // The job as funded: the worker checks it against the escrow's commitment.
+                "job": {
+                    "specHash": a.spec_hash, "buyer": a.buyer, "token": a.token, "budget": a.budget, "deadline": a.deadline,
+                    "redundancy": a.funded_redundancy, "preferredProvider": a.preferred,
+                },
             })
         })
         .collect())
@@ -140,17 +151,82 @@ pub async fn assignments(State(state): State<AppState>, uri: Uri, Signed { worke
 
 struct Owned {
     job_id: String,
+    spec_hash: String,
     status: String,
     seal: Option<String>,
 }
 
 /// The assignment `id` if it belongs to `worker`; 404 otherwise, whoever's it is.
 async fn owned(state: &AppState, id: i64, worker: &str) -> ApiResult<Owned> {
-    let row = sqlx::query!("SELECT job_id, status, seal FROM assignments WHERE id = ? AND provider = ?", id, worker)
-        .fetch_optional(&state.read)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no assignment {id} for {worker}")))?;
-    Ok(Owned { job_id: row.job_id, status: row.status, seal: row.seal })
+    let row = sqlx::query!(
+        "SELECT a.job_id, j.spec_hash, a.status, a.seal FROM assignments a JOIN jobs j ON j.job_id = a.job_id WHERE a.id = ? AND a.provider = ?",
+        id,
+        worker
+    )
+    .fetch_optional(&state.read)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no assignment {id} for {worker}")))?;
+    Ok(Owned { job_id: row.job_id, spec_hash: row.spec_hash, status: row.status, seal: row.seal })
+}
+
+impl Owned {
+    fn job(&self) -> ApiResult<(U256, B256)> {
+        Ok((self.job_id.parse().map_err(ApiError::internal)?, self.spec_hash.parse().map_err(ApiError::internal)?))
+    }
+}
+
+/// A 65-byte 0x-hex signature in `field`.
+fn signature_in(field: &str, text: &str) -> ApiResult<Signature> {
+    text.parse().map_err(|_| ApiError::field("bad_signature", field, format!("`{field}` must be 65 bytes of 0x-hex")))
+}
+
+/// Body of `accept`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    /// EIP-712 signature of `LeaseAcceptance{jobId, specHash, worker}` under the escrow's domain.
+    pub signature: String,
+}
+
+/// `POST /v1/worker/assignments/{id}/accept`: the worker takes the lease, with its signed acceptance.
+/// From here a lease that ends unsealed is this provider's failure (recorded, not slashed).
+pub async fn accept(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
+    let AcceptBody { signature } = parse_json(&body)?;
+    let signature = signature_in("signature", &signature)?;
+    let key = format!("{worker:#x}");
+    let a = owned(&state, id, &key).await?;
+    let (job_id, spec_hash) = a.job()?;
+    let acceptance = LeaseAcceptance { jobId: job_id, specHash: spec_hash, worker };
+    if !signed_by(&acceptance, &escrow_domain(state.cfg.chain_id, state.cfg.escrow), &signature, worker) {
+        return Err(ApiError::field(
+            "bad_signature",
+            "signature",
+            format!("not {worker}'s LeaseAcceptance of job {job_id} (spec {spec_hash}) under chain {} escrow {}", state.cfg.chain_id, state.cfg.escrow),
+        ));
+    }
+    match a.status.as_str() {
+        "leased" => {}
+        "accepted" | "sealed" | "revealed" => return Ok(Json(json!({ "assignment": id, "status": a.status }))),
+        other => return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} is {other}; it cannot be accepted"))),
+    }
+    let (sig_hex, now) = (alloy_primitives::hex::encode_prefixed(signature.as_bytes()), now_ms());
+    let mut tx = state.db.begin().await?;
+    let changed = sqlx::query!(
+        "UPDATE assignments SET status = 'accepted', acceptance = ?, updated_at = ? WHERE id = ? AND status = 'leased'",
+        sig_hex,
+        now,
+        id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} changed; retry")));
+    }
+    timeline(&mut tx, &format!("job:{}", a.job_id), &format!("worker:{key}"), "accepted", json!({ "assignment": id }), None).await?;
+    tx.commit().await?;
+    state.publish(json!({ "type": "accepted", "jobId": a.job_id, "worker": key }));
+    Ok(Json(json!({ "assignment": id, "status": "accepted" })))
 }
 
 /// Body of `seal`.
@@ -159,16 +235,32 @@ async fn owned(state: &AppState, id: i64, worker: &str) -> ApiResult<Owned> {
 pub struct SealBody {
     /// `keccak256(abi.encode(worker, jobId, resultDigest))`.
     pub seal: B256,
+    /// EIP-712 signature of `SealCommitment{jobId, specHash, worker, seal}` under the escrow's domain.
+    pub signature: String,
 }
 
-/// `POST /v1/worker/assignments/{id}/seal`: commits to a result before any replica reveals.
+/// `POST /v1/worker/assignments/{id}/seal`: commits to a result before any replica reveals, signed.
+/// The seal that completes a job's seals opens the reveal window: every sealed replica's lease then
+/// runs `lease_ms` from now (revealing computes nothing; the job's wall clock no longer counts). Until then a sealed replica waits for the others however long they take
+/// (a replica that never seals lapses, and its slot goes to someone else); its seal stands.
 pub async fn seal(State(state): State<AppState>, Path(id): Path<i64>, Signed { worker, body }: Signed) -> ApiResult<Json<Value>> {
-    let SealBody { seal } = parse_json(&body)?;
+    let SealBody { seal, signature } = parse_json(&body)?;
+    let signature = signature_in("signature", &signature)?;
     let key = format!("{worker:#x}");
     let seal_hex = format!("{seal:#x}");
     let a = owned(&state, id, &key).await?;
+    let (job_id, spec_hash) = a.job()?;
+    let commitment = SealCommitment { jobId: job_id, specHash: spec_hash, worker, seal };
+    if !signed_by(&commitment, &escrow_domain(state.cfg.chain_id, state.cfg.escrow), &signature, worker) {
+        return Err(ApiError::field(
+            "bad_signature",
+            "signature",
+            format!("not {worker}'s SealCommitment of job {job_id} (spec {spec_hash}) to {seal}"),
+        ));
+    }
     match (a.status.as_str(), a.seal.as_deref()) {
-        ("leased", _) => {}
+        ("leased", _) => return Err(ApiError::conflict("accept_first", format!("accept assignment {id} before sealing it"))),
+        ("accepted", _) => {}
         ("sealed" | "revealed", Some(existing)) if existing == seal_hex => {
             return Ok(Json(json!({ "assignment": id, "status": a.status })));
         }
@@ -177,11 +269,12 @@ pub async fn seal(State(state): State<AppState>, Path(id): Path<i64>, Signed { w
         }
         (other, _) => return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} is {other}; it cannot be sealed"))),
     }
-    let now = now_ms();
+    let (now, sig_hex) = (now_ms(), alloy_primitives::hex::encode_prefixed(signature.as_bytes()));
     let mut tx = state.db.begin().await?;
     let changed = sqlx::query!(
-        "UPDATE assignments SET status = 'sealed', seal = ?, updated_at = ? WHERE id = ? AND status = 'leased'",
+        "UPDATE assignments SET status = 'sealed', seal = ?, seal_signature = ?, updated_at = ? WHERE id = ? AND status = 'accepted'",
         seal_hex,
+        sig_hex,
         now,
         id
     )
@@ -192,6 +285,20 @@ pub async fn seal(State(state): State<AppState>, Path(id): Path<i64>, Signed { w
         return Err(ApiError::conflict("lease_lapsed", format!("assignment {id} changed; retry")));
     }
     timeline(&mut tx, &format!("job:{}", a.job_id), &format!("worker:{key}"), "sealed", json!({ "seal": seal_hex }), None).await?;
+    // Every replica sealed: the reveal window opens for all of them now.
+    let reveal_by = now + state.cfg.lease_ms;
+    sqlx::query!(
+        "UPDATE assignments SET lease_expires_at = ?
+         WHERE job_id = ? AND status = 'sealed'
+           AND (SELECT COUNT(*) FROM assignments b WHERE b.job_id = ? AND b.status IN ('sealed', 'revealed'))
+               >= (SELECT redundancy FROM jobs WHERE job_id = ?)",
+        reveal_by,
+        a.job_id,
+        a.job_id,
+        a.job_id
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     state.publish(json!({ "type": "sealed", "jobId": a.job_id, "worker": key }));
     Ok(Json(json!({ "assignment": id, "status": "sealed" })))
@@ -213,6 +320,8 @@ pub struct OutputFile {
 pub struct ReceiptJson {
     /// On-chain job id.
     pub job_id: U256,
+    /// The spec the worker ran.
+    pub spec_hash: B256,
     /// The worker's address.
     pub worker: Address,
     /// keccak over exit code, stdout and /out.
@@ -251,8 +360,12 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     if r.worker != worker {
         return Err(ApiError::field("wrong_worker", "receipt.worker", format!("the request is signed by {worker}")));
     }
+    if format!("{:#x}", r.spec_hash) != a.spec_hash {
+        return Err(ApiError::field("wrong_spec", "receipt.specHash", format!("job {} was funded with spec {}", a.job_id, a.spec_hash)));
+    }
     let sol = Receipt {
         jobId: r.job_id,
+        specHash: r.spec_hash,
         worker: r.worker,
         resultDigest: r.result_digest,
         stdoutHash: r.stdout_hash,
@@ -276,7 +389,7 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     }
     let expected_seal = format!("{:#x}", seal_of(worker, r.job_id, r.result_digest));
     match (a.status.as_str(), a.seal.as_deref()) {
-        ("leased", _) => return Err(ApiError::conflict("seal_first", format!("seal assignment {id} before revealing"))),
+        ("leased" | "accepted", _) => return Err(ApiError::conflict("seal_first", format!("seal assignment {id} before revealing"))),
         ("sealed" | "revealed", Some(s)) if s == expected_seal => {}
         ("sealed" | "revealed", _) => {
             return Err(ApiError::conflict("seal_mismatch", "the receipt does not open the seal this worker committed to"));
@@ -307,17 +420,22 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
             return Err(ApiError::field("missing_blob", format!("outputs[{i}].hash"), format!("upload `{}` first", o.path)));
         }
     }
-    let (digest_hex, stdout_hex, sig_hex) =
-        (format!("{:#x}", r.result_digest), format!("{:#x}", r.stdout_hash), alloy_primitives::hex::encode_prefixed(signature.as_bytes()));
+    let (digest_hex, stdout_hex, sig_hex, spec_hex) = (
+        format!("{:#x}", r.result_digest),
+        format!("{:#x}", r.stdout_hash),
+        alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
+        format!("{:#x}", r.spec_hash),
+    );
     let outputs_json = serde_json::to_string(&outputs).map_err(ApiError::internal)?;
     let (exit, fuel, now) = (i64::from(r.exit_code), r.fuel_used as i64, now_ms());
 
     let mut tx = state.db.begin().await?;
     let inserted =
         sqlx::query!(
-        "INSERT OR IGNORE INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        a.job_id, key, digest_hex, stdout_hex, exit, fuel, sig_hex, outputs_json, now
+        "INSERT OR IGNORE INTO receipts (job_id, worker, result_digest, stdout_hash, exit_code, fuel_used, signature, outputs, received_at,
+           spec_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        a.job_id, key, digest_hex, stdout_hex, exit, fuel, sig_hex, outputs_json, now, spec_hex
     )
         .execute(&mut *tx)
         .await?
@@ -333,6 +451,10 @@ pub async fn receipt(State(state): State<AppState>, Path(id): Path<i64>, Signed 
         return Ok(Json(json!({ "assignment": id, "status": "revealed", "duplicate": true })));
     }
     sqlx::query!("UPDATE assignments SET status = 'revealed', updated_at = ? WHERE id = ?", now, id).execute(&mut *tx).await?;
+    // Stdout and the outputs are the job's result: kept past its deadline for whoever re-checks it.
+    let deadline = sqlx::query_scalar!("SELECT deadline FROM jobs WHERE job_id = ?", a.job_id).fetch_one(&mut *tx).await?;
+    let results: Vec<String> = std::iter::once(stdout_hex.clone()).chain(outputs.iter().map(|o| format!("{:#x}", o.hash))).collect();
+    crate::blobs::claim(&mut tx, &results, deadline * 1000 + state.cfg.limits.retention_ms, true).await?;
     timeline(
         &mut tx,
         &format!("job:{}", a.job_id),
@@ -386,7 +508,7 @@ pub async fn release(State(state): State<AppState>, Path(id): Path<i64>, Signed 
     if a.status == "released" {
         return Ok(Json(json!({ "assignment": id, "status": "released" })));
     }
-    if !matches!(a.status.as_str(), "leased" | "sealed") {
+    if !matches!(a.status.as_str(), "leased" | "accepted" | "sealed") {
         return Err(ApiError::conflict("not_releasable", format!("assignment {id} is {}", a.status)));
     }
     let mut tx = state.db.begin().await?;

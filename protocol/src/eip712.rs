@@ -1,8 +1,14 @@
-//! Signatures: workers sign `Receipt`s, the verifier committee signs `SettlementBatch`es, challenge
-//! resolutions and storage attestations, all as EIP-712 typed data under the escrow's domain
-//! (`"QOR JobEscrow"`, version `"1"`, chain id, escrow address), so no signature can be replayed on
-//! another chain or another escrow. The struct types come from the Solidity interface ([`bindings`]),
-//! so their type strings are the contract's by construction.
+//! Signatures: workers sign their `LeaseAcceptance`, their `SealCommitment` and their `Receipt`; the
+//! verifier committee signs `SettlementBatch`es, challenge resolutions and storage attestations; all as
+//! EIP-712 typed data under the escrow's domain (`"QOR JobEscrow"`, version `"1"`, chain id, escrow
+//! address), so no signature can be replayed on another chain or another escrow. The struct types the
+//! escrow hashes come from the Solidity interface ([`bindings`]), so their type strings are the
+//! contract's by construction.
+//!
+//! What a worker signs is the only evidence a provider can lose stake on: a replica counts as a loser
+//! only with its signed acceptance and signed seal (it took the job, committed to a result and never
+//! revealed it) or its signed receipt with a losing digest. Whatever else a coordinator says about a
+//! replica costs its provider nothing.
 //!
 //! [`bindings`]: crate::bindings
 
@@ -32,6 +38,26 @@ sol! {
     #[derive(Debug, PartialEq, Eq)]
     struct StorageAttestationBatch {
         StorageAttestation[] attestations;
+    }
+
+    /// A worker takes a lease: it will run job `jobId`, whose spec hashes to `specHash`, and seal its
+    /// result before the lease ends. Signed before anything runs.
+    #[derive(Debug, PartialEq, Eq)]
+    struct LeaseAcceptance {
+        uint256 jobId;
+        bytes32 specHash;
+        address worker;
+    }
+
+    /// A worker commits to its result before any replica reveals: `seal` is [`seal`]`(worker, jobId,
+    /// resultDigest)`. With its [`LeaseAcceptance`], the evidence that a replica which never revealed
+    /// missed its reveal.
+    #[derive(Debug, PartialEq, Eq)]
+    struct SealCommitment {
+        uint256 jobId;
+        bytes32 specHash;
+        address worker;
+        bytes32 seal;
     }
 }
 
@@ -111,8 +137,18 @@ impl Signer {
 
     /// Signs a receipt under `domain`.
     pub fn sign_receipt(&self, receipt: &Receipt, domain: &Eip712Domain) -> Result<Signature, SignatureError> {
-        self.sign_hash(&receipt.eip712_signing_hash(domain))
+        self.sign_typed(receipt, domain)
     }
+
+    /// Signs any EIP-712 struct (a lease acceptance, a seal commitment) under `domain`.
+    pub fn sign_typed<T: SolStruct>(&self, value: &T, domain: &Eip712Domain) -> Result<Signature, SignatureError> {
+        self.sign_hash(&value.eip712_signing_hash(domain))
+    }
+}
+
+/// Whether `signature` is `signer`'s signature of the EIP-712 struct `value` under `domain`.
+pub fn signed_by<T: SolStruct>(value: &T, domain: &Eip712Domain, signature: &Signature, signer: Address) -> bool {
+    recover(&value.eip712_signing_hash(domain), signature).is_ok_and(|a| a == signer)
 }
 
 /// The address that signed `digest`.

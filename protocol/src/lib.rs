@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod deployment;
 /// `resultDigest` and `stdoutHash`.
 pub mod digest;
 /// EIP-712 receipts, settlements, resolutions and attestations; signing and recovery; seals.
@@ -12,3 +13,4 @@ pub mod merkle;
 pub mod siwe;
 /// The job spec, its canonical JSON and `specHash`.
 pub mod spec;
+pub mod worker_requests;

@@ -225,3 +225,12 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(filled)
 }
+
+/// The chunk the escrow challenges in `period` of deal `deal_id` (a file of `chunks` chunks), from the
+/// hash of the period's seed block: `keccak256(abi.encode(seedHash, dealId, period)) % chunks`, as
+/// `StorageDealLogic` derives it. Anyone who can see the seed block computes it; nobody before.
+pub fn challenge_index(seed_hash: B256, deal_id: alloy_primitives::U256, period: u64, chunks: u64) -> u64 {
+    use alloy_sol_types::SolValue;
+    let h = keccak256((seed_hash, deal_id, alloy_primitives::U256::from(period)).abi_encode());
+    (alloy_primitives::U256::from_be_bytes(h.0) % alloy_primitives::U256::from(chunks.max(1))).to::<u64>()
+}

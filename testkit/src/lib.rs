@@ -17,6 +17,9 @@ use qor_coordinator::{AppState, Config, chain, db, matcher, router};
 use qor_protocol::bindings::IJobEscrow;
 use serde_json::{Value, json};
 
+/// axum, for the tests' fake coordinators ([`FakeCoordinator::start_with`]'s routes).
+pub use axum;
+
 /// anvil's account 1: the deployer of `anvil/deploy.sh`, and the committee's one member.
 pub const DEPLOYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// anvil's account 2: a provider.
@@ -100,6 +103,11 @@ impl Anvil {
         anvil
     }
 
+    /// The deployment as a client pins it.
+    pub fn pinned(&self) -> qor_protocol::deployment::Deployment {
+        qor_protocol::deployment::Deployment::from_json(&serde_json::to_vec(&self.deployment).expect("JSON")).expect("a deployment")
+    }
+
     /// A contract's address from the deployment (`jobEscrow`, `providerRegistry`, `verifierCommittee`).
     pub fn address(&self, key: &str) -> Address {
         self.deployment[key].as_str().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("deployment has no `{key}`"))
@@ -128,9 +136,7 @@ impl Anvil {
     /// [`Self::fund_storage_deal`] preferring `provider`.
     pub async fn fund_storage_deal_for(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16, provider: Address) -> (B256, U256) {
         let http = alloy::transports::http::reqwest::Client::new();
-        let blob = keccak256(data);
-        let put = http.put(format!("{base}/v1/blobs/{blob}")).body(data.to_vec()).send().await.expect("upload");
-        assert!(put.status().is_success(), "upload: {}", put.status());
+        let blob = upload(base, buyer_key, data).await;
         let file: Value = http
             .post(format!("{base}/v1/storage/files"))
             .json(&json!({ "blobHash": blob }))
@@ -204,8 +210,11 @@ impl Coordinator {
             batch_blocks: 100,
             poll_interval: Duration::from_millis(50),
         };
+        let limits = cfg.limits.clone();
         let tasks = vec![
-            tokio::spawn(async move { axum::serve(listener, app).await.expect("serving") }),
+            tokio::spawn(async move {
+                qor_coordinator::server::serve(listener, app, &limits, u64::MAX, std::future::pending()).await.expect("serving")
+            }),
             tokio::spawn(chain::run(state.clone(), watch)),
             tokio::spawn(matcher::run(state.clone())),
         ];
@@ -217,6 +226,21 @@ impl Coordinator {
         Self::start_with(dir, anvil, |_| {}).await
     }
 
+    /// Fault injection: lists a replica of job `job_id` that `provider` never took, lapsed after
+    /// sealing `seal` (what a lying coordinator would report to get an innocent provider slashed).
+    pub async fn invent_replica(&self, job_id: U256, provider: Address, seal: B256) {
+        sqlx::query(
+            "INSERT INTO assignments (job_id, provider, status, lease_expires_at, seal, created_at, updated_at)
+             VALUES (?, ?, 'lapsed', 0, ?, 0, 0)",
+        )
+        .bind(job_id.to_string())
+        .bind(format!("{provider:#x}"))
+        .bind(format!("{seal:#x}"))
+        .execute(&self.state.db)
+        .await
+        .expect("the invented replica is stored");
+    }
+
     /// Stops its tasks; returns its state (to read the database).
     pub fn stop(self) -> AppState {
         for t in &self.tasks {
@@ -224,6 +248,61 @@ impl Coordinator {
         }
         self.state
     }
+}
+
+/// A lying coordinator, for the tests that attack a client with one: it names `deployment` at
+/// `GET /v1/chain` (other contracts than the real ones, say) and answers whatever else the test's
+/// `routes` answer (404 otherwise). Everything it says is a coordinator's word, which a client must
+/// never act on beyond liveness.
+#[derive(Debug)]
+pub struct FakeCoordinator {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeCoordinator {
+    /// One that answers `/v1/chain` only.
+    pub async fn start(deployment: qor_protocol::deployment::Deployment) -> Self {
+        Self::start_with(deployment, axum::Router::new()).await
+    }
+
+    /// One that answers `/v1/chain` and `routes`.
+    pub async fn start_with(deployment: qor_protocol::deployment::Deployment, routes: axum::Router) -> Self {
+        let chain = json!({
+            "chainId": deployment.chain_id, "jobEscrow": deployment.job_escrow, "providerRegistry": deployment.provider_registry,
+            "verifierCommittee": deployment.verifier_committee, "deployBlock": deployment.deploy_block, "confirmations": 0,
+        });
+        let app = routes.route("/v1/chain", axum::routing::get(move || async move { axum::Json(chain) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.expect("serving") });
+        Self { base, task }
+    }
+}
+
+impl Drop for FakeCoordinator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Uploads `data` as a blob to the coordinator at `base`, signed by `key` (as every upload must be);
+/// returns its hash.
+pub async fn upload(base: &str, key: &str, data: &[u8]) -> B256 {
+    let signer = qor_protocol::eip712::Signer::from_bytes(&key.parse().expect("a private key")).expect("a key");
+    let hash = keccak256(data);
+    let path = format!("/v1/blobs/{hash}");
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!("upload-{}-{}", std::process::id(), NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as u64;
+    let mut request = alloy::transports::http::reqwest::Client::new().put(format!("{base}{path}")).body(data.to_vec());
+    for (k, v) in qor_protocol::auth::sign_request(&signer, "PUT", &path, now, &nonce, &[]).expect("signed") {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.expect("upload");
+    assert!(response.status().is_success(), "upload: {} {}", response.status(), response.text().await.unwrap_or_default());
+    hash
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, for at most `secs` seconds.

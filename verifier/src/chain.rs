@@ -17,6 +17,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall;
 use qor_protocol::bindings::IJobEscrow::IJobEscrowErrors;
 use qor_protocol::bindings::IVerifierCommittee::IVerifierCommitteeErrors;
+use qor_protocol::deployment::Deployment;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -78,16 +79,14 @@ fn decode_refusal(e: &alloy::transports::TransportError) -> String {
 }
 
 impl Chain {
-    /// Connects to `rpc_url` signing with `signer`; checks the chain id.
-    pub async fn connect(rpc_url: &str, signer: PrivateKeySigner, chain_id: u64, policy: SendPolicy) -> anyhow::Result<Self> {
+    /// Connects to `rpc_url` signing with `signer`, once the chain there is the `pinned` deployment's
+    /// (chain id, code at every address, the contracts wired to each other).
+    pub async fn connect(rpc_url: &str, signer: PrivateKeySigner, pinned: &Deployment, policy: SendPolicy) -> anyhow::Result<Self> {
         let me = signer.address();
         let url = rpc_url.parse().map_err(|e| anyhow::anyhow!("`{rpc_url}` is not a URL: {e}"))?;
         let provider = ProviderBuilder::new().disable_recommended_fillers().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        let actual = provider.get_chain_id().await.map_err(|e| anyhow::anyhow!("reaching the chain at {rpc_url}: {e}"))?;
-        if actual != chain_id {
-            anyhow::bail!("the RPC at {rpc_url} is chain {actual}, the coordinator's market is on chain {chain_id}");
-        }
-        Ok(Self { provider, me, chain_id, policy, nonce: Mutex::new(None) })
+        qor_chain::pinned::check_chain(&provider, rpc_url, pinned).await?;
+        Ok(Self { provider, me, chain_id: pinned.chain_id, policy, nonce: Mutex::new(None) })
     }
 
     /// The read side.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use qor_protocol::deployment::Deployment;
 use serde::{Deserialize, Serialize};
 
 /// Where `qor-verifier` looks for its config unless told otherwise.
@@ -62,6 +63,9 @@ pub struct VerifierConfig {
     /// Challenge storage deals each period and attest the passed ones.
     #[serde(default = "default_true")]
     pub storage: bool,
+    /// The market's chain and contracts, pinned at `init` from a deployment file: the verifier signs
+    /// and sends only for these, whatever a coordinator says.
+    pub deployment: Deployment,
 }
 
 fn default_listen() -> SocketAddr {
@@ -99,17 +103,25 @@ fn default_true() -> bool {
 }
 
 impl VerifierConfig {
-    /// A config with every default and the two endpoints.
-    pub fn new(coordinator: &str, rpc_url: &str) -> Self {
+    /// A config with every default, the two endpoints and the pinned deployment.
+    pub fn new(coordinator: &str, rpc_url: &str, deployment: Deployment) -> Self {
         let text = format!("coordinator = {coordinator:?}\nrpc-url = {rpc_url:?}\n");
-        toml::from_str(&text).expect("the defaults parse")
+        let mut table: toml::Table = toml::from_str(&text).expect("the endpoints parse");
+        table.insert("deployment".into(), toml::Value::try_from(deployment).expect("a deployment serializes"));
+        table.try_into().expect("the defaults parse")
     }
 
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {} (create it with `qor-verifier init`)", path.display()))?;
-        let config: Self = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let config: Self = toml::from_str(&text).with_context(|| {
+            format!(
+                "{}{}",
+                path.display(),
+                if text.contains("[deployment]") { "" } else { " (it pins no deployment: run `qor-verifier init --force --deployment <file>`)" }
+            )
+        })?;
         config.check().with_context(|| format!("{}", path.display()))?;
         Ok(config)
     }

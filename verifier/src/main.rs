@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// Write the config file.
     Init {
+        /// The market's deployment file (`deployments/<chainId>.json` from `anvil/deploy.sh`): pinned in
+        /// the config, so the verifier signs only for these contracts.
+        #[arg(long)]
+        deployment: PathBuf,
         /// The coordinator's base URL.
         #[arg(long)]
         coordinator: String,
@@ -79,6 +83,7 @@ fn key(cfg: &VerifierConfig) -> anyhow::Result<PrivateKeySigner> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init {
+            deployment,
             coordinator,
             rpc_url,
             listen,
@@ -90,7 +95,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             poll_ms,
             force,
         } => {
-            let mut cfg = VerifierConfig::new(&coordinator, &rpc_url);
+            let file = std::fs::read(&deployment).with_context(|| format!("reading --deployment {}", deployment.display()))?;
+            let pinned = qor_protocol::deployment::Deployment::from_json(&file)
+                .with_context(|| format!("--deployment {}", deployment.display()))?;
+            let mut cfg = VerifierConfig::new(&coordinator, &rpc_url, pinned);
             cfg.keystore = keystore;
             if let Some(v) = listen {
                 cfg.listen = v;

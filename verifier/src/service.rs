@@ -39,7 +39,8 @@ use qor_protocol::bindings::{IProviderRegistry, IVerifierCommittee};
 use qor_protocol::eip712::{Signer, challenge_resolution_digest, escrow_domain, settlement_batch_digest, storage_attestations_digest};
 use qor_protocol::merkle::{ChunkProof, chunk_count, verify};
 use qor_protocol::spec::JobSpec;
-use qor_worker::client::{ChainInfo, Coordinator};
+use qor_protocol::deployment::Deployment;
+use qor_worker::client::Coordinator;
 use qor_worker::sandbox::{Outcome, Sandbox};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -47,7 +48,7 @@ use tracing::{error, info, warn};
 
 use crate::chain::{Chain, SendError};
 use crate::config::VerifierConfig;
-use crate::judge::{Decision, Replica, SignedReceipt, judge_with};
+use crate::judge::{Decision, Job, Replica, SignedReceipt, judge_with};
 
 /// How often the completed jobs are listed for judging.
 const JUDGE_POLL: Duration = Duration::from_millis(100);
@@ -198,7 +199,10 @@ pub struct Service {
     cfg: VerifierConfig,
     coordinator: Coordinator,
     chain: Chain,
-    info: ChainInfo,
+    /// The pinned deployment (from the config; the coordinator must agree with it).
+    info: Deployment,
+    /// How deep the coordinator lets a block get before acting on its events (liveness only).
+    confirmations: u64,
     signer: Signer,
     domain: Eip712Domain,
     /// Counters.
@@ -254,13 +258,15 @@ impl Service {
     pub async fn connect(cfg: VerifierConfig, key: alloy::signers::local::PrivateKeySigner) -> anyhow::Result<Arc<Self>> {
         let signer = Signer::from_bytes(&key.to_bytes()).map_err(|e| anyhow!("the key: {e}"))?;
         let coordinator = Coordinator::new(cfg.coordinator_base(), signer.clone());
-        let info = coordinator.chain().await.map_err(|e| anyhow!("reaching the coordinator at {}: {e}", cfg.coordinator))?;
+        let info = cfg.deployment;
         let policy = crate::chain::SendPolicy {
             receipt_timeout: Duration::from_secs(cfg.receipt_timeout_secs),
             bump_percent: cfg.fee_bump_percent,
             max_sends: cfg.max_sends,
         };
-        let chain = Chain::connect(&cfg.rpc_url, key, info.chain_id, policy).await?;
+        let chain = Chain::connect(&cfg.rpc_url, key, &info, policy).await?;
+        let theirs = coordinator.chain().await.map_err(|e| anyhow!("reaching the coordinator at {}: {e}", cfg.coordinator))?;
+        qor_chain::pinned::check_coordinator(&cfg.coordinator, &info, &theirs.deployment())?;
         let member =
             chain.call(info.verifier_committee, IVerifierCommittee::isMemberCall { account: chain.me }).await.context("isMember")?;
         if !member {
@@ -276,6 +282,7 @@ impl Service {
             coordinator,
             chain,
             info,
+            confirmations: theirs.confirmations,
             signer,
             domain,
             metrics: Metrics::default(),
@@ -415,7 +422,7 @@ impl Service {
     /// jobs are read one by one), and jobs past their deadline leave the cache: nobody can settle them.
     async fn read_created(&self) -> anyhow::Result<()> {
         let (head, now) = self.head().await?;
-        let Some(deep) = head.checked_sub(self.info.confirmations) else { return Ok(()) };
+        let Some(deep) = head.checked_sub(self.confirmations) else { return Ok(()) };
         let mut from = self.created_cursor.load(Ordering::Relaxed);
         while from <= deep {
             let to = (from + 9_999).min(deep);
@@ -535,45 +542,41 @@ impl Service {
             )));
         }
 
-        // Replicas that count: revealed ones, and ones that sealed and let their lease lapse (a missed
-        // reveal, which is a loss). A lease released or lapsed before sealing ran nothing.
+        // Every replica the coordinator lists, with what its provider signed: the judge counts a
+        // replica for or against its provider only on that (an invented one did not run).
         let receipts = detail["receipts"].as_array().cloned().unwrap_or_default();
+        let signature = |v: &Value| v.as_str().and_then(|s| s.parse::<Signature>().ok());
         let mut replicas = Vec::new();
         for r in detail["replicas"].as_array().cloned().unwrap_or_default() {
             let provider: Address = parse(&r["provider"], "provider")?;
-            let seal: Option<B256> = r["seal"].as_str().and_then(|s| s.parse().ok());
-            let counted = match r["status"].as_str() {
-                Some("revealed") => true,
-                Some("lapsed") | Some("sealed") => seal.is_some(),
-                _ => false,
-            };
-            if !counted || replicas.iter().any(|x: &Replica| x.provider == provider) {
+            if replicas.iter().any(|x: &Replica| x.provider == provider) {
                 continue;
             }
+            let seal = r["seal"].as_str().and_then(|s| s.parse::<B256>().ok()).zip(signature(&r["sealSignature"]));
             let receipt = match receipts.iter().find(|x| x["worker"].as_str().and_then(|w| w.parse::<Address>().ok()) == Some(provider)) {
                 Some(x) => Some(SignedReceipt {
                     receipt: Receipt {
                         jobId: job_id,
+                        specHash: x["specHash"].as_str().and_then(|h| h.parse().ok()).unwrap_or_default(),
                         worker: provider,
                         resultDigest: parse(&x["resultDigest"], "resultDigest")?,
                         stdoutHash: parse(&x["stdoutHash"], "stdoutHash")?,
                         exitCode: parse(&x["exitCode"], "exitCode")?,
                         fuelUsed: parse(&x["fuelUsed"], "fuelUsed")?,
                     },
-                    signature: x["signature"]
-                        .as_str()
-                        .and_then(|s| alloy_primitives::hex::decode(s).ok())
-                        .and_then(|b| Signature::from_raw(&b).ok())
+                    signature: signature(&x["signature"])
                         .ok_or_else(|| anyhow!("job {job_id}: the receipt of {provider} has no readable signature"))?,
                 }),
                 None => None,
             };
             let (registered, _) = self.provider(provider).await?;
-            replicas.push(Replica { provider, seal, receipt, registered });
+            replicas.push(Replica { provider, acceptance: signature(&r["acceptance"]), seal, receipt, registered });
         }
+        let job = Job { id: job_id, spec_hash: onchain.specHash, redundancy: onchain.redundancy };
+        let wanted = detail["redundancy"].as_u64().unwrap_or_default().min(u64::from(u8::MAX)) as u8;
 
         let reference = if self.should_reexecute(job_id) { self.reexecute(job_id, spec_hash).await.ok() } else { None };
-        let verdict = judge_with(job_id, &self.domain, &replicas, self.cfg.max_replicas, reference);
+        let verdict = judge_with(&job, &self.domain, &replicas, wanted, self.cfg.max_replicas, reference);
         let zero = Settlement { jobId: job_id, resultDigest: B256::ZERO, price: U256::ZERO, winners: U256::ZERO, losers: U256::ZERO };
         let (settlement, body) = match &verdict.decision {
             Decision::Settle { result_digest, winners, losers } => {
@@ -617,7 +620,12 @@ impl Service {
                 if *reason != crate::judge::Rejection::NotRevealed {
                     load(&self.metrics.rejected_receipts, 1);
                 }
-                warn!(job_id = %job_id, provider = %c.provider, reason = %reason, "receipt rejected");
+                let counts = match &c.standing {
+                    crate::judge::Standing::DidNotRun(_) => "did not run: no pay, no slash, no vote",
+                    crate::judge::Standing::Fault(_) => "signed evidence: a loss",
+                    _ => "no vote",
+                };
+                warn!(job_id = %job_id, provider = %c.provider, reason = %reason, counts, "receipt rejected");
             }
         }
         match &verdict.decision {
@@ -678,6 +686,10 @@ impl Service {
         let sandbox = self.sandbox.clone().ok_or_else(|| anyhow!("no sandbox"))?;
         let spec_json = self.coordinator.get(&format!("/v1/specs/{spec_hash}")).await.map_err(|e| anyhow!("reading the spec: {e}"))?;
         let spec = JobSpec::from_json(&serde_json::to_vec(&spec_json["spec"])?).map_err(|e| anyhow!("the spec: {e}"))?;
+        // The spec funded on chain, or nothing is run: the coordinator could serve another program.
+        if spec.spec_hash() != spec_hash {
+            anyhow::bail!("the coordinator's spec hashes to {}, job {job_id} was funded with {spec_hash}; not running it", spec.spec_hash());
+        }
         let dir = self.cfg.work_dir.join(format!("job-{job_id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("in"))?;
@@ -1273,8 +1285,7 @@ impl Service {
             .get_block_by_number(seed.into())
             .await?
             .ok_or_else(|| anyhow!("seed block {seed} of deal {deal_id} is missing"))?;
-        let h = keccak256((block.header.hash, deal_id, U256::from(period)).abi_encode());
-        Ok((U256::from_be_bytes(h.0) % U256::from(chunk_count(deal.size))).to::<u64>())
+        Ok(qor_protocol::merkle::challenge_index(block.header.hash, deal_id, period, chunk_count(deal.size)))
     }
 }
 

@@ -12,8 +12,7 @@ use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, bail};
 use qor_protocol::bindings::IJobEscrow;
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
-
-use crate::client::ChainInfo;
+use qor_protocol::deployment::Deployment;
 
 /// A wallet on the market's chain.
 #[derive(Debug, Clone)]
@@ -21,8 +20,8 @@ pub struct Chain {
     provider: DynProvider,
     /// The provider's address.
     pub me: Address,
-    /// Where the contracts are.
-    pub info: ChainInfo,
+    /// The pinned deployment (checked against the chain when connecting).
+    pub info: Deployment,
 }
 
 /// What the registry says of a provider.
@@ -53,16 +52,46 @@ pub struct Registration {
 }
 
 impl Chain {
-    /// Connects to `rpc_url` signing with `signer`.
-    pub async fn connect(rpc_url: &str, signer: PrivateKeySigner, info: ChainInfo) -> anyhow::Result<Self> {
+    /// Connects to `rpc_url` signing with `signer`, once the chain there is the pinned deployment's
+    /// (chain id, code at every address, the contracts wired to each other).
+    pub async fn connect(rpc_url: &str, signer: PrivateKeySigner, info: Deployment) -> anyhow::Result<Self> {
         let me = signer.address();
         let url = rpc_url.parse().with_context(|| format!("`{rpc_url}` is not a URL"))?;
         let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        let chain_id = provider.get_chain_id().await.with_context(|| format!("reaching the chain at {rpc_url}"))?;
-        if chain_id != info.chain_id {
-            bail!("the RPC at {rpc_url} is chain {chain_id}, the coordinator's market is on chain {}", info.chain_id);
-        }
+        qor_chain::pinned::check_chain(&provider, rpc_url, &info).await?;
         Ok(Self { provider, me, info })
+    }
+
+    /// The commitment the escrow keeps of job `job_id` (zero: no such job).
+    pub async fn job_commitment(&self, job_id: U256) -> anyhow::Result<alloy_primitives::B256> {
+        self.call(self.info.job_escrow, IJobEscrow::computeJobCommitmentCall { jobId: job_id }).await
+    }
+
+    /// Deal `deal_id` as the escrow has it.
+    pub async fn storage_deal(&self, deal_id: U256) -> anyhow::Result<IJobEscrow::StorageDeal> {
+        self.call(self.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal_id }).await
+    }
+
+    /// The hash of block `number` (a storage period's seed), if it is mined.
+    pub async fn block_hash(&self, number: u64) -> anyhow::Result<Option<alloy_primitives::B256>> {
+        Ok(self.provider.get_block_by_number(number.into()).await?.map(|b| b.header.hash))
+    }
+
+    /// The latest block's number.
+    pub async fn head(&self) -> anyhow::Result<u64> {
+        Ok(self.provider.get_block_number().await?)
+    }
+
+    /// Proves `period` of `deal_id` on chain with `chunk` and its Merkle `path`.
+    pub async fn prove_storage(
+        &self,
+        deal_id: U256,
+        period: u64,
+        chunk: Vec<u8>,
+        path: Vec<alloy_primitives::B256>,
+    ) -> anyhow::Result<alloy_primitives::B256> {
+        let call = IJobEscrow::proveStorageCall { dealId: deal_id, period: U256::from(period), chunk: chunk.into(), path };
+        self.send(self.info.job_escrow, call.abi_encode(), U256::ZERO, "prove storage").await
     }
 
     async fn send(&self, to: Address, input: Vec<u8>, value: U256, what: &str) -> anyhow::Result<alloy_primitives::B256> {

@@ -1,5 +1,9 @@
 //! The worker's side of the coordinator protocol: every request signed (`qor_protocol::auth`) with a
 //! fresh nonce, blobs downloaded with their keccak checked before anything uses them.
+//!
+//! A coordinator is trusted for liveness only, so nothing it answers is taken on faith or without
+//! bound: a JSON answer is read up to [`MAX_JSON_RESPONSE`] bytes, a download streams to disk up to the
+//! client's [`Coordinator::max_download_bytes`], and every request has a deadline.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +13,7 @@ use alloy::transports::http::reqwest;
 use alloy_primitives::{Address, B256, Keccak256};
 use qor_protocol::auth::sign_request;
 use qor_protocol::eip712::Signer;
+pub use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -40,6 +45,14 @@ pub enum ClientError {
     /// Local I/O (writing a download).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The answer is larger than this client reads.
+    #[error("{what} is larger than {limit} bytes; not read further")]
+    TooLarge {
+        /// What was being read.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl ClientError {
@@ -69,11 +82,22 @@ fn transport(e: reqwest::Error) -> ClientError {
     ClientError::Transport(message)
 }
 
+/// The largest JSON answer read from a coordinator (a page of jobs with their receipts fits many times).
+pub const MAX_JSON_RESPONSE: u64 = 16 << 20;
+/// Downloads (blobs) are read up to this many bytes unless the client says otherwise: the
+/// coordinator's own default blob limit.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 1 << 30;
+/// How long a download may go without receiving a byte.
+const DOWNLOAD_IDLE: Duration = Duration::from_secs(30);
+/// The longest one blob transfer may take (1 GiB at 300 KB/s).
+const TRANSFER_DEADLINE: Duration = Duration::from_secs(3_600);
+
 /// Attempts at a blob upload that failed in transport (a pooled connection the server had just
 /// closed, say). An upload is idempotent: the blob is named by its hash.
 const UPLOAD_ATTEMPTS: u32 = 4;
 
-/// Where the market's contracts are (`GET /v1/chain`).
+/// Where the coordinator says the market's contracts are (`GET /v1/chain`): compared with the pinned
+/// deployment, never used instead of it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainInfo {
@@ -93,6 +117,19 @@ pub struct ChainInfo {
     pub confirmations: u64,
 }
 
+impl ChainInfo {
+    /// The deployment the coordinator names, to compare with the pinned one.
+    pub fn deployment(&self) -> qor_protocol::deployment::Deployment {
+        qor_protocol::deployment::Deployment {
+            chain_id: self.chain_id,
+            deploy_block: self.deploy_block,
+            job_escrow: self.job_escrow,
+            provider_registry: self.provider_registry,
+            verifier_committee: self.verifier_committee,
+        }
+    }
+}
+
 /// A client of one coordinator, signing as one provider.
 pub struct Coordinator {
     http: reqwest::Client,
@@ -100,6 +137,8 @@ pub struct Coordinator {
     signer: Signer,
     nonce_prefix: u64,
     nonce: AtomicU64,
+    /// The largest download this client takes (a blob past it is abandoned and deleted).
+    pub max_download_bytes: u64,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -114,11 +153,24 @@ impl Coordinator {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(30))
+            .read_timeout(DOWNLOAD_IDLE)
             .build()
             .expect("a default HTTP client builds");
         // Nonces are unique across restarts: the start time, then a counter.
         let nonce_prefix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Self { http, base: base.trim_end_matches('/').to_string(), signer, nonce_prefix, nonce: AtomicU64::new(0) }
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            signer,
+            nonce_prefix,
+            nonce: AtomicU64::new(0),
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD,
+        }
+    }
+
+    /// The coordinator's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The provider's address.
@@ -126,9 +178,26 @@ impl Coordinator {
         self.signer.address()
     }
 
+    /// The body of `response`, read up to `limit` bytes.
+    pub async fn read_capped(mut response: reqwest::Response, limit: u64, what: &str) -> Result<Vec<u8>, ClientError> {
+        let too_large = || ClientError::TooLarge { what: what.to_string(), limit };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() as u64 + chunk.len() as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
     async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
         let status = response.status();
-        let bytes = response.bytes().await.map_err(transport)?;
+        let what = format!("the answer from {}", response.url().path());
+        let bytes = Self::read_capped(response, MAX_JSON_RESPONSE, &what).await?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         if status.is_success() {
             return Ok(value);
@@ -140,22 +209,38 @@ impl Coordinator {
         })
     }
 
-    /// A signed request; `body` is sent as JSON (`None`: no body).
-    pub async fn signed(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
-        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serializes")).unwrap_or_default();
+    /// `request` with the signature headers of `method path` over `body` and a fresh nonce.
+    fn sign(&self, mut request: reqwest::RequestBuilder, method: &str, path: &str, body: &[u8]) -> Result<reqwest::RequestBuilder, ClientError> {
         let nonce = format!("{:x}-{}", self.nonce_prefix, self.nonce.fetch_add(1, Ordering::Relaxed));
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let headers = sign_request(&self.signer, method, path, now, &nonce, &bytes)
+        let headers = sign_request(&self.signer, method, path, now, &nonce, body)
             .map_err(|e| ClientError::Transport(format!("signing the request: {e}")))?;
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Transport(e.to_string()))?;
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).timeout(Duration::from_secs(60));
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
         for (k, v) in headers {
             request = request.header(k, v);
         }
+        Ok(request)
+    }
+
+    /// A signed request; `body` is sent as JSON (`None`: no body).
+    pub async fn signed(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serializes")).unwrap_or_default();
+        let http_method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Transport(e.to_string()))?;
+        let mut request = self.http.request(http_method, format!("{}{path}", self.base)).timeout(Duration::from_secs(60));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = self.sign(request, method, path, &bytes)?;
         Self::answer(request.body(bytes).send().await.map_err(transport)?).await
+    }
+
+    /// Uploads `bytes` as a blob named by their keccak, signed (over an empty body: the path's hash
+    /// names the bytes).
+    pub async fn upload_bytes(&self, bytes: Vec<u8>) -> Result<B256, ClientError> {
+        let hash = alloy_primitives::keccak256(&bytes);
+        let path = format!("/v1/blobs/{hash}");
+        let request = self.sign(self.http.put(format!("{}{path}", self.base)).timeout(TRANSFER_DEADLINE), "PUT", &path, &[])?;
+        Self::answer(request.body(bytes).send().await.map_err(transport)?).await?;
+        Ok(hash)
     }
 
     /// An unsigned GET of a JSON document.
@@ -169,14 +254,40 @@ impl Coordinator {
         serde_json::from_value(v).map_err(|e| ClientError::Transport(format!("unexpected /v1/chain answer: {e}")))
     }
 
-    /// Downloads blob `hash` into `dest`, streaming, and keeps it only if the bytes hash to `hash`.
-    /// `progress` draws a bar on the terminal (long downloads).
+    /// Downloads blob `hash` into `dest`, streaming, and keeps it only if the bytes hash to `hash`
+    /// (and there are at most [`Self::max_download_bytes`] of them). `progress` draws a bar on the
+    /// terminal (long downloads).
     pub async fn download(&self, hash: B256, dest: &Path, progress: bool) -> Result<u64, ClientError> {
-        let response = self.http.get(format!("{}/v1/blobs/{hash}", self.base)).send().await.map_err(transport)?;
+        // A name of its own per download: two jobs may fetch the same blob at once.
+        static DOWNLOADS: AtomicU64 = AtomicU64::new(0);
+        let part = dest.with_extension(format!("part-{}-{}", std::process::id(), DOWNLOADS.fetch_add(1, Ordering::Relaxed)));
+        let result = async {
+            let size = self.download_into(hash, tokio::fs::File::create(&part).await?, progress).await?;
+            tokio::fs::rename(&part, dest).await?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+        result
+    }
+
+    /// Downloads blob `hash` into `file` (written from its start, synced), checking that the bytes
+    /// hash to `hash` and that there are at most [`Self::max_download_bytes`] of them. On an error the
+    /// file holds a part of the download: the caller throws it away.
+    pub async fn download_into(&self, hash: B256, mut file: tokio::fs::File, progress: bool) -> Result<u64, ClientError> {
+        let mut response =
+            self.http.get(format!("{}/v1/blobs/{hash}", self.base)).timeout(TRANSFER_DEADLINE).send().await.map_err(transport)?;
         if !response.status().is_success() {
             return Err(Self::answer(response).await.err().unwrap_or(ClientError::Transport("download failed".into())));
         }
+        let limit = self.max_download_bytes;
+        let too_large = || ClientError::TooLarge { what: format!("blob {hash}"), limit };
         let total = response.content_length();
+        if total.is_some_and(|t| t > limit) {
+            return Err(too_large());
+        }
         let bar = (progress && total.is_some_and(|t| t > 8 << 20)).then(|| {
             let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
             bar.set_style(
@@ -187,18 +298,16 @@ impl Coordinator {
             bar.set_message(format!("blob {}", &format!("{hash:#x}")[..10]));
             bar
         });
-        // A name of its own per download: two jobs may fetch the same blob at once.
-        static DOWNLOADS: AtomicU64 = AtomicU64::new(0);
-        let part = dest.with_extension(format!("part-{}-{}", std::process::id(), DOWNLOADS.fetch_add(1, Ordering::Relaxed)));
         let result = async {
-            let mut file = tokio::fs::File::create(&part).await?;
             let mut hasher = Keccak256::new();
             let mut size = 0u64;
-            let mut response = response;
             while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(too_large());
+                }
                 hasher.update(&chunk);
                 file.write_all(&chunk).await?;
-                size += chunk.len() as u64;
                 if let Some(bar) = &bar {
                     bar.set_position(size);
                 }
@@ -208,20 +317,17 @@ impl Coordinator {
             if got != hash {
                 return Err(ClientError::HashMismatch { expected: hash, got });
             }
-            tokio::fs::rename(&part, dest).await?;
             Ok(size)
         }
         .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&part).await;
-        }
         result
     }
 
-    /// Uploads a file as a blob named by its keccak (which the coordinator checks).
+    /// Uploads a file as a blob named by its keccak (which the coordinator checks), signed as
+    /// [`Self::upload_bytes`].
     /// A failure in transport is retried (the body is a stream, which the HTTP client cannot replay
     /// on its own).
     pub async fn upload(&self, hash: B256, path: &Path) -> Result<(), ClientError> {
@@ -235,7 +341,8 @@ impl Coordinator {
             let file = tokio::fs::File::open(path).await?;
             let len = file.metadata().await?.len();
             let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-            let sent = self.http.put(&url).header("content-length", len).body(body).send().await;
+            let request = self.http.put(&url).header("content-length", len).timeout(TRANSFER_DEADLINE);
+            let sent = self.sign(request, "PUT", &format!("/v1/blobs/{hash}"), &[])?.body(body).send().await;
             match sent {
                 Ok(response) => return Self::answer(response).await.map(|_| ()),
                 Err(e) if attempt < UPLOAD_ATTEMPTS => {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use alloy_primitives::U256;
 use anyhow::Context;
+use qor_protocol::deployment::Deployment;
 use serde::{Deserialize, Serialize};
 
 /// Default config path: `./qor-worker.toml`.
@@ -30,6 +31,9 @@ pub struct WorkerConfig {
     pub storage_quota_bytes: u64,
     /// Region tag shown to buyers.
     pub region: String,
+    /// The market's chain and contracts, pinned at `init` from a deployment file: stake, earnings and
+    /// slashes go only to these, whatever a coordinator says.
+    pub deployment: Deployment,
 }
 
 impl WorkerConfig {
@@ -37,7 +41,13 @@ impl WorkerConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {} (create it with `qor-worker init`)", path.display()))?;
-        let cfg: Self = toml::from_str(&text).with_context(|| format!("{} is not a valid worker config", path.display()))?;
+        let cfg: Self = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a valid worker config{}",
+                path.display(),
+                if text.contains("[deployment]") { "" } else { " (it pins no deployment: run `qor-worker init --force --deployment <file>`)" }
+            )
+        })?;
         cfg.check().with_context(|| format!("in {}", path.display()))?;
         Ok(cfg)
     }
@@ -113,8 +123,8 @@ pub fn format_ether(wei: U256) -> String {
     if frac.is_empty() { format!("{whole} ETH") } else { format!("{whole}.{frac} ETH") }
 }
 
-/// A config with defaults for a local devnet.
-pub fn defaults(data_dir: PathBuf) -> WorkerConfig {
+/// A config with defaults for a local devnet, on the pinned `deployment`.
+pub fn defaults(data_dir: PathBuf, deployment: Deployment) -> WorkerConfig {
     WorkerConfig {
         coordinator: "http://127.0.0.1:8645".into(),
         rpc_url: "http://127.0.0.1:8545".into(),
@@ -124,5 +134,6 @@ pub fn defaults(data_dir: PathBuf) -> WorkerConfig {
         max_jobs: 2,
         storage_quota_bytes: 10 << 30,
         region: "local".into(),
+        deployment,
     }
 }

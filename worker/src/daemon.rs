@@ -7,6 +7,13 @@
 //! refused), kept under the data folder within the quota and accepted on chain; challenges are answered
 //! from the stored tree.
 //!
+//! The coordinator is trusted for liveness only. Before the worker signs anything for a job, the
+//! coordinator's record of the job must hash to the commitment the escrow keeps, and the spec must
+//! hash to the record's `specHash`: no coordinator can make it run (and sign for) another program.
+//! Ids from the coordinator are parsed as numbers before they name anything on disk. And a hosted
+//! deal's periods are proven on chain by the worker itself when no attestation has covered them as
+//! the proof window nears its end, so withheld challenges cannot get an honest provider slashed.
+//!
 //! Restarts lose nothing: the coordinator remembers the assignments, and a run is deterministic, so a
 //! job in flight is simply run again (its seal still matches); hosted files are re-verified. When the
 //! coordinator or the chain is down it retries with backoff. On SIGTERM or Ctrl-C it stops taking
@@ -17,11 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{B256, U256, keccak256};
-use alloy_sol_types::Eip712Domain;
-use anyhow::Context;
-use qor_protocol::bindings::IJobEscrow::Receipt;
-use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::{Eip712Domain, SolValue};
+use anyhow::{Context, anyhow};
+use qor_protocol::bindings::IJobEscrow::{ComputeJob, Receipt, StorageDealStatus};
+use qor_protocol::eip712::{Signer, escrow_domain};
 use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
@@ -29,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::chain::Chain;
-use crate::client::{ChainInfo, ClientError, Coordinator};
+use crate::client::{ClientError, Coordinator, acceptance_body, receipt_body, seal_body};
 use crate::hosting::{Hosting, HostingError};
 use crate::sandbox::{Outcome, Sandbox, SandboxError};
 
@@ -56,7 +63,7 @@ pub struct DaemonConfig {
 pub struct Daemon {
     cfg: DaemonConfig,
     coordinator: Arc<Coordinator>,
-    chain: Option<Chain>,
+    chain: Chain,
     domain: Eip712Domain,
     signer: Signer,
     sandbox: Arc<Sandbox>,
@@ -64,7 +71,11 @@ pub struct Daemon {
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<i64, tokio::task::AbortHandle>>,
     storage_busy: Mutex<HashSet<String>>,
-    accept_tried: Mutex<HashMap<String, std::time::Instant>>,
+    accept_tried: Mutex<HashMap<U256, std::time::Instant>>,
+    /// Jobs whose record was checked against the escrow's commitment, with their spec hash.
+    funded: Mutex<HashMap<U256, B256>>,
+    /// Storage periods this worker sent a proof of (deal, period), so it is sent once.
+    proven: Mutex<HashSet<(U256, u64)>>,
     changed: Notify,
     /// Cancelled to stop.
     pub shutdown: CancellationToken,
@@ -87,15 +98,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Daemon {
-    /// A daemon for the provider `signer`, talking to `coordinator` (whose chain info is `info`) and,
-    /// when given, to the chain (storage deals are accepted there; without it, compute only).
-    pub fn new(
-        cfg: DaemonConfig,
-        coordinator: Coordinator,
-        chain: Option<Chain>,
-        info: ChainInfo,
-        signer: Signer,
-    ) -> anyhow::Result<Arc<Self>> {
+    /// A daemon for the provider `signer`, talking to `coordinator` and to the chain of its pinned
+    /// deployment (`chain`, already checked against it).
+    pub fn new(cfg: DaemonConfig, coordinator: Coordinator, chain: Chain, signer: Signer) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         for sub in ["blobs", "jobs", "modules"] {
             std::fs::create_dir_all(cfg.data_dir.join(sub))?;
@@ -110,7 +115,7 @@ impl Daemon {
         let sandbox = Sandbox::new()?.with_module_cache(&cfg.data_dir.join("modules"))?;
         let hosting = Hosting::open(&cfg.data_dir)?;
         Ok(Arc::new(Self {
-            domain: escrow_domain(info.chain_id, info.job_escrow),
+            domain: escrow_domain(chain.info.chain_id, chain.info.job_escrow),
             slots: Arc::new(Semaphore::new(cfg.max_jobs.max(1))),
             cfg,
             coordinator: Arc::new(coordinator),
@@ -121,6 +126,8 @@ impl Daemon {
             running: Mutex::default(),
             storage_busy: Mutex::default(),
             accept_tried: Mutex::default(),
+            funded: Mutex::default(),
+            proven: Mutex::default(),
             changed: Notify::new(),
             shutdown: CancellationToken::new(),
         }))
@@ -151,8 +158,10 @@ impl Daemon {
         }
         self.reverify_hosted().await;
         let heartbeat = tokio::spawn(self.clone().heartbeats());
+        let prover = tokio::spawn(self.clone().prove_storage_periods());
         let result = self.clone().work_loop().await;
         heartbeat.abort();
+        prover.abort();
         self.wind_down().await;
         info!("stopped");
         result
@@ -177,8 +186,8 @@ impl Daemon {
             Err(e) => return error!(error = %e, "cannot list hosted files"),
         };
         for meta in metas {
-            let (h, deal) = (self.hosting.clone(), meta.deal_id.clone());
-            match tokio::task::spawn_blocking(move || h.reverify(&deal)).await {
+            let (h, deal) = (self.hosting.clone(), meta.deal_id);
+            match tokio::task::spawn_blocking(move || h.reverify(deal)).await {
                 Ok(Ok(_)) => info!(deal = %meta.deal_id, size = meta.size, "hosted file re-verified"),
                 Ok(Err(e)) => error!(deal = %meta.deal_id, error = %e, "a hosted file no longer matches its root"),
                 Err(e) => error!(error = %e, "re-verification panicked"),
@@ -232,7 +241,10 @@ impl Daemon {
             };
             known = if all_started { ids().max().or(known) } else { None };
             for d in polled["storage"]["deals"].as_array().into_iter().flatten() {
-                let deal = d["dealId"].as_str().unwrap_or_default().to_string();
+                let Ok(deal) = deal_id(d) else {
+                    warn!(deal = %d["dealId"], "the coordinator offered a deal whose id is not a number; ignoring it");
+                    continue;
+                };
                 // Offered: fetch and check it. Verified but not accepted on chain (the chain was down,
                 // say): accept again, at most every 10 s.
                 let due = d["status"] == "offered"
@@ -240,20 +252,21 @@ impl Daemon {
                         let mut tried = self.accept_tried.lock().expect("not poisoned");
                         let due = tried.get(&deal).is_none_or(|t| t.elapsed() > Duration::from_secs(10));
                         if due {
-                            tried.insert(deal.clone(), std::time::Instant::now());
+                            tried.insert(deal, std::time::Instant::now());
                         }
                         due
                     };
                 if due {
-                    started |= self.clone().start_storage(format!("deal:{deal}"), d.clone());
+                    started |= self.clone().start_storage(format!("deal:{deal}"), deal, d.clone());
                 }
             }
             for c in polled["storage"]["challenges"].as_array().into_iter().flatten() {
-                let key = format!("challenge:{}:{}", c["dealId"].as_str().unwrap_or_default(), c["period"]);
-                started |= self.clone().start_storage(key, c.clone());
+                let (Ok(deal), Some(period)) = (deal_id(c), c["period"].as_u64()) else { continue };
+                started |= self.clone().start_storage(format!("challenge:{deal}:{period}"), deal, c.clone());
             }
             for p in polled["storage"]["probes"].as_array().into_iter().flatten() {
-                started |= self.clone().start_storage(format!("probe:{}", p["probeId"]), p.clone());
+                let (Ok(deal), Some(probe)) = (deal_id(p), p["probeId"].as_i64()) else { continue };
+                started |= self.clone().start_storage(format!("probe:{probe}"), deal, p.clone());
             }
             if !started && !idle {
                 // Everything listed is already being worked on: wait for a change, not in a loop.
@@ -318,6 +331,27 @@ impl Daemon {
         Ok(path)
     }
 
+    /// Checks the coordinator's record of job `job_id` against the commitment the escrow keeps of it
+    /// (once per job); returns the spec hash it was funded with.
+    async fn funded_spec(&self, job_id: U256, a: &Value) -> anyhow::Result<Result<B256, String>> {
+        if let Some(spec_hash) = self.funded.lock().expect("not poisoned").get(&job_id) {
+            return Ok(Ok(*spec_hash));
+        }
+        let record = match job_record(&a["job"]) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("the coordinator's record of the job is unreadable: {e:#}"))),
+        };
+        let committed = self.chain.job_commitment(job_id).await.context("reading the job's commitment in the escrow")?;
+        if committed.is_zero() {
+            return Ok(Err(format!("job {job_id} is not funded in the escrow at {}", self.chain.info.job_escrow)));
+        }
+        if keccak256(record.abi_encode()) != committed {
+            return Ok(Err(format!("the coordinator's record of job {job_id} is not the one funded in the escrow")));
+        }
+        self.funded.lock().expect("not poisoned").insert(job_id, record.specHash);
+        Ok(Ok(record.specHash))
+    }
+
     async fn run_assignment(&self, id: i64, a: &Value) -> anyhow::Result<Done> {
         let job_id: U256 = a["jobId"].as_str().unwrap_or_default().parse().context("the assignment's jobId")?;
         let spec_json = serde_json::to_vec(&a["spec"])?;
@@ -328,11 +362,29 @@ impl Daemon {
                 return Ok(Done::Released(format!("invalid spec: {e}")));
             }
         };
-        let expected: B256 = a["specHash"].as_str().unwrap_or_default().parse().context("the assignment's specHash")?;
-        if spec.spec_hash() != expected {
-            let why = format!("the spec hashes to {}, not {expected}", spec.spec_hash());
-            self.release(id, &why).await;
-            return Ok(Done::Released(why));
+        // The job as funded on chain: nothing is signed or run for another program.
+        let spec_hash = match self.funded_spec(job_id, a).await? {
+            Ok(h) if h == spec.spec_hash() => h,
+            Ok(h) => {
+                let why = format!("the spec hashes to {}, the job was funded with {h}; refusing to run it", spec.spec_hash());
+                error!(reason = %why, "the coordinator's spec is not the job's");
+                self.release(id, &why).await;
+                return Ok(Done::Released(why));
+            }
+            Err(why) => {
+                error!(reason = %why, "the coordinator's job is not the escrow's");
+                self.release(id, &why).await;
+                return Ok(Done::Released(why));
+            }
+        };
+        // Take the lease: signed, so this worker can be held to it (and to nothing it did not sign).
+        if a["status"] == "leased" {
+            let body = acceptance_body(&self.signer, &self.domain, job_id, spec_hash)?;
+            match self.coordinator.signed("POST", &format!("/v1/worker/assignments/{id}/accept"), Some(&body)).await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("lease_lapsed") => return Ok(Done::Lost(e.to_string())),
+                Err(e) => return Err(anyhow!("accepting the lease: {e}")),
+            }
         }
         info!(module = %spec.module, inputs = spec.inputs.len(), status = %a["status"], "running");
 
@@ -404,7 +456,7 @@ impl Daemon {
 
         // Commit, then upload the outputs while the other replicas commit.
         let me = self.signer.address();
-        let body = json!({ "seal": seal(me, job_id, result_digest) });
+        let body = seal_body(&self.signer, &self.domain, job_id, spec_hash, result_digest)?;
         match self.coordinator.signed("POST", &format!("/v1/worker/assignments/{id}/seal"), Some(&body)).await {
             Ok(_) => {}
             Err(e) if e.code() == Some("lease_lapsed") => return Ok(Done::Lost(e.to_string())),
@@ -418,19 +470,14 @@ impl Daemon {
         self.coordinator.upload(stdout_hash, &stdout_path).await.map_err(|e| anyhow::anyhow!("uploading stdout: {e}"))?;
         let receipt = Receipt {
             jobId: job_id,
+            specHash: spec_hash,
             worker: me,
             resultDigest: result_digest,
             stdoutHash: stdout_hash,
             exitCode: exit_code,
             fuelUsed: fuel_used,
         };
-        let signature = self.signer.sign_receipt(&receipt, &self.domain)?;
-        let body = json!({
-            "receipt": { "jobId": job_id.to_string(), "worker": me, "resultDigest": result_digest, "stdoutHash": stdout_hash,
-                         "exitCode": exit_code, "fuelUsed": fuel_used },
-            "signature": alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
-            "outputs": outputs,
-        });
+        let body = receipt_body(&self.signer, &self.domain, &receipt, &outputs)?;
         let mut attempt = 0;
         loop {
             let wait = match self.coordinator.signed("POST", &format!("/v1/worker/assignments/{id}/receipt"), Some(&body)).await {
@@ -472,16 +519,15 @@ impl Daemon {
         Ok(listed)
     }
 
-    fn start_storage(self: Arc<Self>, key: String, item: Value) -> bool {
+    fn start_storage(self: Arc<Self>, key: String, deal: U256, item: Value) -> bool {
         if !self.storage_busy.lock().expect("not poisoned").insert(key.clone()) {
             return false;
         }
-        let deal = item["dealId"].as_str().unwrap_or_default().to_string();
         let span = info_span!("deal", deal_id = %deal);
         let this = self.clone();
         tokio::spawn(
             async move {
-                let result = if key.starts_with("deal:") { this.host(&item).await } else { this.answer(&item).await };
+                let result = if key.starts_with("deal:") { this.host(deal, &item).await } else { this.answer(deal, &item).await };
                 if let Err(e) = result {
                     error!(error = %format!("{e:#}"), "storage work failed");
                 }
@@ -493,40 +539,46 @@ impl Daemon {
         true
     }
 
-    async fn decline(&self, deal: &str, reason: &str) -> anyhow::Result<()> {
+    async fn decline(&self, deal: U256, reason: &str) -> anyhow::Result<()> {
         warn!(reason, "declining the deal");
         self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/decline"), Some(&json!({ "reason": reason }))).await?;
         Ok(())
     }
 
-    async fn host(&self, d: &Value) -> anyhow::Result<()> {
-        let deal = d["dealId"].as_str().context("dealId")?.to_string();
+    async fn host(&self, deal: U256, d: &Value) -> anyhow::Result<()> {
         let root: B256 = d["root"].as_str().context("root")?.parse()?;
         let size = d["size"].as_u64().context("size")?;
         let blob: B256 = d["blobHash"].as_str().context("blobHash")?.parse()?;
-        if !self.hosting.has(&deal) {
+        if !self.hosting.has(deal) {
             // The file and its tree (two hashes per 1 KiB chunk, at most) must fit in the quota.
             let need = size + size / 16 + 4096;
             let used = self.hosting.used_bytes()?;
             if used + need > self.cfg.storage_quota_bytes {
                 let why = format!("storage quota: {used} of {} bytes used, this file needs {need}", self.cfg.storage_quota_bytes);
-                return self.decline(&deal, &why).await;
+                return self.decline(deal, &why).await;
             }
             info!(size, %root, "fetching the file");
-            match self.coordinator.download(blob, &self.hosting.part_path(&deal), self.cfg.progress).await {
+            let part = match self.hosting.create_part(deal) {
+                Ok(f) => tokio::fs::File::from_std(f),
+                Err(e) => return self.decline(deal, &format!("cannot store the file: {e}")).await,
+            };
+            // No more than the deal's size is read, whatever the coordinator sends.
+            let mut coordinator = Coordinator::new(self.coordinator.base(), self.signer.clone());
+            coordinator.max_download_bytes = size;
+            match coordinator.download_into(blob, part, self.cfg.progress).await {
                 Ok(_) => {}
-                Err(ClientError::Io(e)) => return self.decline(&deal, &format!("cannot store the file: {e}")).await,
-                Err(e) => return Err(anyhow::anyhow!("fetching the file: {e}")),
+                Err(ClientError::Io(e)) => return self.decline(deal, &format!("cannot store the file: {e}")).await,
+                Err(e) => return Err(anyhow!("fetching the file: {e}")),
             }
-            let (hosting, deal2) = (self.hosting.clone(), deal.clone());
-            match tokio::task::spawn_blocking(move || hosting.adopt(&deal2, root)).await? {
+            let hosting = self.hosting.clone();
+            match tokio::task::spawn_blocking(move || hosting.adopt(deal, root)).await? {
                 Ok(meta) => info!(root = %meta.root, "file verified and stored"),
                 Err(HostingError::RootMismatch { computed, expected }) => {
                     warn!(%computed, %expected, "the file does not hash to the deal's root; refusing it");
                     self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/root"), Some(&json!({ "root": computed }))).await?;
                     return Ok(());
                 }
-                Err(HostingError::Io(e)) => return self.decline(&deal, &format!("cannot store the file: {e}")).await,
+                Err(HostingError::Io(e)) => return self.decline(deal, &format!("cannot store the file: {e}")).await,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -534,24 +586,18 @@ impl Daemon {
         if answer["status"] != "hosting" {
             return Ok(());
         }
-        match &self.chain {
-            Some(chain) => {
-                let tx = chain.accept_storage_deal(deal.parse()?).await?;
-                info!(%tx, "accepted the deal on chain");
-            }
-            None => warn!("no chain connection: accept the deal with acceptStorageDeal({deal}) yourself"),
-        }
+        let tx = self.chain.accept_storage_deal(deal).await?;
+        info!(%tx, "accepted the deal on chain");
         Ok(())
     }
 
     /// Answers a period's challenge, or a buyer's probe (`probeId`), with the chunk and its path read
     /// from the hosted file.
-    async fn answer(&self, c: &Value) -> anyhow::Result<()> {
-        let deal = c["dealId"].as_str().context("dealId")?.to_string();
+    async fn answer(&self, deal: U256, c: &Value) -> anyhow::Result<()> {
         let index = c["chunkIndex"].as_u64().context("chunkIndex")?;
-        let (hosting, deal2) = (self.hosting.clone(), deal.clone());
+        let hosting = self.hosting.clone();
         let started = std::time::Instant::now();
-        let proof = tokio::task::spawn_blocking(move || hosting.prove(&deal2, index)).await??;
+        let proof = tokio::task::spawn_blocking(move || hosting.prove(deal, index)).await??;
         let body = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
         if let Some(probe) = c["probeId"].as_i64() {
             self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/probes/{probe}"), Some(&body)).await?;
@@ -560,6 +606,73 @@ impl Daemon {
             let period = c["period"].as_u64().context("period")?;
             self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/challenges/{period}"), Some(&body)).await?;
             info!(period, chunk = index, took = ?started.elapsed(), "challenge answered");
+        }
+        Ok(())
+    }
+
+    /// Follows the deals hosted here on chain and proves a period itself when no attestation (nor an
+    /// earlier proof) has covered it as its proof window nears its end: whatever the coordinator relays
+    /// or withholds, an honest provider's periods pass.
+    async fn prove_storage_periods(self: Arc<Self>) {
+        let mut last_head = 0;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            let head = match self.chain.head().await {
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "reading the chain's head failed; retrying");
+                    continue;
+                }
+            };
+            if head == last_head {
+                continue;
+            }
+            last_head = head;
+            let Ok(hosted) = self.hosting.list() else { continue };
+            for meta in hosted {
+                if let Err(e) = self.prove_due_periods(meta.deal_id, head).await {
+                    warn!(deal = %meta.deal_id, error = %format!("{e:#}"), "proving a storage period failed");
+                }
+            }
+        }
+    }
+
+    async fn prove_due_periods(&self, deal_id: U256, head: u64) -> anyhow::Result<()> {
+        let deal = self.chain.storage_deal(deal_id).await?;
+        if deal.status != StorageDealStatus::Active || deal.provider != self.chain.me {
+            return Ok(());
+        }
+        let (start, len) = (deal.startBlock.to::<u64>(), u64::from(deal.periodLength));
+        for period in u64::from(deal.settledPeriods)..u64::from(deal.periods) {
+            let seed = start + period * len;
+            if seed > head {
+                break;
+            }
+            if !deal.pendingPeriods.bit(period as usize) || !proof_due(seed, len, head) {
+                continue;
+            }
+            if !self.proven.lock().expect("not poisoned").insert((deal_id, period)) {
+                continue;
+            }
+            let Some(seed_hash) = self.chain.block_hash(seed).await? else {
+                self.proven.lock().expect("not poisoned").remove(&(deal_id, period));
+                continue;
+            };
+            let index = qor_protocol::merkle::challenge_index(seed_hash, deal_id, period, qor_protocol::merkle::chunk_count(deal.size));
+            let hosting = self.hosting.clone();
+            let proof = tokio::task::spawn_blocking(move || hosting.prove(deal_id, index)).await??;
+            match self.chain.prove_storage(deal_id, period, proof.chunk, proof.path).await {
+                Ok(tx) => info!(deal = %deal_id, period, chunk = index, %tx, "no attestation covered the period in time: proved it on chain"),
+                Err(e) => {
+                    // Attested meanwhile (the proof is refused as not pending), or a transient failure:
+                    // the next block looks again.
+                    self.proven.lock().expect("not poisoned").remove(&(deal_id, period));
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -576,4 +689,37 @@ impl Daemon {
             self.release(id, "the provider is shutting down").await;
         }
     }
+}
+
+/// Whether a period whose seed block is `seed` (periods of `len` blocks) is due for the provider's own
+/// proof at `head`. The escrow takes a proof in blocks `seed + 1 ..= seed + min(len - 1, 256)`; the
+/// provider leaves the first three quarters of that window to the committee's attestation and proves in
+/// the rest, sending no later than the block before the last, so its transaction can land in time.
+pub fn proof_due(seed: u64, len: u64, head: u64) -> bool {
+    let last = seed + (len.saturating_sub(1)).min(256);
+    let margin = ((last - seed) / 4).max(1);
+    head + margin >= last && head < last && head >= seed
+}
+
+/// A deal id the coordinator sent: a decimal number, or nothing at all (it names files on disk).
+fn deal_id(item: &Value) -> anyhow::Result<U256> {
+    let text = item["dealId"].as_str().context("no dealId")?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("`{text}` is not a deal id");
+    }
+    Ok(text.parse()?)
+}
+
+/// The coordinator's record of a funded job (`job` of an assignment), as the escrow commits to it.
+fn job_record(v: &Value) -> anyhow::Result<ComputeJob> {
+    let text = |k: &str| v[k].as_str().with_context(|| format!("`{k}` is missing"));
+    Ok(ComputeJob {
+        specHash: text("specHash")?.parse()?,
+        buyer: text("buyer")?.parse()?,
+        token: text("token")?.parse()?,
+        budget: text("budget")?.parse()?,
+        deadline: v["deadline"].as_u64().context("`deadline` is missing")?,
+        redundancy: u8::try_from(v["redundancy"].as_u64().context("`redundancy` is missing")?)?,
+        preferredProvider: text("preferredProvider")?.parse::<Address>()?,
+    })
 }

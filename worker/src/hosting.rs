@@ -6,12 +6,18 @@
 //! run of 32-byte hashes) and `<deal>.json` (root, size, level widths). Files are written under a
 //! `.part` name and renamed once complete and verified, so a crash or a full disk never leaves a
 //! half-written file where a hosted one is expected.
+//!
+//! A deal is named by its on-chain id, a number ([`U256`]): no text a coordinator sends becomes part of
+//! a file name. And every file is opened through the storage folder's capability handle (cap-std), so
+//! nothing here can reach outside it whatever the name.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use alloy_primitives::B256;
+use alloy_primitives::{B256, U256};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use qor_protocol::merkle::{CHUNK_SIZE, ChunkProof, leaf_hash, node_hash};
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +26,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct HostedMeta {
     /// The deal.
-    pub deal_id: String,
+    pub deal_id: U256,
     /// The Merkle root.
     pub root: B256,
     /// File size in bytes.
@@ -62,7 +68,7 @@ pub enum HostingError {
 /// The storage folder of a provider.
 #[derive(Debug, Clone)]
 pub struct Hosting {
-    dir: PathBuf,
+    dir: std::sync::Arc<Dir>,
 }
 
 fn width_up(width: u64) -> u64 {
@@ -70,87 +76,95 @@ fn width_up(width: u64) -> u64 {
 }
 
 impl Hosting {
-    /// Opens (creating) `<data>/storage`, removing leftovers of interrupted writes.
+    /// Opens (creating) `<data>/storage`, removing leftovers of interrupted writes. The only use of
+    /// ambient authority: everything after goes through the folder's handle.
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        let dir = data_dir.join("storage");
-        fs::create_dir_all(&dir)?;
-        for entry in fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e.to_string_lossy().starts_with("part")) {
-                let _ = fs::remove_file(path);
+        std::fs::create_dir_all(data_dir.join("storage"))?;
+        let dir = Dir::open_ambient_dir(data_dir.join("storage"), ambient_authority())?;
+        for entry in dir.entries()? {
+            let name = entry?.file_name();
+            if Path::new(&name).extension().is_some_and(|e| e.to_string_lossy().starts_with("part")) {
+                let _ = dir.remove_file(&name);
             }
         }
-        Ok(Self { dir })
+        Ok(Self { dir: std::sync::Arc::new(dir) })
     }
 
-    fn path(&self, deal: &str, ext: &str) -> PathBuf {
-        self.dir.join(format!("{deal}.{ext}"))
+    fn name(deal: U256, ext: &str) -> String {
+        format!("{deal}.{ext}")
+    }
+
+    fn open_file(&self, deal: U256, ext: &str) -> std::io::Result<File> {
+        Ok(self.dir.open(Self::name(deal, ext))?.into_std())
     }
 
     /// Deals hosted here, with their metadata.
     pub fn list(&self) -> Result<Vec<HostedMeta>, HostingError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(serde_json::from_slice(&fs::read(&path)?)?);
+        for entry in self.dir.entries()? {
+            let name = entry?.file_name();
+            if Path::new(&name).extension().is_some_and(|e| e == "json") {
+                out.push(serde_json::from_slice(&self.dir.read(&name)?)?);
             }
         }
-        out.sort_by(|a: &HostedMeta, b| a.deal_id.cmp(&b.deal_id));
+        out.sort_by_key(|m: &HostedMeta| m.deal_id);
         Ok(out)
     }
 
     /// Bytes the hosted files take (files and trees).
     pub fn used_bytes(&self) -> Result<u64, HostingError> {
         let mut used = 0;
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in self.dir.entries()? {
             used += entry?.metadata()?.len();
         }
         Ok(used)
     }
 
     /// Whether `deal` is hosted here.
-    pub fn has(&self, deal: &str) -> bool {
-        self.path(deal, "json").exists()
+    pub fn has(&self, deal: U256) -> bool {
+        self.dir.exists(Self::name(deal, "json"))
     }
 
-    /// Where a download for `deal` goes before [`Self::adopt`] checks it.
-    pub fn part_path(&self, deal: &str) -> PathBuf {
-        self.path(deal, "bin.part")
+    /// A new (empty) file for `deal`'s download, which [`Self::adopt`] then checks.
+    pub fn create_part(&self, deal: U256) -> std::io::Result<File> {
+        Ok(self.dir.create(Self::name(deal, "bin.part"))?.into_std())
     }
 
-    /// Takes the downloaded file at [`Self::part_path`]: builds its tree, checks the root against
-    /// `expected`, and only then moves file, tree and metadata into place. On a mismatch (or any
-    /// error) nothing is kept.
-    pub fn adopt(&self, deal: &str, expected: B256) -> Result<HostedMeta, HostingError> {
-        let part = self.part_path(deal);
-        let tree_part = self.path(deal, "tree.part");
+    /// Takes the downloaded file written with [`Self::create_part`]: builds its tree, checks the root
+    /// against `expected`, and only then moves file, tree and metadata into place. On a mismatch (or
+    /// any error) nothing is kept.
+    pub fn adopt(&self, deal: U256, expected: B256) -> Result<HostedMeta, HostingError> {
+        let (part, tree_part, meta_part) = (Self::name(deal, "bin.part"), Self::name(deal, "tree.part"), Self::name(deal, "json.part"));
         let result = (|| {
-            let meta = build_tree(&part, &tree_part, deal)?;
+            let meta = build_tree(self.dir.open(&part)?.into_std(), self.dir.create(&tree_part)?.into_std(), deal)?;
             if meta.root != expected {
                 return Err(HostingError::RootMismatch { computed: meta.root, expected });
             }
-            let meta_part = self.path(deal, "json.part");
-            fs::write(&meta_part, serde_json::to_vec_pretty(&meta)?)?;
-            File::open(&meta_part)?.sync_all()?;
-            fs::rename(&part, self.path(deal, "bin"))?;
-            fs::rename(&tree_part, self.path(deal, "tree"))?;
+            let mut file = self.dir.create(&meta_part)?.into_std();
+            file.write_all(&serde_json::to_vec_pretty(&meta)?)?;
+            file.sync_all()?;
+            self.dir.rename(&part, &self.dir, Self::name(deal, "bin"))?;
+            self.dir.rename(&tree_part, &self.dir, Self::name(deal, "tree"))?;
             // The metadata last: a deal counts as hosted only once its file and tree are in place.
-            fs::rename(&meta_part, self.path(deal, "json"))?;
+            self.dir.rename(&meta_part, &self.dir, Self::name(deal, "json"))?;
             Ok(meta)
         })();
         if result.is_err() {
-            for p in [part, tree_part, self.path(deal, "json.part")] {
-                let _ = fs::remove_file(p);
+            for p in [part, tree_part, meta_part] {
+                let _ = self.dir.remove_file(p);
             }
         }
         result
     }
 
+    fn meta(&self, deal: U256) -> Result<HostedMeta, HostingError> {
+        Ok(serde_json::from_slice(&self.dir.read(Self::name(deal, "json"))?)?)
+    }
+
     /// Re-reads a hosted file and checks it still hashes to its root (after a restart, say).
-    pub fn reverify(&self, deal: &str) -> Result<HostedMeta, HostingError> {
-        let meta: HostedMeta = serde_json::from_slice(&fs::read(self.path(deal, "json"))?)?;
-        let (root, _) = qor_protocol::merkle::root_from_reader(BufReader::new(File::open(self.path(deal, "bin"))?))
+    pub fn reverify(&self, deal: U256) -> Result<HostedMeta, HostingError> {
+        let meta = self.meta(deal)?;
+        let (root, _) = qor_protocol::merkle::root_from_reader(BufReader::new(self.open_file(deal, "bin")?))
             .map_err(|e| HostingError::Io(std::io::Error::other(e.to_string())))?;
         if root != meta.root {
             return Err(HostingError::RootMismatch { computed: root, expected: meta.root });
@@ -159,19 +173,19 @@ impl Hosting {
     }
 
     /// The proof for chunk `index` of a hosted file: one chunk read and one hash per tree level.
-    pub fn prove(&self, deal: &str, index: u64) -> Result<ChunkProof, HostingError> {
-        let meta: HostedMeta = serde_json::from_slice(&fs::read(self.path(deal, "json"))?)?;
+    pub fn prove(&self, deal: U256, index: u64) -> Result<ChunkProof, HostingError> {
+        let meta = self.meta(deal)?;
         let chunks = meta.widths[0];
         if index >= chunks {
             return Err(HostingError::OutOfRange { index, chunks });
         }
         let mut chunk = vec![0u8; CHUNK_SIZE];
-        let mut file = File::open(self.path(deal, "bin"))?;
+        let mut file = self.open_file(deal, "bin")?;
         file.seek(SeekFrom::Start(index * CHUNK_SIZE as u64))?;
         let want = (meta.size - index * CHUNK_SIZE as u64).min(CHUNK_SIZE as u64) as usize;
         file.read_exact(&mut chunk[..want])?;
 
-        let mut tree = File::open(self.path(deal, "tree"))?;
+        let mut tree = self.open_file(deal, "tree")?;
         let mut path = Vec::new();
         let (mut i, mut level_start) = (index, 0u64);
         for &width in &meta.widths[..meta.widths.len() - 1] {
@@ -196,8 +210,8 @@ impl Hosting {
 }
 
 /// Reads `file` once, writing every tree level to `tree_out` (leaves first); returns the metadata.
-fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<HostedMeta, HostingError> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(file)?);
+fn build_tree(file: File, tree_out: File, deal: U256) -> Result<HostedMeta, HostingError> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut level: Vec<B256> = Vec::new();
     let mut chunk = vec![0u8; CHUNK_SIZE];
     let mut size = 0u64;
@@ -223,7 +237,7 @@ fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<HostedMeta, Ho
     if level.is_empty() {
         return Err(HostingError::Empty);
     }
-    let mut out = BufWriter::new(File::create(tree_out)?);
+    let mut out = BufWriter::new(tree_out);
     let mut widths = Vec::new();
     loop {
         widths.push(level.len() as u64);
@@ -242,5 +256,5 @@ fn build_tree(file: &Path, tree_out: &Path, deal: &str) -> Result<HostedMeta, Ho
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     let root = level[0];
-    Ok(HostedMeta { deal_id: deal.to_string(), root, size, widths })
+    Ok(HostedMeta { deal_id: deal, root, size, widths })
 }

@@ -56,9 +56,6 @@ enum Command {
         /// Seconds running jobs may finish after SIGTERM before their leases are released.
         #[arg(long, default_value = "30")]
         grace_secs: u64,
-        /// Run compute only, without a chain connection (storage deals must be accepted by hand).
-        #[arg(long)]
-        no_chain: bool,
         /// Test fault: report a corrupted digest for every job (a byzantine provider, for the
         /// end-to-end tests and the devnet's `--byzantine`).
         #[arg(long, hide = true)]
@@ -76,6 +73,11 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct InitArgs {
+    /// The market's deployment file (`anvil/deploy.sh` writes `deployments/<chainId>.json`; `qor
+    /// devnet` writes `deployment.json` in its folder): pinned in the config, so stake and earnings go
+    /// only to these contracts, whatever a coordinator says.
+    #[arg(long)]
+    deployment: PathBuf,
     /// Coordinator URL.
     #[arg(long, default_value = "http://127.0.0.1:8645")]
     coordinator: String,
@@ -147,9 +149,16 @@ fn load(cli: &Cli) -> anyhow::Result<Loaded> {
     Ok(Loaded { cfg, signer, coordinator })
 }
 
+/// The chain of the pinned deployment, once the RPC and the coordinator agree with it. A coordinator
+/// that cannot be reached says nothing to disagree with (staking needs only the chain); one that names
+/// other contracts stops everything.
 async fn chain_of(ctx: &Loaded) -> anyhow::Result<Chain> {
-    let info = ctx.coordinator.chain().await.with_context(|| format!("asking {} where the contracts are", ctx.cfg.coordinator))?;
-    Chain::connect(&ctx.cfg.rpc_url, ctx.signer.clone(), info).await
+    let chain = Chain::connect(&ctx.cfg.rpc_url, ctx.signer.clone(), ctx.cfg.deployment).await?;
+    match ctx.coordinator.chain().await {
+        Ok(info) => qor_chain::pinned::check_coordinator(&ctx.cfg.coordinator, &ctx.cfg.deployment, &info.deployment())?,
+        Err(e) => tracing::warn!(error = %e, "the coordinator cannot be reached; going on with the chain alone"),
+    }
+    Ok(chain)
 }
 
 fn metadata(cfg: &WorkerConfig) -> anyhow::Result<ProviderMetadata> {
@@ -158,7 +167,10 @@ fn metadata(cfg: &WorkerConfig) -> anyhow::Result<ProviderMetadata> {
 }
 
 fn init(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
-    let mut cfg = config::defaults(args.data_dir.clone());
+    let file = std::fs::read(&args.deployment).with_context(|| format!("reading --deployment {}", args.deployment.display()))?;
+    let deployment = qor_protocol::deployment::Deployment::from_json(&file)
+        .with_context(|| format!("--deployment {}", args.deployment.display()))?;
+    let mut cfg = config::defaults(args.data_dir.clone(), deployment);
     cfg.coordinator = args.coordinator.clone();
     cfg.rpc_url = args.rpc_url.clone();
     cfg.price_per_fuel = args.price_per_fuel.clone();
@@ -243,8 +255,10 @@ async fn status(ctx: &Loaded, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(ctx: Loaded, grace: Duration, no_chain: bool, corrupt_digest: bool) -> anyhow::Result<()> {
-    // The coordinator tells where the contracts are; wait for it (it may be starting too).
+async fn run(ctx: Loaded, grace: Duration, corrupt_digest: bool) -> anyhow::Result<()> {
+    let chain = Chain::connect(&ctx.cfg.rpc_url, ctx.signer.clone(), ctx.cfg.deployment).await?;
+    // Wait for the coordinator (it may be starting too), and work for it only if it names the pinned
+    // deployment.
     let mut attempt = 0u32;
     let info = loop {
         match ctx.coordinator.chain().await {
@@ -256,7 +270,7 @@ async fn run(ctx: Loaded, grace: Duration, no_chain: bool, corrupt_digest: bool)
             }
         }
     };
-    let chain = if no_chain { None } else { Some(Chain::connect(&ctx.cfg.rpc_url, ctx.signer.clone(), info.clone()).await?) };
+    qor_chain::pinned::check_coordinator(&ctx.cfg.coordinator, &ctx.cfg.deployment, &info.deployment())?;
     let cfg = DaemonConfig {
         data_dir: ctx.cfg.data_dir.clone(),
         max_jobs: ctx.cfg.max_jobs as usize,
@@ -266,7 +280,7 @@ async fn run(ctx: Loaded, grace: Duration, no_chain: bool, corrupt_digest: bool)
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         corrupt_digest,
     };
-    let daemon = Daemon::new(cfg, ctx.coordinator, chain, info, keys::protocol_signer(&ctx.signer))?;
+    let daemon = Daemon::new(cfg, ctx.coordinator, chain, keys::protocol_signer(&ctx.signer))?;
     let stop = daemon.shutdown.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler installs");
@@ -336,9 +350,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             println!("withdrew {} ({amount} wei): {tx:#x}", format_ether(amount));
             Ok(())
         }
-        Command::Run { grace_secs, no_chain, fault_corrupt_digest } => {
-            run(load(&cli)?, Duration::from_secs(*grace_secs), *no_chain, *fault_corrupt_digest).await
-        }
+        Command::Run { grace_secs, fault_corrupt_digest } => run(load(&cli)?, Duration::from_secs(*grace_secs), *fault_corrupt_digest).await,
         Command::Status { json } => status(&load(&cli)?, *json).await,
         Command::Exec(args) => {
             // The sandbox drives WASI's own runtime: run it off the async threads.

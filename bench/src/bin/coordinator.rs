@@ -2,8 +2,9 @@
 //! - job creations per second through the HTTP API (`POST /v1/specs`, 32 clients at once) and their
 //!   latency percentiles;
 //! - lease + receipt round trips per second with 100 simulated workers: each round trip is a signed
-//!   long poll that returns the lease, a signed seal and a signed EIP-712 receipt, with the matcher
-//!   leasing funded jobs as they come; and the latency percentiles of those requests.
+//!   long poll that returns the lease, the signed acceptance, a signed seal and a signed EIP-712
+//!   receipt, with the matcher leasing funded jobs as they come; and the latency percentiles of those
+//!   requests.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use alloy_primitives::{Address, U256, keccak256};
 use qor_coordinator::{AppState, Config, db, matcher, router};
 use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::Receipt;
-use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use qor_protocol::eip712::{Signer, escrow_domain};
+use qor_worker::client::{acceptance_body, receipt_body, seal_body};
 use qor_protocol::spec::{JobSpec, Limits};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 const ESCROW: Address = Address::repeat_byte(0xe5);
@@ -82,7 +84,7 @@ async fn main() {
     // Job creations.
     let module = b"\0asm\x01\0\0\0".to_vec();
     let module_hash = keccak256(&module);
-    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    qor_testkit::upload(&base, qor_testkit::BUYER_KEY, &module).await;
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..SPECS).map(|i| spec(module_hash, i).canonical_json()).collect());
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(SPECS)));
     let start = Instant::now();
@@ -167,21 +169,28 @@ async fn main() {
                 for a in polled["assignments"].as_array().unwrap() {
                     let id = a["assignment"].as_i64().unwrap();
                     let job_id: U256 = a["jobId"].as_str().unwrap().parse().unwrap();
+                    let spec_hash = a["specHash"].as_str().unwrap().parse().unwrap();
                     let digest = keccak256(job_id.to_be_bytes::<32>());
-                    nonce += 1;
-                    let t = Instant::now();
-                    let body = serde_json::to_vec(&json!({ "seal": seal(w.address(), job_id, digest) })).unwrap();
-                    signed(&http, &base, &w, "POST", &format!("/v1/worker/assignments/{id}/seal"), body, nonce).await;
-                    lat.push(t.elapsed());
-                    let receipt =
-                        Receipt { jobId: job_id, worker: w.address(), resultDigest: digest, stdoutHash: digest, exitCode: 0, fuelUsed: 1 };
-                    let sig = w.sign_receipt(&receipt, &domain).unwrap();
-                    let body = serde_json::to_vec(&json!({
-                        "receipt": { "jobId": job_id.to_string(), "worker": w.address(), "resultDigest": digest,
-                                     "stdoutHash": digest, "exitCode": 0, "fuelUsed": 1 },
-                        "signature": alloy_primitives::hex::encode_prefixed(sig.as_bytes()),
-                    }))
-                    .unwrap();
+                    for (step, body) in [
+                        ("accept", acceptance_body(&w, &domain, job_id, spec_hash).unwrap()),
+                        ("seal", seal_body(&w, &domain, job_id, spec_hash, digest).unwrap()),
+                    ] {
+                        nonce += 1;
+                        let t = Instant::now();
+                        let body = serde_json::to_vec(&body).unwrap();
+                        signed(&http, &base, &w, "POST", &format!("/v1/worker/assignments/{id}/{step}"), body, nonce).await;
+                        lat.push(t.elapsed());
+                    }
+                    let receipt = Receipt {
+                        jobId: job_id,
+                        specHash: spec_hash,
+                        worker: w.address(),
+                        resultDigest: digest,
+                        stdoutHash: digest,
+                        exitCode: 0,
+                        fuelUsed: 1,
+                    };
+                    let body = serde_json::to_vec(&receipt_body(&w, &domain, &receipt, &[]).unwrap()).unwrap();
                     nonce += 1;
                     let t = Instant::now();
                     signed(&http, &base, &w, "POST", &format!("/v1/worker/assignments/{id}/receipt"), body, nonce).await;

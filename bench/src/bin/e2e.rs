@@ -180,7 +180,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let module = hello_module();
     let module_hash = keccak256(&module);
-    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    qor_testkit::upload(&base, BUYER_KEY, &module).await;
     // One warm-up job (module compiled and cached by every worker), then the measured ones.
     let specs: Vec<_> = (0..1 + BURST + SUSTAINED).map(|i| hello_spec(module_hash, &format!("e2e-{i}"))).collect();
     for s in &specs {

@@ -42,7 +42,7 @@ async fn main() {
     providers.sort();
     let committee = Signer::from_bytes(&DEPLOYER_KEY.parse().unwrap()).unwrap();
     let policy = SendPolicy { receipt_timeout: Duration::from_secs(30), bump_percent: 20, max_sends: 3 };
-    let chain = Chain::connect(&anvil.url, DEPLOYER_KEY.parse().unwrap(), 31337, policy).await.unwrap();
+    let chain = Chain::connect(&anvil.url, DEPLOYER_KEY.parse().unwrap(), &anvil.pinned(), policy).await.unwrap();
     let domain = escrow_domain(31337, escrow);
 
     for size in [1usize, 10, 100] {

@@ -1,22 +1,28 @@
 //! Provider daemon benchmarks:
 //! - how many trivial `hello` jobs one worker completes per second through a real coordinator over
-//!   loopback (the per-job overhead outside the sandbox: poll, fetch, seal, upload, receipt);
+//!   loopback, on jobs funded on a real anvil (the per-job overhead outside the sandbox: poll, the
+//!   job's record checked against the escrow's commitment, accept, fetch, seal, upload, receipt);
 //! - how long answering a storage challenge takes on a 1 GiB hosted file (proof read from the on-disk
 //!   tree), and how long hosting it takes (tree built, root checked).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, keccak256};
-use qor_coordinator::{AppState, Config, db, matcher, router};
-use qor_protocol::eip712::Signer;
+use alloy::network::TransactionBuilder;
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{U256, keccak256};
+use alloy_sol_types::SolCall;
+use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
 use qor_protocol::merkle::{chunk_count, verify};
 use qor_protocol::spec::{JobSpec, Limits};
-use qor_worker::client::{ChainInfo, Coordinator};
+use qor_testkit::{Anvil, BUYER_KEY, ETHER, PROVIDER_KEY, funding_tx, wait_for};
+use qor_worker::chain::Chain;
+use qor_worker::client::Coordinator;
 use qor_worker::daemon::{Daemon, DaemonConfig};
 use qor_worker::hosting::Hosting;
 
-const ESCROW: Address = Address::repeat_byte(0xe5);
 const JOBS: usize = 300;
 const SLOTS: usize = 2;
 
@@ -26,31 +32,24 @@ fn hello() -> Vec<u8> {
 }
 
 async fn jobs_per_second() {
+    // A real chain: the worker checks every job against the escrow's commitment before running it.
+    let anvil = Anvil::start();
     let tmp = tempfile::tempdir().unwrap();
-    let pool = db::open(tmp.path().join("c.db").to_str().unwrap()).await.unwrap();
-    let state = AppState::new(pool, &tmp.path().join("data"), Config::new(31337, ESCROW, Address::repeat_byte(0x5e))).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(state.clone())).into_future());
-    tokio::spawn(matcher::run(state.clone()));
+    let coordinator = qor_testkit::Coordinator::start(tmp.path(), &anvil).await;
+    let base = coordinator.base.clone();
+    let register = IProviderRegistry::registerCall {
+        metadata: ProviderMetadata { pricePerFuel: 1, capacity: SLOTS as u32, region: "bench".into() },
+    };
+    let tx = TransactionRequest::default().with_to(anvil.address("providerRegistry")).with_input(register.abi_encode());
+    let r = anvil.wallet(PROVIDER_KEY).send_transaction(tx.with_value(U256::from(ETHER))).await.unwrap().get_receipt().await.unwrap();
+    assert!(r.status(), "register reverted");
 
-    let worker = Signer::from_bytes(&keccak256("bench-daemon")).unwrap();
     let module = hello();
     let module_hash = keccak256(&module);
-    state.blobs.put(module_hash, axum::body::Body::from(module)).await.unwrap();
-    sqlx::query(
-        "INSERT INTO providers (address, stake, price_per_fuel, capacity, region, registered_block, last_heartbeat)
-         VALUES (?, '1000000000000000000', '1', ?, 'bench', 1, ?)",
-    )
-    .bind(format!("{:#x}", worker.address()))
-    .bind(SLOTS as i64)
-    .bind(db::now_ms())
-    .execute(&state.db)
-    .await
-    .unwrap();
-    let mut tx = state.db.begin().await.unwrap();
-    for i in 0..JOBS {
-        let spec = JobSpec {
+    let http = reqwest::Client::new();
+    qor_testkit::upload(&base, BUYER_KEY, &module).await;
+    let specs: Vec<JobSpec> = (0..JOBS)
+        .map(|i| JobSpec {
             version: 1,
             module: module_hash,
             entry: "_start".into(),
@@ -59,38 +58,34 @@ async fn jobs_per_second() {
             inputs: vec![],
             limits: Limits { fuel: 10_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
             redundancy: 1,
-        };
-        let (hash, json) = (format!("{:#x}", spec.spec_hash()), String::from_utf8(spec.canonical_json()).unwrap());
-        sqlx::query(
-            "INSERT INTO specs (spec_hash, spec_json, module_hash, redundancy, fuel_limit, wall_clock_ms, uploaded_at, expires_at)
-             VALUES (?, ?, ?, 1, 10000000, 10000, 0, 9999999999999)",
-        )
-        .bind(&hash)
-        .bind(json)
-        .bind(format!("{module_hash:#x}"))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        sqlx::query(
-            "INSERT INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number, block_hash, status, updated_at)
-             VALUES (?, ?, '0xb1', '0x00', '1000000000000000000', 9999999999, 1, '0x00', 1, '0x00', 'matching', 0)",
-        )
-        .bind((i + 1).to_string())
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        })
+        .collect();
+    for spec in &specs {
+        http.post(format!("{base}/v1/specs")).body(spec.canonical_json()).send().await.unwrap().error_for_status().unwrap();
     }
-    tx.commit().await.unwrap();
+    let buyer: PrivateKeySigner = BUYER_KEY.parse().unwrap();
+    let wallet = anvil.wallet(BUYER_KEY);
+    let nonce = wallet.get_transaction_count(buyer.address()).await.unwrap();
+    let latest = wallet.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap().unwrap();
+    let mut pending = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let budget = U256::from(ETHER / 1_000);
+        let tx = funding_tx(anvil.address("jobEscrow"), buyer.address(), spec, budget, latest.header.timestamp + 86_400, nonce + i as u64, 1);
+        pending.push(wallet.send_transaction(tx).await.unwrap());
+    }
+    for p in pending {
+        assert!(p.get_receipt().await.unwrap().status(), "funding reverted");
+    }
+    let state = coordinator.state.clone();
+    wait_for("the coordinator to see every job", 120, async || {
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(&state.db).await.unwrap();
+        (seen as usize == JOBS).then_some(())
+    })
+    .await;
 
-    let info = ChainInfo {
-        chain_id: 31337,
-        job_escrow: ESCROW,
-        provider_registry: Address::ZERO,
-        verifier_committee: Address::ZERO,
-        deploy_block: 0,
-        confirmations: 0,
-    };
+    let key: PrivateKeySigner = PROVIDER_KEY.parse().unwrap();
+    let worker = qor_worker::keys::protocol_signer(&key);
+    let chain = Chain::connect(&anvil.url, key, anvil.pinned()).await.unwrap();
     let cfg = DaemonConfig {
         data_dir: tmp.path().join("worker"),
         max_jobs: SLOTS,
@@ -100,7 +95,7 @@ async fn jobs_per_second() {
         progress: false,
         corrupt_digest: false,
     };
-    let daemon = Daemon::new(cfg, Coordinator::new(&base, worker.clone()), None, info, worker).unwrap();
+    let daemon = Daemon::new(cfg, Coordinator::new(&base, worker.clone()), chain, worker).unwrap();
     let stop = daemon.shutdown.clone();
     let start = Instant::now();
     let task = tokio::spawn(daemon.run());
@@ -140,9 +135,10 @@ fn storage_challenge_latency() {
     const SIZE: u64 = 1 << 30;
     let tmp = tempfile::tempdir_in(std::env::var_os("QOR_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)).unwrap();
     let hosting = Hosting::open(tmp.path()).unwrap();
+    let deal = U256::from(1);
     {
         use std::io::Write;
-        let mut f = std::io::BufWriter::new(std::fs::File::create(hosting.part_path("1")).unwrap());
+        let mut f = std::io::BufWriter::new(hosting.create_part(deal).unwrap());
         let mut block = vec![0u8; 1 << 20];
         for i in 0..(SIZE >> 20) {
             for (j, b) in block.iter_mut().enumerate() {
@@ -152,10 +148,13 @@ fn storage_challenge_latency() {
         }
         f.flush().unwrap();
     }
-    let root =
-        qor_protocol::merkle::root_from_reader(std::io::BufReader::new(std::fs::File::open(hosting.part_path("1")).unwrap())).unwrap().0;
+    let root = qor_protocol::merkle::root_from_reader(std::io::BufReader::new(
+        std::fs::File::open(tmp.path().join("storage").join(format!("{deal}.bin.part"))).unwrap(),
+    ))
+    .unwrap()
+    .0;
     let start = Instant::now();
-    let meta = hosting.adopt("1", root).unwrap();
+    let meta = hosting.adopt(deal, root).unwrap();
     println!("storage_host_1gib {:.2} s", start.elapsed().as_secs_f64());
     let chunks = chunk_count(meta.size);
     let mut latencies = Vec::new();
@@ -166,7 +165,7 @@ fn storage_challenge_latency() {
         x ^= x << 17;
         let index = x % chunks;
         let t = Instant::now();
-        let proof = hosting.prove("1", index).unwrap();
+        let proof = hosting.prove(deal, index).unwrap();
         latencies.push(t.elapsed());
         assert!(verify(&root, chunks, &proof));
     }

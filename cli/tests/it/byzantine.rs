@@ -25,7 +25,9 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     assert_eq!(call(&rpc, committee, IVerifierCommittee::thresholdCall {}).await, U256::from(2), "a settlement needs two of the three");
     assert_eq!(call(&rpc, committee, IVerifierCommittee::membersCall {}).await.len(), 3);
     let coordinator = net.coordinator.clone();
-    let conn = ["--coordinator", coordinator.as_str(), "--rpc-url", rpc.as_str(), "--json"];
+    let deployment = net.tmp.path().join("devnet/deployment.json");
+    let deployment = deployment.to_str().unwrap();
+    let conn = ["--coordinator", coordinator.as_str(), "--rpc-url", rpc.as_str(), "--deployment", deployment, "--json"];
 
     let module = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs/target/wasm32-wasip1/release/hello.wasm");
     let run = tokio::task::spawn_blocking({
@@ -91,6 +93,23 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("has 293 chunks"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A coordinator that names another escrow is refused before the buyer sends anything.
+    let mut theirs = qor_protocol::deployment::Deployment::from_json(&std::fs::read(deployment).unwrap()).unwrap();
+    theirs.job_escrow = Address::repeat_byte(0x66);
+    let fake = qor_testkit::FakeCoordinator::start(theirs).await;
+    let jobs_before = call(&rpc, escrow, IJobEscrow::nextJobIdCall {}).await;
+    let out = tokio::task::spawn_blocking({
+        let args: Vec<String> = ["job", "run", module.to_str().unwrap(), "--coordinator", &fake.base, "--rpc-url", &rpc, "--deployment", deployment]
+            .map(str::to_string)
+            .to_vec();
+        move || Command::new(env!("CARGO_BIN_EXE_qor")).args(&args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("names another deployment") && err.contains("jobEscrow 0x6666"), "{err}");
+    assert_eq!(call(&rpc, escrow, IJobEscrow::nextJobIdCall {}).await, jobs_before, "nothing was funded");
 
     // Released after the window: the liar is slashed, the buyer pays the two winners only.
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -58,7 +58,7 @@ async fn two_hundred_jobs_survive_sigkills_of_the_coordinator_a_worker_and_the_v
     // 200 specs of the trivial module, then 200 fundings sent back to back (nonces set here).
     let module = hello_module();
     let module_hash = keccak256(&module);
-    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    qor_testkit::upload(&base, BUYER_KEY, &module).await;
     let specs: Vec<JobSpec> = (0..JOBS).map(|i| hello_spec(module_hash, &format!("chaos-{i}"))).collect();
     for s in &specs {
         http.post(format!("{base}/v1/specs")).body(s.canonical_json()).send().await.unwrap().error_for_status().unwrap();

@@ -36,7 +36,7 @@ async fn a_job_funded_in_an_orphaned_block_is_never_acted_on() {
     // Two specs, uploaded: A will be funded in the orphaned block, B in the one that replaces it.
     let module = hello_module();
     let module_hash = keccak256(&module);
-    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    qor_testkit::upload(&base, BUYER_KEY, &module).await;
     let (a, b) = (hello_spec(module_hash, "orphaned"), hello_spec(module_hash, "canonical"));
     for s in [&a, &b] {
         http.post(format!("{base}/v1/specs")).body(s.canonical_json()).send().await.unwrap().error_for_status().unwrap();

@@ -116,9 +116,12 @@ interface IJobEscrow {
 
     /// @notice A worker's signed statement of what it computed (EIP-712 type `Receipt`, signed under the
     /// escrow's domain). Checked off chain by the verifier; defined here so every side hashes it the same
-    /// way: `Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)`.
+    /// way: `Receipt(uint256 jobId,bytes32 specHash,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)`.
+    /// @param specHash The spec the worker ran, which must be the job's on-chain `specHash`: a receipt
+    /// binds the program, so no coordinator can make a replica run another one unnoticed.
     struct Receipt {
         uint256 jobId;
+        bytes32 specHash;
         address worker;
         bytes32 resultDigest;
         bytes32 stdoutHash;

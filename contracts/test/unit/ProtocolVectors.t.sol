@@ -67,9 +67,10 @@ contract ProtocolVectors_Unit is Base {
         bytes32 structHash = keccak256(
             abi.encode(
                 keccak256(
-                    "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
+                    "Receipt(uint256 jobId,bytes32 specHash,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
                 ),
                 vm.parseJsonUint(json, ".receipt.jobId"),
+                vm.parseJsonBytes32(json, ".receipt.specHash"),
                 vm.parseJsonAddress(json, ".receipt.worker"),
                 vm.parseJsonBytes32(json, ".receipt.resultDigest"),
                 vm.parseJsonBytes32(json, ".receipt.stdoutHash"),
@@ -82,6 +83,35 @@ contract ProtocolVectors_Unit is Base {
         bytes memory sig = vm.parseJsonBytes(json, ".receipt.signature");
         (bytes32 r, bytes32 s) = abi.decode(abi.encodePacked(_slice(sig, 0), _slice(sig, 32)), (bytes32, bytes32));
         assertEq(ecrecover(digest, uint8(sig[64]), r, s), vm.parseJsonAddress(json, ".receipt.worker"));
+    }
+
+    /// A replica counts as a loser only on evidence it signed: its lease acceptance and its seal, both
+    /// EIP-712 under the escrow's domain (checked off chain by the verifier, like receipts).
+    function test_LeaseAcceptanceAndSealCommitmentDigests() public view {
+        bytes32 domain = domainSeparatorOf(JobEscrow(payable(address(atVector))));
+        bytes32 acceptance = keccak256(
+            abi.encode(
+                keccak256("LeaseAcceptance(uint256 jobId,bytes32 specHash,address worker)"),
+                vm.parseJsonUint(json, ".receipt.jobId"),
+                vm.parseJsonBytes32(json, ".receipt.specHash"),
+                vm.parseJsonAddress(json, ".receipt.worker")
+            )
+        );
+        assertEq(
+            keccak256(abi.encodePacked("\x19\x01", domain, acceptance)), vm.parseJsonBytes32(json, ".leaseAcceptance.digest")
+        );
+        bytes32 commitment = keccak256(
+            abi.encode(
+                keccak256("SealCommitment(uint256 jobId,bytes32 specHash,address worker,bytes32 seal)"),
+                vm.parseJsonUint(json, ".receipt.jobId"),
+                vm.parseJsonBytes32(json, ".receipt.specHash"),
+                vm.parseJsonAddress(json, ".receipt.worker"),
+                vm.parseJsonBytes32(json, ".seal")
+            )
+        );
+        assertEq(
+            keccak256(abi.encodePacked("\x19\x01", domain, commitment)), vm.parseJsonBytes32(json, ".sealCommitment.digest")
+        );
     }
 
     function test_SealAndSpecHash() public view {

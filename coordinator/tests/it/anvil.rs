@@ -14,7 +14,8 @@ use qor_coordinator::db;
 use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::{self, Receipt};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
-use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use qor_protocol::eip712::{Signer, escrow_domain};
+use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_testkit::{Anvil, BUYER_KEY, Coordinator, DEPLOYER_KEY, ETHER, PROVIDER_KEY};
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     // The buyer uploads a module and a spec, then funds a job for it.
     let module = b"\0asm\x01\0\0\0 pretend module".to_vec();
     let module_hash = keccak256(&module);
-    http.put(format!("{base}/v1/blobs/{module_hash}")).body(module).send().await.unwrap().error_for_status().unwrap();
+    qor_testkit::upload(&base, BUYER_KEY, &module).await;
     let spec = |arg: &str| JobSpec {
         version: 1,
         module: module_hash,
@@ -129,25 +130,42 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     assert_eq!(job["timeline"][0]["kind"], "funded");
     assert!(job["timeline"][0]["block"].as_i64().unwrap() > 0);
 
-    // The worker takes it, seals and reveals.
+    // The worker takes it: the coordinator's record of the job hashes to the escrow's own commitment
+    // (what a worker checks before signing anything), then it accepts, seals and reveals.
     let polled = worker_call(&http, &base, &worker, "GET", "/v1/worker/assignments?wait_ms=5000", json!(null)).await;
-    let assignment = polled["assignments"][0]["assignment"].as_i64().unwrap();
+    let a = &polled["assignments"][0];
+    let assignment = a["assignment"].as_i64().unwrap();
+    let j = &a["job"];
+    let record = IJobEscrow::ComputeJob {
+        specHash: j["specHash"].as_str().unwrap().parse().unwrap(),
+        buyer: j["buyer"].as_str().unwrap().parse().unwrap(),
+        token: j["token"].as_str().unwrap().parse().unwrap(),
+        budget: j["budget"].as_str().unwrap().parse().unwrap(),
+        deadline: j["deadline"].as_u64().unwrap(),
+        redundancy: j["redundancy"].as_u64().unwrap() as u8,
+        preferredProvider: j["preferredProvider"].as_str().unwrap().parse().unwrap(),
+    };
+    let call = IJobEscrow::computeJobCommitmentCall { jobId: U256::from(1) };
+    let out = as_buyer.call(TransactionRequest::default().with_to(escrow).with_input(call.abi_encode())).await.unwrap();
+    let committed = IJobEscrow::computeJobCommitmentCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(keccak256(alloy_sol_types::SolValue::abi_encode(&record)), committed, "{a}");
     let digest = keccak256(b"result");
-    let s = seal(worker.address(), U256::from(1), digest);
-    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/seal"), json!({ "seal": s })).await;
+    let domain = escrow_domain(31337, escrow);
+    let spec_hash = first.spec_hash();
+    let accept = acceptance_body(&worker, &domain, U256::from(1), spec_hash).unwrap();
+    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/accept"), accept).await;
+    let sealed = seal_body(&worker, &domain, U256::from(1), spec_hash, digest).unwrap();
+    worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/seal"), sealed).await;
     let receipt = Receipt {
         jobId: U256::from(1),
+        specHash: spec_hash,
         worker: worker.address(),
         resultDigest: digest,
         stdoutHash: keccak256(b""),
         exitCode: 0,
         fuelUsed: 99,
     };
-    let signature = worker.sign_receipt(&receipt, &escrow_domain(31337, escrow)).unwrap();
-    let body = json!({
-        "receipt": { "jobId": "1", "worker": worker.address(), "resultDigest": digest, "stdoutHash": keccak256(b""), "exitCode": 0, "fuelUsed": 99 },
-        "signature": alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
-    });
+    let body = receipt_body(&worker, &domain, &receipt, &[]).unwrap();
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/assignments/{assignment}/receipt"), body).await;
     let job = get(&http, format!("{base}/v1/jobs/1")).await;
     assert_eq!(job["status"], "completed", "{job}");

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::json;
 
-use crate::common::{Harness, signed, signed_with, signer};
+use crate::common::{Harness, blob_upload, signed, signed_with, signer, uploader};
 
 #[tokio::test]
 async fn blobs_are_verified_streamed_and_ranged() {
@@ -29,9 +29,15 @@ async fn blobs_are_verified_streamed_and_ranged() {
     let (status, _, _) = h.send(ranged("bytes=20000-30000")).await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
 
+    // Nobody stores anything anonymously.
+    let anonymous = keccak256(b"anonymous");
+    let (status, body) = h.json(Request::put(format!("/v1/blobs/{anonymous}")).body(Body::from(&b"anonymous"[..])).unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unsigned_upload")), "{body}");
+
     // Bytes that do not hash to the name: refused, nothing stored.
     let other = keccak256(b"something else");
-    let (status, body) = h.json(Request::put(format!("/v1/blobs/{other}")).body(Body::from(data.clone())).unwrap()).await;
+    let (parts, _) = blob_upload(b"something else", &uploader()).into_parts();
+    let (status, body) = h.json(Request::from_parts(parts, Body::from(data.clone()))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!((body["error"]["code"].as_str(), body["error"]["field"].as_str()), (Some("hash_mismatch"), Some("hash")));
     assert_eq!(h.get(&format!("/v1/blobs/{other}")).await.0, StatusCode::NOT_FOUND);
@@ -39,7 +45,7 @@ async fn blobs_are_verified_streamed_and_ranged() {
     // Past the size limit (64 KiB here): 413, nothing stored, no temporary file left behind.
     let big = vec![7u8; 100 * 1024];
     let big_hash = keccak256(&big);
-    let (status, body) = h.json(Request::put(format!("/v1/blobs/{big_hash}")).body(Body::from(big)).unwrap()).await;
+    let (status, body) = h.json(blob_upload(&big, &uploader())).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(h.get(&format!("/v1/blobs/{big_hash}")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(std::fs::read_dir(h.dir.join("data/tmp")).unwrap().count(), 0);
@@ -205,9 +211,16 @@ async fn uploading_a_blob_that_is_already_stored_succeeds_over_a_kept_alive_conn
     let hash = keccak256(&data);
     let http = alloy::transports::http::reqwest::Client::new();
     for attempt in 0..20 {
-        let response = http.put(format!("{base}/v1/blobs/{hash}")).body(data.clone()).send().await;
+        let path = format!("/v1/blobs/{hash}");
+        let mut request = http.put(format!("{base}{path}")).body(data.clone());
+        let (signed_parts, _) = signed("PUT", &path, Vec::new(), &uploader()).into_parts();
+        for (k, v) in &signed_parts.headers {
+            request = request.header(k.as_str(), v.to_str().unwrap());
+        }
+        let response = request.send().await;
         let response = response.unwrap_or_else(|e| panic!("upload {attempt}: {e:?}"));
-        assert_eq!(response.status(), StatusCode::CREATED, "upload {attempt}");
+        let expected = if attempt == 0 { StatusCode::CREATED } else { StatusCode::OK };
+        assert_eq!(response.status(), expected, "upload {attempt}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["size"], 4 << 20, "upload {attempt}");
     }

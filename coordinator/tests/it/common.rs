@@ -25,11 +25,28 @@ pub struct Harness {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The host the tests' Sign-In with Ethereum messages name.
+pub const SIWE_HOST: &str = "127.0.0.1:8645";
+
 pub fn config() -> Config {
     let mut cfg = Config::new(CHAIN_ID, ESCROW, REGISTRY);
     cfg.max_blob_bytes = 64 * 1024;
     cfg.max_json_bytes = 16 * 1024;
+    cfg.siwe_domains = vec![SIWE_HOST.into()];
     cfg
+}
+
+/// Who uploads the tests' blobs.
+pub fn uploader() -> Signer {
+    signer(200)
+}
+
+/// `PUT /v1/blobs/<keccak of bytes>` signed by `by` (over an empty body: the path names the bytes).
+pub fn blob_upload(bytes: &[u8], by: &Signer) -> Request<Body> {
+    let hash = keccak256(bytes);
+    let path = format!("/v1/blobs/{hash}");
+    let (parts, _) = signed("PUT", &path, Vec::new(), by).into_parts();
+    Request::from_parts(parts, Body::from(bytes.to_vec()))
 }
 
 impl Harness {
@@ -70,10 +87,9 @@ impl Harness {
     }
 
     pub async fn put_blob(&self, bytes: &[u8]) -> B256 {
-        let hash = keccak256(bytes);
-        let (status, body) = self.json(Request::put(format!("/v1/blobs/{hash}")).body(Body::from(bytes.to_vec())).unwrap()).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        hash
+        let (status, body) = self.json(blob_upload(bytes, &uploader())).await;
+        assert!(status.is_success(), "{status} {body}");
+        keccak256(bytes)
     }
 
     /// Uploads a module and a spec for it; returns the spec hash.
@@ -112,15 +128,16 @@ impl Harness {
     pub async fn add_job(&self, job_id: u64, spec_hash: B256, redundancy: i64, budget: U256, preferred: Address) {
         let deadline = (qor_coordinator::db::now_ms() / 1000) + 3600;
         sqlx::query(
-            "INSERT INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number, block_hash,
-               status, updated_at)
-             VALUES (?, ?, '0x00000000000000000000000000000000000000b1', ?, ?, ?, ?, ?, 1, '0x00', 'matching', 0)",
+            "INSERT INTO jobs (job_id, spec_hash, buyer, token, budget, deadline, redundancy, funded_redundancy, preferred, block_number,
+               block_hash, status, updated_at)
+             VALUES (?, ?, '0x00000000000000000000000000000000000000b1', ?, ?, ?, ?, ?, ?, 1, '0x00', 'matching', 0)",
         )
         .bind(job_id.to_string())
         .bind(format!("{spec_hash:#x}"))
         .bind(format!("{:#x}", Address::ZERO))
         .bind(budget.to_string())
         .bind(deadline)
+        .bind(redundancy)
         .bind(redundancy)
         .bind(format!("{preferred:#x}"))
         .execute(&self.state.db)

@@ -5,6 +5,7 @@
 
 mod anvil;
 mod api;
+mod bounds;
 mod common;
 mod flow;
 mod sessions;

@@ -8,9 +8,7 @@ use qor_protocol::eip712::Signer;
 use qor_protocol::siwe::SiweMessage;
 use serde_json::{Value, json};
 
-use crate::common::{CHAIN_ID, Harness, signer};
-
-const HOST: &str = "127.0.0.1:8645";
+use crate::common::{CHAIN_ID, Harness, SIWE_HOST as HOST, signer};
 
 async fn nonce(h: &Harness) -> String {
     let (status, body) = h.get("/v1/auth/nonce").await;
@@ -103,6 +101,8 @@ async fn a_wrong_sign_in_names_what_is_wrong() {
     type Change = Box<dyn Fn(&mut SiweMessage)>;
     let cases: Vec<(&str, Change, &str)> = vec![
         ("another site", Box::new(|m| m.domain = "evil.example".into()), "message.domain"),
+        ("a URI on another site", Box::new(|m| m.uri = "https://evil.example/login".into()), "message.URI"),
+        ("a URI that is no web page", Box::new(|m| m.uri = "did:pkh:eip155:1:0xabc".into()), "message.URI"),
         ("another chain", Box::new(|m| m.chain_id = 1), "message.Chain ID"),
         (
             "expired",
@@ -141,4 +141,23 @@ async fn a_wrong_sign_in_names_what_is_wrong() {
     // A token that was never issued.
     let (status, _) = with_token(&h, "GET", "/v1/auth/session", &alloy_primitives::hex::encode(keccak256(b"guess"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// A coordinator that does not know its own domain cannot tell a message meant for it from one a
+/// phishing site relayed: it refuses every sign-in, whatever the request's `Host` says.
+#[tokio::test]
+async fn without_a_configured_domain_no_sign_in_is_taken() {
+    let mut cfg = crate::common::config();
+    cfg.siwe_domains.clear();
+    let h = Harness::with_config(cfg).await;
+    let alice = signer(74);
+    let mut m = message(&alice, &nonce(&h).await);
+    m.domain = "evil.example".into();
+    m.uri = "https://evil.example".into();
+    let text = m.to_message();
+    let body = json!({ "message": text, "signature": personal_sign(&alice, &text) }).to_string();
+    let request = Request::post("/v1/auth/siwe").header(header::HOST, "evil.example").body(Body::from(body)).unwrap();
+    let (status, bytes, _) = h.send(request).await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("siwe_not_configured")), "{body}");
 }

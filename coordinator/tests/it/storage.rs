@@ -252,6 +252,20 @@ async fn a_verdict_is_checked_against_the_receipts_and_escalation_adds_replicas(
     let lying = json!({ "outcome": "settle", "resultDigest": d1, "winners": [b.address()], "losers": [] });
     let (status, body) = h.call(&verifier, "POST", path, lying).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("winners[0]")), "{body}");
+    // A replica the coordinator holds no signed evidence for (a lapse with a seal, but no signed
+    // acceptance and seal) cannot be named a loser.
+    let invented = signer(54);
+    sqlx::query(
+        "INSERT INTO assignments (job_id, provider, status, lease_expires_at, seal, created_at, updated_at)
+                 VALUES ('60', ?, 'lapsed', 0, '0x01', 0, 0)",
+    )
+    .bind(format!("{:#x}", invented.address()))
+    .execute(&h.state.db)
+    .await
+    .unwrap();
+    let framed = json!({ "outcome": "settle", "resultDigest": d1, "winners": [a.address()], "losers": [b.address(), invented.address()] });
+    let (status, body) = h.call(&verifier, "POST", path, framed).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("losers[1]")), "{body}");
     let too_many = json!({ "outcome": "escalate", "replicas": 10 });
     let (status, body) = h.call(&verifier, "POST", path, too_many).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("replicas")), "{body}");

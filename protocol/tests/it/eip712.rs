@@ -14,6 +14,7 @@ pub(crate) const WORKER_KEY: B256 = b256!("0x5de4111afa1a4b94908f83103eb1f170636
 pub(crate) fn receipt(worker: Address) -> Receipt {
     Receipt {
         jobId: U256::from(7),
+        specHash: keccak256("spec"),
         worker,
         resultDigest: keccak256("result"),
         stdoutHash: keccak256("stdout"),
@@ -43,7 +44,7 @@ pub(crate) fn batch() -> SettlementBatch {
 fn type_strings_are_the_contracts() {
     assert_eq!(
         Receipt::eip712_encode_type(),
-        "Receipt(uint256 jobId,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
+        "Receipt(uint256 jobId,bytes32 specHash,address worker,bytes32 resultDigest,bytes32 stdoutHash,uint32 exitCode,uint64 fuelUsed)"
     );
     assert_eq!(
         SettlementBatch::eip712_encode_type(),
@@ -85,4 +86,30 @@ fn digests_differ_by_verdict() {
     let domain = escrow_domain(CHAIN_ID, ESCROW);
     assert_ne!(challenge_resolution_digest(U256::from(1), true, &domain), challenge_resolution_digest(U256::from(1), false, &domain));
     assert_ne!(settlement_batch_digest(&batch(), &domain), settlement_batch_digest(&batch(), &escrow_domain(1, ESCROW)));
+}
+
+#[test]
+fn a_workers_acceptance_and_seal_commitment_are_typed_signatures_only_it_can_make() {
+    use qor_protocol::eip712::{LeaseAcceptance, SealCommitment, signed_by};
+    assert_eq!(LeaseAcceptance::eip712_encode_type(), "LeaseAcceptance(uint256 jobId,bytes32 specHash,address worker)");
+    assert_eq!(SealCommitment::eip712_encode_type(), "SealCommitment(uint256 jobId,bytes32 specHash,address worker,bytes32 seal)");
+    let signer = Signer::from_bytes(&WORKER_KEY).unwrap();
+    let domain = escrow_domain(CHAIN_ID, ESCROW);
+    let accept = LeaseAcceptance { jobId: U256::from(7), specHash: keccak256("spec"), worker: signer.address() };
+    let sig = signer.sign_typed(&accept, &domain).unwrap();
+    assert!(signed_by(&accept, &domain, &sig, signer.address()));
+    // Not for another job, another spec, another chain, nor as anyone else's.
+    assert!(!signed_by(&LeaseAcceptance { jobId: U256::from(8), ..accept.clone() }, &domain, &sig, signer.address()));
+    assert!(!signed_by(&LeaseAcceptance { specHash: keccak256("other"), ..accept.clone() }, &domain, &sig, signer.address()));
+    assert!(!signed_by(&accept, &escrow_domain(CHAIN_ID + 1, ESCROW), &sig, signer.address()));
+    assert!(!signed_by(&accept, &domain, &sig, Address::repeat_byte(9)));
+    let committed = SealCommitment {
+        jobId: U256::from(7),
+        specHash: keccak256("spec"),
+        worker: signer.address(),
+        seal: seal(signer.address(), U256::from(7), keccak256("result")),
+    };
+    let sig = signer.sign_typed(&committed, &domain).unwrap();
+    assert!(signed_by(&committed, &domain, &sig, signer.address()));
+    assert!(!signed_by(&SealCommitment { seal: keccak256("another result"), ..committed.clone() }, &domain, &sig, signer.address()));
 }

@@ -1,5 +1,6 @@
 //! Integration tests of qor-protocol: one binary, a module per area.
 
+mod deployment;
 mod digest;
 mod eip712;
 mod merkle;

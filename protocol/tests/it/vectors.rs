@@ -6,7 +6,8 @@ use alloy_primitives::U256;
 use alloy_sol_types::SolStruct;
 use qor_protocol::digest::{ResultHasher, stdout_hash};
 use qor_protocol::eip712::{
-    Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest, storage_attestations_digest,
+    LeaseAcceptance, SealCommitment, Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest,
+    storage_attestations_digest,
 };
 use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};
@@ -45,6 +46,7 @@ fn vectors() -> Value {
         },
         "receipt": {
             "jobId": 7,
+            "specHash": r.specHash.to_string(),
             "worker": r.worker.to_string(),
             "resultDigest": r.resultDigest.to_string(),
             "stdoutHash": r.stdoutHash.to_string(),
@@ -54,6 +56,14 @@ fn vectors() -> Value {
             "signature": format!("0x{}", hex::encode(sig.as_bytes())),
         },
         "seal": seal(r.worker, r.jobId, r.resultDigest).to_string(),
+        "leaseAcceptance": {
+            "digest": LeaseAcceptance { jobId: r.jobId, specHash: r.specHash, worker: r.worker }.eip712_signing_hash(&domain).to_string(),
+        },
+        "sealCommitment": {
+            "digest": SealCommitment { jobId: r.jobId, specHash: r.specHash, worker: r.worker, seal: seal(r.worker, r.jobId, r.resultDigest) }
+                .eip712_signing_hash(&domain)
+                .to_string(),
+        },
         "settlementBatch": {
             "token": b.token.to_string(),
             "providers": b.providers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),

@@ -18,7 +18,7 @@ use crate::service::ACCOUNT0_KEY;
 /// `max_sends` times, 25% dearer each time.
 async fn sender(anvil: &Anvil, receipt_timeout: Duration, max_sends: u32) -> std::sync::Arc<Chain> {
     let policy = SendPolicy { receipt_timeout, bump_percent: 25, max_sends };
-    std::sync::Arc::new(Chain::connect(&anvil.url, ACCOUNT0_KEY.parse().unwrap(), 31337, policy).await.unwrap())
+    std::sync::Arc::new(Chain::connect(&anvil.url, ACCOUNT0_KEY.parse().unwrap(), &anvil.pinned(), policy).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Compute verification end to end. Four providers run every job they are given in the sandbox; a
-//! job's first argument can make the first provider to take it lie (`lie-once`, `tie`) or seal and
-//! never reveal (`silent-once`). The `qor-verifier` binary judges, records verdicts, settles in
+//! job's first argument can make the first provider to take it lie (`lie-once`, `tie`), seal and
+//! never reveal (`silent-once`), or take the lease and never seal (`mute-once`); and a lying
+//! coordinator can list a replica its provider never took. The `qor-verifier` binary judges, records verdicts, settles in
 //! batches and finalizes; it is killed right after sending a settlement (before its receipt) and
 //! started again next to a second committee member, and each job must be settled exactly once.
 
@@ -18,7 +19,8 @@ use alloy_sol_types::{SolCall, SolEvent};
 use qor_protocol::bindings::IJobEscrow::{self, Receipt};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
 use qor_protocol::bindings::IVerifierCommittee;
-use qor_protocol::eip712::{Signer, escrow_domain, seal};
+use qor_protocol::eip712::{Signer, escrow_domain};
+use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_testkit::{Anvil, BUYER_KEY, Coordinator, DEPLOYER_KEY, ETHER, PROVIDER_KEY, PROVIDER2_KEY, wait_for};
 use qor_worker::client::Coordinator as Client;
@@ -58,18 +60,20 @@ pub(crate) struct Verifier {
 }
 
 impl Verifier {
-    pub(crate) fn init(dir: &Path, coordinator: &str, rpc: &str, key: &'static str) -> Self {
-        Self::init_with(dir, coordinator, rpc, key, &[])
+    pub(crate) fn init(dir: &Path, coordinator: &str, anvil: &Anvil, key: &'static str) -> Self {
+        Self::init_with(dir, coordinator, anvil, key, &[])
     }
 
-    pub(crate) fn init_with(dir: &Path, coordinator: &str, rpc: &str, key: &'static str, extra: &[&str]) -> Self {
+    pub(crate) fn init_with(dir: &Path, coordinator: &str, anvil: &Anvil, key: &'static str, extra: &[&str]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let listen = format!("127.0.0.1:{}", qor_testkit::free_port());
         let v = Self { config: dir.join("qor-verifier.toml"), log: dir.join("verifier.log"), key, listen, child: None };
         let out = Command::new(env!("CARGO_BIN_EXE_qor-verifier"))
             .arg("--config")
             .arg(&v.config)
-            .args(["init", "--coordinator", coordinator, "--rpc-url", rpc, "--listen", &v.listen, "--poll-ms", "200"])
+            .args(["init", "--coordinator", coordinator, "--rpc-url", &anvil.url, "--listen", &v.listen, "--poll-ms", "200"])
+            .arg("--deployment")
+            .arg(&anvil.deployment_file)
             .args(["--batch-size", "10", "--batch-max-wait-ms", "500", "--work-dir"])
             .arg(dir.join("work"))
             .args(extra)
@@ -116,7 +120,10 @@ impl Drop for Verifier {
 enum Role {
     Honest,
     Liar,
+    /// Seals and never reveals: a missed reveal, signed, so a loss.
     Silent,
+    /// Takes the lease and never seals: a failure, but nothing signed to slash.
+    Mute,
     /// Every taker returns the same wrong digest: settled, and only a challenge catches it.
     Colluder,
 }
@@ -163,6 +170,7 @@ async fn provider(base: String, key: &'static str, module: Vec<u8>, roles: Roles
                         _ if again.is_some() => again.unwrap(),
                         (Some("lie-once" | "tie"), true) => Role::Liar,
                         (Some("silent-once"), true) => Role::Silent,
+                        (Some("mute-once"), true) => Role::Mute,
                         (Some("collude"), _) => Role::Colluder,
                         _ => Role::Honest,
                     };
@@ -171,6 +179,16 @@ async fn provider(base: String, key: &'static str, module: Vec<u8>, roles: Roles
                     }
                     role
                 };
+                let spec_hash: B256 = a["specHash"].as_str().unwrap().parse().unwrap();
+                let accept = acceptance_body(&signer, &domain, job_id, spec_hash).unwrap();
+                if let Err(e) = client.signed("POST", &format!("/v1/worker/assignments/{id}/accept"), Some(&accept)).await {
+                    eprintln!("provider {me}: accepting assignment {id} of job {job_id}: {e}");
+                    continue;
+                }
+                if role == Role::Mute {
+                    slot.insert((receipt(job_id, spec_hash, me, B256::ZERO, B256::ZERO, 0, 0), role));
+                    continue;
+                }
                 let dir = tmp.path().join(id.to_string());
                 std::fs::create_dir_all(dir.join("in")).unwrap();
                 std::fs::create_dir_all(dir.join("out")).unwrap();
@@ -180,17 +198,10 @@ async fn provider(base: String, key: &'static str, module: Vec<u8>, roles: Roles
                 let digest = match role {
                     Role::Liar => keccak256(format!("made up by {me}")),
                     Role::Colluder => keccak256("agreed beforehand"),
-                    Role::Honest | Role::Silent => result_digest,
+                    Role::Honest | Role::Silent | Role::Mute => result_digest,
                 };
-                let receipt = Receipt {
-                    jobId: job_id,
-                    worker: me,
-                    resultDigest: digest,
-                    stdoutHash: stdout_hash,
-                    exitCode: exit_code,
-                    fuelUsed: fuel_used,
-                };
-                let body = json!({ "seal": seal(me, job_id, digest) });
+                let receipt = receipt(job_id, spec_hash, me, digest, stdout_hash, exit_code, fuel_used);
+                let body = seal_body(&signer, &domain, job_id, spec_hash, digest).unwrap();
                 // A lease that lapsed while the job ran (a slow machine) is gone; anything else is retried.
                 match client.signed("POST", &format!("/v1/worker/assignments/{id}/seal"), Some(&body)).await {
                     Ok(_) => {
@@ -200,19 +211,25 @@ async fn provider(base: String, key: &'static str, module: Vec<u8>, roles: Roles
                 }
                 continue;
             }
-            let (receipt, role) = receipts[&id].clone();
-            if role == Role::Silent || a["revealable"] != true {
+            let Some((receipt, role)) = receipts.get(&id).cloned() else { continue };
+            if matches!(role, Role::Silent | Role::Mute) || a["revealable"] != true {
                 continue;
             }
-            let signature = signer.sign_receipt(&receipt, &domain).unwrap();
-            let body = json!({
-                "receipt": { "jobId": receipt.jobId.to_string(), "worker": me, "resultDigest": receipt.resultDigest,
-                             "stdoutHash": receipt.stdoutHash, "exitCode": receipt.exitCode, "fuelUsed": receipt.fuelUsed },
-                "signature": alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
-                "outputs": [],
-            });
+            let body = receipt_body(&signer, &domain, &receipt, &[]).unwrap();
             let _ = client.signed("POST", &format!("/v1/worker/assignments/{id}/receipt"), Some(&body)).await;
         }
+    }
+}
+
+fn receipt(job_id: U256, spec_hash: B256, me: Address, digest: B256, stdout: B256, exit_code: u32, fuel_used: u64) -> Receipt {
+    Receipt {
+        jobId: job_id,
+        specHash: spec_hash,
+        worker: me,
+        resultDigest: digest,
+        stdoutHash: stdout,
+        exitCode: exit_code,
+        fuelUsed: fuel_used,
     }
 }
 
@@ -275,9 +292,8 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
     send(&anvil, ACCOUNT0_KEY, anvil.address("verifierCommittee"), add.abi_encode(), U256::ZERO).await;
 
     let hello = example("hello");
-    let http = alloy::transports::http::reqwest::Client::new();
     let module = keccak256(&hello);
-    assert!(http.put(format!("{base}/v1/blobs/{module}")).body(hello.clone()).send().await.unwrap().status().is_success());
+    qor_testkit::upload(&base, BUYER_KEY, &hello).await;
     let roles: Roles = Arc::default();
     let keys = [PROVIDER_KEY, PROVIDER2_KEY, ACCOUNT5_KEY, ACCOUNT6_KEY];
     for key in keys {
@@ -286,14 +302,19 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
     }
 
     let honest = fund(&anvil, &base, &spec(module, "honest", 3)).await;
+    // A lying coordinator lists a replica of the honest job that provider never took: lapsed, with a
+    // seal. It signed nothing, so it must be neither paid nor slashed.
+    let framed = Signer::from_bytes(&ACCOUNT6_KEY.parse().unwrap()).unwrap().address();
+    coordinator.invent_replica(honest, framed, keccak256("a seal it never made")).await;
     let lie = fund(&anvil, &base, &spec(module, "lie-once", 3)).await;
     let tie = fund(&anvil, &base, &spec(module, "tie", 2)).await;
     let silent = fund(&anvil, &base, &spec(module, "silent-once", 3)).await;
-    let jobs = [honest, lie, tie, silent];
+    let mute = fund(&anvil, &base, &spec(module, "mute-once", 3)).await;
+    let jobs = [honest, lie, tie, silent, mute];
 
     // The first verifier crashes right after signing its first settlement, then (restarted) right
     // after sending it, before the receipt.
-    let mut v1 = Verifier::init(&tmp.path().join("v1"), &base, &anvil.url, DEPLOYER_KEY);
+    let mut v1 = Verifier::init(&tmp.path().join("v1"), &base, &anvil, DEPLOYER_KEY);
     for (crash, said) in [("after-sign", "exiting after signing"), ("after-send", "exiting before the receipt")] {
         v1.start(Some(crash));
         let child = std::sync::Mutex::new(v1.child.take().unwrap());
@@ -309,7 +330,7 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
 
     // Restarted, next to a second member: between them every job is settled, each exactly once.
     v1.start(None);
-    let mut v2 = Verifier::init(&tmp.path().join("v2"), &base, &anvil.url, ACCOUNT7_KEY);
+    let mut v2 = Verifier::init(&tmp.path().join("v2"), &base, &anvil, ACCOUNT7_KEY);
     v2.start(None);
     wait_for("every job to be settled", 120, async || {
         for j in jobs {
@@ -351,7 +372,18 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
         let losers: Vec<Address> = serde_json::from_value(last["losers"].clone()).unwrap();
         let winners: Vec<Address> = serde_json::from_value(last["winners"].clone()).unwrap();
         match job {
-            j if j == honest => assert_eq!((winners.len(), losers.len()), (3, 0), "{t}"),
+            j if j == honest => {
+                assert_eq!((winners.len(), losers.len()), (3, 0), "{t}");
+                assert!(!winners.contains(&framed), "{t}");
+            }
+            // The one that took the lease and never sealed failed alone: the sealed replicas waited
+            // for its replacement, and nobody lost.
+            j if j == mute => {
+                assert_eq!((winners.len(), losers.len()), (3, 0), "{t}");
+                assert!(!winners.contains(&role_of(mute, Role::Mute)), "{t}");
+                let failed = t["replicas"].as_array().unwrap().iter().filter(|r| r["status"] == "failed").count();
+                assert_eq!(failed, 1, "{t}");
+            }
             j if j == lie => assert_eq!(losers, vec![role_of(lie, Role::Liar)], "{t}"),
             j if j == silent => assert_eq!(losers, vec![role_of(silent, Role::Silent)], "a missed reveal is a loss: {t}"),
             _ => {
@@ -364,8 +396,12 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
     }
     let logs = v1.log() + &v2.log();
     assert!(
-        logs.lines().any(|l| l.contains("receipt rejected") && l.contains("no receipt revealed")),
+        logs.lines().any(|l| l.contains("receipt rejected") && l.contains("no receipt revealed") && l.contains("a loss")),
         "the missed reveal is logged with its reason:\n{logs}"
+    );
+    assert!(
+        logs.lines().any(|l| l.contains(&format!("{framed}")) && l.contains("did not run")),
+        "the invented replica is logged as one that did not run:\n{logs}"
     );
 
     // After the challenge window the verifiers finalize; losers are slashed, winners paid.
@@ -442,7 +478,7 @@ async fn a_two_of_two_committee_settles_and_resolves_challenges_by_exchanging_si
     let hello = example("hello");
     let module = keccak256(&hello);
     let http = alloy::transports::http::reqwest::Client::new();
-    assert!(http.put(format!("{base}/v1/blobs/{module}")).body(hello.clone()).send().await.unwrap().status().is_success());
+    qor_testkit::upload(&base, BUYER_KEY, &hello).await;
     let roles: Roles = Arc::default();
     for key in [PROVIDER_KEY, PROVIDER2_KEY] {
         register_provider(&anvil, key).await;
@@ -451,9 +487,9 @@ async fn a_two_of_two_committee_settles_and_resolves_challenges_by_exchanging_si
     let honest = fund(&anvil, &base, &spec(module, "honest", 2)).await;
     let colluded = fund(&anvil, &base, &spec(module, "collude", 2)).await;
 
-    let mut v1 = Verifier::init(&tmp.path().join("v1"), &base, &anvil.url, DEPLOYER_KEY);
+    let mut v1 = Verifier::init(&tmp.path().join("v1"), &base, &anvil, DEPLOYER_KEY);
     // The second member spot-checks every job by running it itself.
-    let mut v2 = Verifier::init_with(&tmp.path().join("v2"), &base, &anvil.url, ACCOUNT7_KEY, &["--reexec-fraction", "1"]);
+    let mut v2 = Verifier::init_with(&tmp.path().join("v2"), &base, &anvil, ACCOUNT7_KEY, &["--reexec-fraction", "1"]);
     v1.start(None);
     v2.start(None);
     wait_for("both jobs to be settled", 120, async || {

@@ -146,8 +146,7 @@ impl Market {
 
     async fn put_blob(&self, bytes: &[u8]) -> B256 {
         let hash = keccak256(bytes);
-        let resp = reqwest_client().put(format!("{}/v1/blobs/{hash}", self.coordinator.base)).body(bytes.to_vec()).send().await.unwrap();
-        assert!(resp.status().is_success());
+        assert_eq!(qor_testkit::upload(&self.coordinator.base, BUYER_KEY, bytes).await, hash);
         hash
     }
 }
@@ -179,6 +178,8 @@ fn init_worker(dir: &Path, m: &Market) -> Worker {
         &m.coordinator.base,
         "--rpc-url",
         &m.anvil.url,
+        "--deployment",
+        m.anvil.deployment_file.to_str().unwrap(),
         "--data-dir",
         data.to_str().unwrap(),
         "--key-from-env",
@@ -278,7 +279,9 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("nothing to withdraw"));
 
     // Storage: the daemon fetches the file, checks the root, accepts on chain; a relayed challenge is
-    // answered with a proof that verifies here and in the escrow.
+    // answered with a proof that verifies here. No committee attests anything in this market, and only
+    // period 0's challenge is ever relayed: the daemon proves each period on chain itself as its proof
+    // window nears its end, so withheld challenges cost it nothing.
     let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 256) as u8).collect();
     let (root, deal_id) = m.anvil.fund_storage_deal(&m.coordinator.base, BUYER_KEY, &data, 2).await;
     wait_for("the deal to be active", 60, async || {
@@ -301,8 +304,31 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let path: Vec<B256> = serde_json::from_value(c["path"].clone()).unwrap();
     let proof = qor_protocol::merkle::ChunkProof { index, chunk: chunk.clone(), path: path.clone() };
     assert!(qor_protocol::merkle::verify(&root, qor_protocol::merkle::chunk_count(data.len() as u64), &proof));
-    let prove = IJobEscrow::proveStorageCall { dealId: deal_id, period: U256::ZERO, chunk: chunk.into(), path };
-    send(&m.anvil, PROVIDER_KEY, escrow, prove.abi_encode(), U256::ZERO).await;
+    let node = m.anvil.wallet(BUYER_KEY);
+    let deal_now = async || {
+        let call = IJobEscrow::getStorageDealCall { dealId: deal_id };
+        let out = node.call(TransactionRequest::default().with_to(escrow).with_input(call.abi_encode())).await.unwrap();
+        IJobEscrow::getStorageDealCall::abi_decode_returns(&out).unwrap()
+    };
+    let start = deal_now().await.startBlock.to::<u64>();
+    for period in 0..2u64 {
+        // The chain stands still (anvil mines on transactions here) at the block before the last of
+        // the period's proof window, until the daemon's own proof lands.
+        let due = start + period * 4 + 2;
+        let head = node.get_block_number().await.unwrap();
+        if head < due {
+            m.anvil.mine(due - head).await;
+        }
+        wait_for("the provider to prove the period itself", 30, async || (!deal_now().await.pendingPeriods.bit(period as usize)).then_some(()))
+            .await;
+    }
+    let head = node.get_block_number().await.unwrap();
+    m.anvil.mine((start + 8).saturating_sub(head)).await;
+    let settle = IJobEscrow::settleStorageDealCall { dealId: deal_id };
+    let receipt = send(&m.anvil, BUYER_KEY, escrow, settle.abi_encode(), U256::ZERO).await;
+    let settled = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StoragePeriodsSettled::decode_log(&l.inner).ok()).unwrap().data;
+    assert_eq!((settled.passed, settled.missed), (U256::from(2), U256::ZERO), "both periods passed on the provider's own proofs");
+    assert!(w.log().contains("proved it on chain"), "{}", w.log());
 
     // A file over the quota (1 MiB) is declined, not half-stored.
     let big: Vec<u8> = vec![7u8; 2 << 20];
@@ -398,4 +424,160 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let released = j["timeline"].as_array().unwrap().iter().find(|t| t["kind"] == "released").cloned().unwrap_or_else(|| panic!("{j}"));
     assert_eq!(released["detail"]["reason"], "the provider is shutting down", "{j}");
     assert!(j["receipts"].as_array().unwrap().is_empty(), "nothing revealed before both sealed: {j}");
+}
+
+/// What a fake coordinator was asked: (method, path, body).
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+/// A coordinator that lies to a worker, through every door it has: it names another registry (so a
+/// stake would go to it), serves a spec other than the one funded on chain, and offers storage deals
+/// and challenges whose ids climb out of the data folder. The worker stakes nothing, signs nothing,
+/// runs nothing and writes nothing outside its folder; and a pinned escrow with no code behind it is
+/// refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_data_folder() {
+    use qor_testkit::axum::{self, routing::{get, post}};
+    let anvil = Anvil::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("worker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let me = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap().address();
+    let (registry, escrow) = (anvil.address("providerRegistry"), anvil.address("jobEscrow"));
+    let init = |base: &str, deployment: &Path| {
+        let w = Worker { config: dir.join("qor-worker.toml"), log: dir.join("daemon.log"), daemon: None };
+        w.ok(&["init", "--force", "--key-from-env", "--coordinator", base, "--rpc-url", &anvil.url, "--deployment", deployment.to_str().unwrap()]);
+        w
+    };
+    let registered = async || {
+        let call = IProviderRegistry::isRegisteredCall { provider: me };
+        let out = anvil.wallet(BUYER_KEY).call(TransactionRequest::default().with_to(registry).with_input(call.abi_encode())).await;
+        IProviderRegistry::isRegisteredCall::abi_decode_returns(&out.unwrap()).unwrap()
+    };
+
+    // 1. A coordinator naming its own registry: `register` refuses, naming it, and stakes nothing.
+    let mut theirs = anvil.pinned();
+    theirs.provider_registry = Address::repeat_byte(0x66);
+    let liar = qor_testkit::FakeCoordinator::start(theirs).await;
+    let w = init(&liar.base, &anvil.deployment_file);
+    let out = w.cli(&["register", "--stake", "1ether"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("providerRegistry 0x6666"), "{err}");
+    assert!(!registered().await, "no stake moved");
+
+    // 2. A pinned escrow with no contract behind it: refused before anything is sent.
+    let mut bogus = anvil.pinned();
+    bogus.job_escrow = Address::repeat_byte(0x77);
+    let bogus_file = tmp.path().join("bogus.json");
+    std::fs::write(&bogus_file, serde_json::to_vec(&bogus).unwrap()).unwrap();
+    let w = init(&liar.base, &bogus_file);
+    let out = w.cli(&["register", "--stake", "1ether"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no contract at the pinned jobEscrow"), "{err}");
+    assert!(!registered().await);
+
+    // 3. A job funded on chain with one spec; the coordinator (naming the right contracts this time)
+    //    serves another, and offers deals and challenges named `../../../escape`.
+    let module = example("hello");
+    let funded = spec(keccak256(&module), vec![], &["funded"]);
+    let served = spec(keccak256(&module), vec![], &["served instead"]);
+    let latest = anvil.wallet(BUYER_KEY).get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap().unwrap();
+    let create = IJobEscrow::createComputeJobCall {
+        specHash: funded.spec_hash(),
+        redundancy: 1,
+        token: Address::ZERO,
+        budget: U256::from(ETHER / 10),
+        deadline: latest.header.inner.timestamp + 3600,
+        preferredProvider: Address::ZERO,
+    };
+    let r = send(&anvil, BUYER_KEY, escrow, create.abi_encode(), U256::from(ETHER / 10)).await;
+    let created = r.inner.logs().iter().find_map(|l| IJobEscrow::ComputeJobCreated::decode_log(&l.inner).ok()).unwrap().data;
+    let record = &created.job;
+    let job = json!({
+        "specHash": record.specHash, "buyer": record.buyer, "token": record.token, "budget": record.budget.to_string(),
+        "deadline": record.deadline, "redundancy": record.redundancy, "preferredProvider": record.preferredProvider,
+    });
+    let file = b"stored bytes".to_vec();
+    let blob = keccak256(&file);
+    let requests: Requests = Default::default();
+    let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let record_request = |requests: Requests| {
+        move |method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Bytes| {
+            let requests = requests.clone();
+            async move {
+                let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                requests.lock().unwrap().push((method.to_string(), uri.path().to_string(), v));
+                axum::Json(json!({ "status": "ok", "stake": "1000000000000000000", "capacity": 2 }))
+            }
+        }
+    };
+    let polls = {
+        let (job_id, spec, released) = (created.jobId.to_string(), serde_json::from_slice::<Value>(&served.canonical_json()).unwrap(), released.clone());
+        let (spec_hash, job) = (served.spec_hash(), job.clone());
+        move || {
+            let (job_id, spec, job, released) = (job_id.clone(), spec.clone(), job.clone(), released.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let assignments = if released.load(std::sync::atomic::Ordering::Relaxed) {
+                    json!([])
+                } else {
+                    json!([{ "assignment": 1, "jobId": job_id, "status": "leased", "specHash": spec_hash, "spec": spec, "job": job, "redundancy": 1 }])
+                };
+                axum::Json(json!({
+                    "assignments": assignments,
+                    "storage": {
+                        "deals": [{ "dealId": "../../../escape", "status": "offered", "root": keccak256(b"root"), "size": 12, "blobHash": blob }],
+                        "challenges": [{ "dealId": "../../../escape", "period": 0, "chunkIndex": 0 }],
+                        "probes": [{ "probeId": 1, "dealId": "1/../../../escape", "chunkIndex": 0 }],
+                    },
+                }))
+            }
+        }
+    };
+    let on_release = {
+        let (requests, released) = (requests.clone(), released.clone());
+        move |uri: axum::http::Uri, body: axum::body::Bytes| {
+            let (requests, released) = (requests.clone(), released.clone());
+            async move {
+                requests.lock().unwrap().push(("POST".into(), uri.path().to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                released.store(true, std::sync::atomic::Ordering::Relaxed);
+                axum::Json(json!({ "status": "released" }))
+            }
+        }
+    };
+    let routes = axum::Router::new()
+        .route("/v1/worker/assignments", get(polls))
+        .route("/v1/worker/assignments/{id}/release", post(on_release))
+        .route("/v1/blobs/{hash}", get(move || async move { file.clone() }))
+        .fallback(record_request(requests.clone()));
+    let fake = qor_testkit::FakeCoordinator::start_with(anvil.pinned(), routes).await;
+    let mut w = init(&fake.base, &anvil.deployment_file);
+    w.ok(&["register", "--stake", "1ether"]);
+    assert!(registered().await, "staked in the pinned registry");
+    w.start();
+    wait_for("the served spec to be refused", 60, async || released.load(std::sync::atomic::Ordering::Relaxed).then_some(())).await;
+    // A few more polls with the escaping deals in them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.kill();
+
+    let asked = requests.lock().unwrap().clone();
+    let release = asked.iter().find(|(_, path, _)| path.ends_with("/release")).unwrap();
+    let reason = release.2["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("the job was funded with {}", funded.spec_hash())), "{reason}");
+    for step in ["/accept", "/seal", "/receipt"] {
+        assert!(!asked.iter().any(|(_, path, _)| path.ends_with(step)), "nothing signed for a spec not funded: {asked:?}");
+    }
+    // Nothing named by the coordinator's deal ids was written, inside the data folder or out of it.
+    let mut written = Vec::new();
+    let mut stack = vec![tmp.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            written.push(p);
+        }
+    }
+    assert!(!written.iter().any(|p| p.to_string_lossy().contains("escape")), "{written:?}");
+    assert!(w.log().contains("whose id is not a number"), "{}", w.log());
 }

@@ -2,7 +2,9 @@
 //! verify for every chunk (odd widths included), a wrong root keeps nothing, and a restart clears
 //! half-written files.
 
-use alloy_primitives::B256;
+use std::io::Write;
+
+use alloy_primitives::{B256, U256};
 use qor_protocol::merkle::{StorageTree, chunk_count, verify};
 use qor_worker::hosting::{Hosting, HostingError};
 
@@ -15,10 +17,11 @@ fn proofs_from_disk_match_the_protocol_tree_for_every_chunk() {
     let tmp = tempfile::tempdir().unwrap();
     let hosting = Hosting::open(tmp.path()).unwrap();
     // 1 chunk, a power of two, odd counts at several levels, a short last chunk.
-    for (deal, size) in [("1", 10), ("2", 4 * 1024), ("3", 5 * 1024 + 1), ("4", 13 * 1024 - 7), ("5", 33 * 1024)] {
+    for (deal, size) in [(1u64, 10), (2, 4 * 1024), (3, 5 * 1024 + 1), (4, 13 * 1024 - 7), (5, 33 * 1024)] {
+        let deal = U256::from(deal);
         let data = bytes(size);
         let tree = StorageTree::from_bytes(&data).unwrap();
-        std::fs::write(hosting.part_path(deal), &data).unwrap();
+        write_part(&hosting, deal, &data);
         let meta = hosting.adopt(deal, tree.root()).unwrap();
         assert_eq!((meta.root, meta.size), (tree.root(), size as u64));
         for index in 0..tree.chunk_count() {
@@ -37,25 +40,31 @@ fn proofs_from_disk_match_the_protocol_tree_for_every_chunk() {
 fn a_wrong_root_keeps_nothing_and_a_restart_clears_partial_files() {
     let tmp = tempfile::tempdir().unwrap();
     let hosting = Hosting::open(tmp.path()).unwrap();
-    std::fs::write(hosting.part_path("9"), bytes(3000)).unwrap();
-    let err = hosting.adopt("9", B256::repeat_byte(1)).unwrap_err();
+    let (nine, ten, eleven) = (U256::from(9), U256::from(10), U256::from(11));
+    write_part(&hosting, nine, &bytes(3000));
+    let err = hosting.adopt(nine, B256::repeat_byte(1)).unwrap_err();
     assert!(matches!(err, HostingError::RootMismatch { .. }), "{err}");
-    assert!(!hosting.has("9"));
+    assert!(!hosting.has(nine));
     assert_eq!(std::fs::read_dir(tmp.path().join("storage")).unwrap().count(), 0, "nothing left behind");
 
     // A download cut short by a crash: gone after a restart, never taken for a hosted file.
-    std::fs::write(hosting.part_path("10"), b"half").unwrap();
+    write_part(&hosting, ten, b"half");
     let hosting = Hosting::open(tmp.path()).unwrap();
-    assert!(!hosting.part_path("10").exists());
+    assert!(!tmp.path().join("storage/10.bin.part").exists());
     assert!(hosting.list().unwrap().is_empty());
 
     // A hosted file changed on disk fails re-verification.
     let data = bytes(4096);
     let root = StorageTree::from_bytes(&data).unwrap().root();
-    std::fs::write(hosting.part_path("11"), &data).unwrap();
-    hosting.adopt("11", root).unwrap();
+    write_part(&hosting, eleven, &data);
+    hosting.adopt(eleven, root).unwrap();
     let mut changed = data.clone();
     changed[100] ^= 1;
     std::fs::write(tmp.path().join("storage/11.bin"), &changed).unwrap();
-    assert!(matches!(hosting.reverify("11"), Err(HostingError::RootMismatch { .. })));
+    assert!(matches!(hosting.reverify(eleven), Err(HostingError::RootMismatch { .. })));
+}
+
+fn write_part(hosting: &Hosting, deal: U256, data: &[u8]) {
+    let mut file = hosting.create_part(deal).unwrap();
+    file.write_all(data).unwrap();
 }
