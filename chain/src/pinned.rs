@@ -107,7 +107,13 @@ pub async fn check_chain(provider: &impl Provider, url: &str, pinned: &Deploymen
     }
     let wired = call(provider, pinned.provider_registry, IProviderRegistry::escrowCall {}, url).await?;
     if wired != escrow {
-        return Err(PinError::Miswired { contract: "providerRegistry", at: pinned.provider_registry, what: "escrow", wired, expected: escrow });
+        return Err(PinError::Miswired {
+            contract: "providerRegistry",
+            at: pinned.provider_registry,
+            what: "escrow",
+            wired,
+            expected: escrow,
+        });
     }
     Ok(())
 }

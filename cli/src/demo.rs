@@ -112,19 +112,26 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     println!("      deal {deal}: root {root}, pinned by {:#x} (checked the root itself, accepted on chain)", d.provider);
 
     step(5, "A storage challenge: the chunk the escrow picks from the period's block hash, proven against the root");
-    let attested = m
-        .until("a period to be attested", 90, async || {
-            let filter = Filter::new().address(escrow).event_signature(IJobEscrow::StoragePeriodsAttested::SIGNATURE_HASH).from_block(0);
+    // Attested by the committee once it checked the provider's answer; or, when the attestation is
+    // late in the period's proof window, proven on chain by the provider itself.
+    let covered = m
+        .until("a period to be attested or proven", 90, async || {
+            let events = vec![IJobEscrow::StoragePeriodsAttested::SIGNATURE_HASH, IJobEscrow::StoragePeriodProven::SIGNATURE_HASH];
+            let filter = Filter::new().address(escrow).event_signature(events).from_block(0);
             Ok(node.get_logs(&filter).await?.iter().find_map(|l| {
-                let e = IJobEscrow::StoragePeriodsAttested::decode_log(&l.inner).ok()?.data;
-                (e.dealId == deal).then_some(e.periods)
+                if let Ok(e) = IJobEscrow::StoragePeriodsAttested::decode_log(&l.inner) {
+                    return (e.data.dealId == deal)
+                        .then(|| format!("attested on chain by the committee (periods bitmap {:#b})", e.data.periods));
+                }
+                let e = IJobEscrow::StoragePeriodProven::decode_log(&l.inner).ok()?.data;
+                (e.dealId == deal).then(|| format!("proven on chain by the provider itself (period {})", e.period))
             }))
         })
         .await?;
     let c = m.get(&format!("/v1/storage/deals/{deal}")).await?;
     let first = &c["challenges"][0];
     println!(
-        "      period {} chunk {}: answered by the provider, checked by the verifier, attested on chain (periods bitmap {attested:#b})",
+        "      period {} chunk {}: answered by the provider, checked by the verifier, {covered}",
         first["period"], first["chunkIndex"]
     );
 

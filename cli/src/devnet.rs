@@ -279,6 +279,9 @@ impl Devnet {
                 .arg("--data-dir")
                 .arg(data_dir.join("coordinator"))
                 .args(["--listen", &format!("127.0.0.1:{}", cfg.coordinator_port), "--rpc-url", &rpc_url, "--poll-ms", "200"])
+                // Every client of a devnet is on this machine, one address: the per-address rate of
+                // anonymous writes is for strangers on a public coordinator, not for the benchmarks here.
+                .args(["--writes-per-second-per-ip", "100000"])
                 // Sign-In with Ethereum messages must name this coordinator as the page's host.
                 .args(["--siwe-domain", &format!("127.0.0.1:{}", cfg.coordinator_port)])
                 .args(["--siwe-domain", &format!("localhost:{}", cfg.coordinator_port)])

@@ -223,7 +223,8 @@ fn print(conn: &Conn, value: &Value, text: impl FnOnce() -> String) {
 
 async fn market(conn: &Conn) -> anyhow::Result<Market> {
     let deployment = keys::pinned_deployment(conn.deployment.as_deref())?;
-    let source = keys::KeySource { account: conn.account.clone(), keystore: conn.keystore.clone(), password_file: conn.password_file.clone() };
+    let source =
+        keys::KeySource { account: conn.account.clone(), keystore: conn.keystore.clone(), password_file: conn.password_file.clone() };
     let key = keys::buyer_key(&source, deployment.chain_id)?;
     Market::connect(&conn.coordinator, &conn.rpc_url, key, deployment).await
 }
@@ -355,10 +356,9 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
         }
         JobAction::Verify { id, reexecute } => {
             let (settled, recomputed, files) = m.hash_it_yourself(id).await?;
-            let j = m.job(id).await?;
             let mut report = json!({ "jobId": id.to_string(), "settledDigest": settled, "recomputed": recomputed, "files": files });
             if reexecute {
-                let rerun = reexecute_job(&m, id, &j).await?;
+                let rerun = reexecute_job(&m, id).await?;
                 report["reexecuted"] = json!(rerun);
                 if rerun != settled {
                     bail!("job {id}: re-running it here gives {rerun}, the chain settled {settled}");
@@ -373,16 +373,7 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
             });
         }
         JobAction::Reclaim { id } => {
-            let j = m.job(id).await?;
-            let job = IJobEscrow::ComputeJob {
-                specHash: j["specHash"].as_str().unwrap_or_default().parse()?,
-                buyer: j["buyer"].as_str().unwrap_or_default().parse()?,
-                token: j["token"].as_str().unwrap_or_default().parse()?,
-                budget: j["budget"].as_str().unwrap_or_default().parse()?,
-                deadline: j["deadline"].as_u64().unwrap_or_default(),
-                redundancy: u8::try_from(j["redundancy"].as_u64().unwrap_or_default())?,
-                preferredProvider: j["preferredProvider"].as_str().map(|p| p.parse()).transpose()?.unwrap_or_default(),
-            };
+            let job = m.funded_job(id).await?;
             let r = m.chain.send(m.info.job_escrow, &IJobEscrow::reclaimCall { jobId: id, job }, "reclaim").await?;
             print(&conn, &json!({ "jobId": id.to_string(), "tx": r.transaction_hash }), || {
                 format!("job {id} reclaimed: {}", r.transaction_hash)
@@ -392,10 +383,15 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs job `id` here in the workers' sandbox; returns its result digest.
-async fn reexecute_job(m: &Market, id: U256, j: &Value) -> anyhow::Result<B256> {
-    let spec = m.get(&format!("/v1/specs/{}", j["specHash"].as_str().unwrap_or_default())).await?;
+/// Runs job `id` here in the workers' sandbox; returns its result digest. The spec run is the one the
+/// job was funded with on chain, whatever the coordinator serves.
+async fn reexecute_job(m: &Market, id: U256) -> anyhow::Result<B256> {
+    let funded = m.funded_job(id).await?.specHash;
+    let spec = m.get(&format!("/v1/specs/{funded}")).await?;
     let spec = JobSpec::from_json(&serde_json::to_vec(&spec["spec"])?).map_err(|e| anyhow!("the spec: {e}"))?;
+    if spec.spec_hash() != funded {
+        bail!("the coordinator's spec hashes to {}, job {id} was funded with {funded}; not running it", spec.spec_hash());
+    }
     let dir = tempfile_dir(id)?;
     std::fs::create_dir_all(dir.join("in"))?;
     std::fs::create_dir_all(dir.join("out"))?;

@@ -8,9 +8,9 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolEvent;
 use anyhow::{Context, anyhow, bail};
 use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::deployment::Deployment;
 use qor_protocol::merkle::ChunkProof;
 use qor_protocol::spec::JobSpec;
-use qor_protocol::deployment::Deployment;
 use qor_verifier::chain::{Chain, SendPolicy};
 use qor_worker::client::Coordinator;
 use serde_json::{Value, json};
@@ -101,6 +101,27 @@ impl Market {
     /// `GET /v1/jobs/{id}`.
     pub(crate) async fn job(&self, id: U256) -> anyhow::Result<Value> {
         self.get(&format!("/v1/jobs/{id}")).await
+    }
+
+    /// Job `id` as funded: the coordinator's record of it, once it hashes to the commitment the escrow
+    /// keeps (so its spec hash, budget and deadline are the chain's, not the coordinator's word).
+    pub(crate) async fn funded_job(&self, id: U256) -> anyhow::Result<IJobEscrow::ComputeJob> {
+        let j = self.job(id).await?;
+        let text = |k: &str| j[k].as_str().ok_or_else(|| anyhow!("the coordinator's job {id} has no `{k}`"));
+        let job = IJobEscrow::ComputeJob {
+            specHash: text("specHash")?.parse()?,
+            buyer: text("buyer")?.parse()?,
+            token: text("token")?.parse()?,
+            budget: text("budget")?.parse()?,
+            deadline: j["deadline"].as_u64().unwrap_or_default(),
+            redundancy: u8::try_from(j["fundedRedundancy"].as_u64().unwrap_or_default())?,
+            preferredProvider: text("preferredProvider")?.parse()?,
+        };
+        let committed = self.chain.call(self.info.job_escrow, IJobEscrow::computeJobCommitmentCall { jobId: id }).await?;
+        if keccak256(alloy_sol_types::SolValue::abi_encode(&job)) != committed {
+            bail!("the coordinator's record of job {id} is not the one funded in the escrow at {}", self.info.job_escrow);
+        }
+        Ok(job)
     }
 
     /// The job's status in the escrow.

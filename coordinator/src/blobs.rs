@@ -138,7 +138,11 @@ impl BlobStore {
         while let Some(chunk) = next_chunk(&mut stream, idle).await? {
             size += chunk.len() as u64;
             if size > self.max_bytes {
-                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", format!("blobs are at most {} bytes", self.max_bytes)));
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "blob_too_large",
+                    format!("blobs are at most {} bytes", self.max_bytes),
+                ));
             }
             if size > quota {
                 return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", format!("at most {quota} more bytes: {why}")));
@@ -205,9 +209,14 @@ async fn uploader(state: &AppState, parts: &Parts) -> ApiResult<Address> {
 pub async fn claim(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, hashes: &[String], keep_until: i64, claimed: bool) -> sqlx::Result<()> {
     let claimed = i64::from(claimed);
     for hash in hashes {
-        sqlx::query!("UPDATE blobs SET keep_until = MAX(keep_until, ?), claimed = MAX(claimed, ?) WHERE hash = ?", keep_until, claimed, hash)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE blobs SET keep_until = MAX(keep_until, ?), claimed = MAX(claimed, ?) WHERE hash = ?",
+            keep_until,
+            claimed,
+            hash
+        )
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -249,7 +258,11 @@ pub async fn put_blob(State(state): State<AppState>, Path(hash): Path<String>, r
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(n) = declared {
         if n > state.cfg.max_blob_bytes {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", format!("blobs are at most {} bytes", state.cfg.max_blob_bytes)));
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "blob_too_large",
+                format!("blobs are at most {} bytes", state.cfg.max_blob_bytes),
+            ));
         }
         if n > limit {
             return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", format!("at most {limit} more bytes: {why}")));

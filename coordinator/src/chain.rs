@@ -338,7 +338,14 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 /// The effect of one event on the coordinator's tables.
-async fn apply(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value, block: i64, block_hash: &str, retention_ms: i64) -> sqlx::Result<()> {
+async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    name: &str,
+    d: &Value,
+    block: i64,
+    block_hash: &str,
+    retention_ms: i64,
+) -> sqlx::Result<()> {
     let now = now_ms();
     match name {
         "ComputeJobCreated" => {

@@ -38,7 +38,11 @@ pub(crate) async fn claim_spec(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, spe
 pub async fn post_spec(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let max = state.cfg.limits.max_spec_bytes;
     if body.len() > max {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "spec_too_large", format!("a spec is at most {max} bytes, not {}", body.len())));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "spec_too_large",
+            format!("a spec is at most {max} bytes, not {}", body.len()),
+        ));
     }
     let spec = JobSpec::from_json(&body).map_err(|e| ApiError::field("invalid_spec", e.field(), e.to_string()))?;
     if !state.blobs.contains(&spec.module) {
@@ -190,7 +194,7 @@ pub async fn list_jobs(State(state): State<AppState>, Query(filter): Query<JobFi
 pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult<Json<Value>> {
     let job_id = parse_u256("job_id", &job_id)?.to_string();
     let job = sqlx::query!(
-        "SELECT job_id, spec_hash, buyer, token, budget, deadline, redundancy, preferred, block_number, block_hash,
+        "SELECT job_id, spec_hash, buyer, token, budget, deadline, redundancy, funded_redundancy, preferred, block_number, block_hash,
                 status, reason, updated_at FROM jobs WHERE job_id = ?",
         job_id
     )
@@ -241,6 +245,7 @@ pub async fn get_job(State(state): State<AppState>, Path(job_id): Path<String>) 
         "budget": job.budget,
         "deadline": job.deadline,
         "redundancy": job.redundancy,
+        "fundedRedundancy": job.funded_redundancy,
         "preferredProvider": job.preferred,
         "block": { "number": job.block_number, "hash": job.block_hash },
         "status": job.status,

@@ -1,6 +1,6 @@
 //! What one request may cost. JSON bodies are read within `body_timeout_ms` and out of one shared
-//! budget of `max_buffered_body_bytes` (so a thousand half-sent bodies cannot take a gigabyte of
-//! memory); anonymous writes (specs, files to register, sign-in nonces) are rate-limited per IP
+//! budget of `max_buffered_body_bytes`, of which one address may hold an eighth (so a thousand
+//! half-sent bodies cannot take a gigabyte of memory, nor a few addresses everyone's share); anonymous writes (specs, files to register, sign-in nonces) are rate-limited per IP
 //! address; event streams are counted, in all and per address. Connections are bounded by
 //! [`crate::server`], uploads by the blob quotas ([`crate::blobs`]).
 
@@ -29,6 +29,9 @@ const PERMIT_BYTES: usize = 1024;
 pub struct Guards {
     /// JSON bodies being read, in KiB.
     body_budget: Arc<Semaphore>,
+    /// Of which each IP address holds (KiB), at most [`Self::body_per_ip`].
+    body_held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    body_per_ip: usize,
     /// Anonymous writes per IP address.
     writes: RateLimiter,
     /// Event streams open.
@@ -44,6 +47,8 @@ impl Guards {
     pub fn new(limits: &Limits) -> Self {
         Self {
             body_budget: Arc::new(Semaphore::new((limits.max_buffered_body_bytes / PERMIT_BYTES).max(1))),
+            body_held: Arc::default(),
+            body_per_ip: (limits.max_buffered_body_bytes / PERMIT_BYTES / 8).max(1),
             writes: RateLimiter::new(limits.writes_per_second_per_ip, limits.write_burst_per_ip),
             event_streams: Arc::new(Semaphore::new(limits.max_event_streams)),
             streams_per_ip: Arc::default(),
@@ -103,27 +108,80 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
         let l = &state.cfg.limits;
         return too_many(
             "rate_limited",
-            format!("at most {} such requests a second from one address (bursts of {}); retry in {wait:?}", l.writes_per_second_per_ip, l.write_burst_per_ip),
+            format!(
+                "at most {} such requests a second from one address (bursts of {}); retry in {wait:?}",
+                l.writes_per_second_per_ip, l.write_burst_per_ip
+            ),
             wait,
         );
     }
     next.run(request).await
 }
 
+/// What a body being read holds of the budget, given back when dropped.
+struct BodyCharge {
+    permit: Option<OwnedSemaphorePermit>,
+    ip: Option<IpAddr>,
+    kib: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl BodyCharge {
+    /// Takes `kib` more for this body, if the budget and the address's share leave them.
+    fn grow(&mut self, guards: &Guards, kib: usize) -> bool {
+        if let Some(ip) = self.ip {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine = held.entry(ip).or_default();
+            if *mine + kib > guards.body_per_ip {
+                return false;
+            }
+            *mine += kib;
+        }
+        self.kib += kib;
+        match guards.body_budget.clone().try_acquire_many_owned(kib as u32) {
+            Ok(more) => {
+                match &mut self.permit {
+                    Some(p) => p.merge(more),
+                    None => self.permit = Some(more),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for BodyCharge {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(mine) = held.get_mut(&ip) {
+                *mine = mine.saturating_sub(self.kib);
+                if *mine == 0 {
+                    held.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
 /// Middleware of the JSON routes: reads the whole body before the handler runs, within the body
-/// deadline, the route's size limit and the shared budget; the budget is held until the answer.
+/// deadline, the route's size limit, the shared budget and the address's share of it; the budget is
+/// held until the answer.
 pub async fn buffer_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.cfg.max_json_bytes;
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("bodies are at most {limit} bytes")).into_response();
+    let too_large =
+        || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("bodies are at most {limit} bytes")).into_response();
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return too_large();
     }
+    let ip = peer_of(&request).map(|p| p.ip());
     let (parts, body) = request.into_parts();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(state.cfg.limits.body_timeout_ms);
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(64 << 10));
-    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut charge = BodyCharge { permit: None, ip, kib: 0, held: state.guards.body_held.clone() };
     loop {
         let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => {
@@ -135,27 +193,23 @@ pub async fn buffer_body(State(state): State<AppState>, request: Request, next: 
                 .into_response();
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => return ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("reading the body: {e}")).into_response(),
+            Ok(Some(Err(e))) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", format!("reading the body: {e}")).into_response();
+            }
             Ok(Some(Ok(chunk))) => chunk,
         };
         if bytes.len() + chunk.len() > limit {
             return too_large();
         }
         let need = (bytes.len() + chunk.len()).div_ceil(PERMIT_BYTES) - bytes.len().div_ceil(PERMIT_BYTES);
-        if need > 0 {
-            let Ok(more) = state.guards.body_budget.clone().try_acquire_many_owned(need as u32) else {
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many request bodies are being received; retry")
-                    .into_response();
-            };
-            match &mut held {
-                Some(p) => p.merge(more),
-                None => held = Some(more),
-            }
+        if need > 0 && !charge.grow(&state.guards, need) {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many request bodies are being received; retry")
+                .into_response();
         }
         bytes.extend_from_slice(&chunk);
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    drop(held);
+    drop(charge);
     response
 }
 

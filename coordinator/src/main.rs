@@ -75,6 +75,13 @@ struct Args {
     /// How long an uploaded blob nothing references is kept, milliseconds.
     #[arg(long, default_value = "3600000")]
     blob_grace_ms: i64,
+    /// How long a connection may take to send a request's headers (from its opening or from the end
+    /// of its previous request), milliseconds.
+    #[arg(long, default_value = "10000")]
+    header_timeout_ms: u64,
+    /// How long a request's body may take to arrive (an upload: without a byte), milliseconds.
+    #[arg(long, default_value = "30000")]
+    body_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -97,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
     cfg.limits.max_unclaimed_bytes_per_account = args.max_unclaimed_bytes_per_account;
     cfg.limits.max_unclaimed_bytes = args.max_unclaimed_bytes;
     cfg.limits.blob_grace_ms = args.blob_grace_ms;
+    cfg.limits.header_timeout_ms = args.header_timeout_ms;
+    cfg.limits.body_timeout_ms = args.body_timeout_ms;
     if cfg.siwe_domains.is_empty() {
         tracing::warn!("no --siwe-domain: Sign-In with Ethereum is refused until one is configured");
     }

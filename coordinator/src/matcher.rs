@@ -122,16 +122,15 @@ pub(crate) async fn end_lease(
     detail: serde_json::Value,
 ) -> sqlx::Result<bool> {
     let now = now_ms();
-    let changed =
-        sqlx::query!(
-            "UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'accepted', 'sealed')",
-            status,
-            now,
-            id
-        )
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+    let changed = sqlx::query!(
+        "UPDATE assignments SET status = ?, updated_at = ? WHERE id = ? AND status IN ('leased', 'accepted', 'sealed')",
+        status,
+        now,
+        id
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     if changed == 0 {
         return Ok(false);
     }

@@ -41,7 +41,11 @@ pub async fn nonce(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     sqlx::query!("DELETE FROM siwe_nonces WHERE expires_at < ?", now).execute(&state.db).await?;
     let out = sqlx::query_scalar!("SELECT COUNT(*) FROM siwe_nonces").fetch_one(&state.db).await?;
     if out >= state.cfg.limits.max_siwe_nonces {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_nonces", format!("{out} sign-in nonces are out; retry later")));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_nonces",
+            format!("{out} sign-in nonces are out; retry later"),
+        ));
     }
     sqlx::query!("INSERT INTO siwe_nonces (nonce, expires_at) VALUES (?, ?)", nonce, expires).execute(&state.db).await?;
     Ok(Json(json!({ "nonce": nonce, "expiresAt": expires, "chainId": state.cfg.chain_id })))
@@ -91,9 +95,11 @@ pub async fn sign_in(State(state): State<AppState>, body: axum::body::Bytes) -> 
         let expected = state.cfg.siwe_domains.join(", ");
         return Err(siwe_error("message.domain", format!("the message is for `{}`, this coordinator is `{expected}`", m.domain)));
     }
-    let authority = m.uri.split_once("://").filter(|(scheme, _)| matches!(*scheme, "http" | "https")).map(|(_, rest)| {
-        rest.split(['/', '?', '#']).next().unwrap_or_default()
-    });
+    let authority = m
+        .uri
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default());
     if authority != Some(m.domain.as_str()) {
         return Err(siwe_error("message.URI", format!("the URI `{}` is not on the message's domain `{}`", m.uri, m.domain)));
     }

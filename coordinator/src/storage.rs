@@ -39,7 +39,9 @@ pub async fn post_file(State(state): State<AppState>, body: axum::body::Bytes) -
     let answer = |root: &str, size: i64| {
         Json(json!({ "root": root, "size": size, "chunks": chunk_count(size as u64), "chunkSize": CHUNK_SIZE, "blobHash": blob_hex }))
     };
-    if let Some(known) = sqlx::query!("SELECT root, size FROM storage_files WHERE blob_hash = ?", blob_hex).fetch_optional(&state.read).await? {
+    if let Some(known) =
+        sqlx::query!("SELECT root, size FROM storage_files WHERE blob_hash = ?", blob_hex).fetch_optional(&state.read).await?
+    {
         return Ok(answer(&known.root, known.size));
     }
     let file = state

@@ -201,7 +201,10 @@ pub async fn accept(State(state): State<AppState>, Path(id): Path<i64>, Signed {
         return Err(ApiError::field(
             "bad_signature",
             "signature",
-            format!("not {worker}'s LeaseAcceptance of job {job_id} (spec {spec_hash}) under chain {} escrow {}", state.cfg.chain_id, state.cfg.escrow),
+            format!(
+                "not {worker}'s LeaseAcceptance of job {job_id} (spec {spec_hash}) under chain {} escrow {}",
+                state.cfg.chain_id, state.cfg.escrow
+            ),
         ));
     }
     match a.status.as_str() {

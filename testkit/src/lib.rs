@@ -339,6 +339,7 @@ pub struct CoordinatorProcess {
     pub dir: PathBuf,
     rpc: String,
     deployment: PathBuf,
+    extra: Vec<String>,
 }
 
 impl CoordinatorProcess {
@@ -348,18 +349,30 @@ impl CoordinatorProcess {
 
     /// Starts one over `dir` on a free port.
     pub async fn start(dir: &Path, anvil: &Anvil) -> Self {
+        Self::start_with(dir, &anvil.url, &anvil.deployment_file, &[]).await
+    }
+
+    /// Starts one over `dir` on a free port, following the chain at `rpc` (which may not answer: the
+    /// API serves regardless) with the contracts of `deployment`, and `extra` arguments.
+    pub async fn start_with(dir: &Path, rpc: &str, deployment: &Path, extra: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("the coordinator's folder");
         let mut p = Self {
             child: None,
             base: String::new(),
             port: free_port(),
             dir: dir.to_path_buf(),
-            rpc: anvil.url.clone(),
-            deployment: anvil.deployment_file.clone(),
+            rpc: rpc.to_string(),
+            deployment: deployment.to_path_buf(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         p.base = format!("http://127.0.0.1:{}", p.port);
         p.restart().await;
         p
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// (Re)starts it on the same port and database, and waits until it answers.
@@ -373,6 +386,7 @@ impl CoordinatorProcess {
             .args(["--heartbeat-ttl-ms", "60000"])
             .arg("--deployment")
             .arg(&self.deployment)
+            .args(&self.extra)
             .env("RUST_LOG", "qor_coordinator=info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -119,7 +119,11 @@ impl VerifierConfig {
             format!(
                 "{}{}",
                 path.display(),
-                if text.contains("[deployment]") { "" } else { " (it pins no deployment: run `qor-verifier init --force --deployment <file>`)" }
+                if text.contains("[deployment]") {
+                    ""
+                } else {
+                    " (it pins no deployment: run `qor-verifier init --force --deployment <file>`)"
+                }
             )
         })?;
         config.check().with_context(|| format!("{}", path.display()))?;

@@ -205,7 +205,9 @@ pub fn check(job: &Job, domain: &Eip712Domain, replica: &Replica) -> Check {
             return (Err(why.clone()), Standing::DidNotRun(why));
         }
         match sealed {
-            Some((committed, _)) if seal(provider, job.id, r.resultDigest) == *committed => (Ok(r.resultDigest), Standing::Vote(r.resultDigest)),
+            Some((committed, _)) if seal(provider, job.id, r.resultDigest) == *committed => {
+                (Ok(r.resultDigest), Standing::Vote(r.resultDigest))
+            }
             Some(_) => (Err(Rejection::SealMismatch), Standing::Fault(Rejection::SealMismatch)),
             None => (Err(Rejection::NotSealed), Standing::Unsealed(r.resultDigest)),
         }
@@ -250,21 +252,19 @@ pub fn judge_with(
     let votes_needed_of = counted.max(usize::from(job.redundancy)) + usize::from(reference.is_some());
     let best = tally.iter().max_by_key(|(_, n)| *n).copied();
     let decision = match best {
-        Some((digest, n)) if n * 2 > votes_needed_of && checks.iter().any(|c| c.standing == Standing::Vote(digest)) => {
-            Decision::Settle {
-                result_digest: digest,
-                winners: checks.iter().filter(|c| c.standing == Standing::Vote(digest)).map(|c| c.provider).collect(),
-                losers: checks
-                    .iter()
-                    .filter(|c| match &c.standing {
-                        Standing::Vote(d) | Standing::Unsealed(d) => *d != digest,
-                        Standing::Fault(_) => true,
-                        Standing::DidNotRun(_) => false,
-                    })
-                    .map(|c| c.provider)
-                    .collect(),
-            }
-        }
+        Some((digest, n)) if n * 2 > votes_needed_of && checks.iter().any(|c| c.standing == Standing::Vote(digest)) => Decision::Settle {
+            result_digest: digest,
+            winners: checks.iter().filter(|c| c.standing == Standing::Vote(digest)).map(|c| c.provider).collect(),
+            losers: checks
+                .iter()
+                .filter(|c| match &c.standing {
+                    Standing::Vote(d) | Standing::Unsealed(d) => *d != digest,
+                    Standing::Fault(_) => true,
+                    Standing::DidNotRun(_) => false,
+                })
+                .map(|c| c.provider)
+                .collect(),
+        },
         _ => {
             let now = counted.max(usize::from(wanted)).max(usize::from(job.redundancy));
             if now < usize::from(max_replicas) {

@@ -25,6 +25,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of `Init` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write the config file.
@@ -96,8 +98,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => {
             let file = std::fs::read(&deployment).with_context(|| format!("reading --deployment {}", deployment.display()))?;
-            let pinned = qor_protocol::deployment::Deployment::from_json(&file)
-                .with_context(|| format!("--deployment {}", deployment.display()))?;
+            let pinned =
+                qor_protocol::deployment::Deployment::from_json(&file).with_context(|| format!("--deployment {}", deployment.display()))?;
             let mut cfg = VerifierConfig::new(&coordinator, &rpc_url, pinned);
             cfg.keystore = keystore;
             if let Some(v) = listen {

@@ -36,10 +36,10 @@ use qor_protocol::bindings::IJobEscrow::{
     self, BatchOutcome, ComputeJob, Receipt, Settlement, SettlementBatch, StorageAttestation, StorageDeal,
 };
 use qor_protocol::bindings::{IProviderRegistry, IVerifierCommittee};
+use qor_protocol::deployment::Deployment;
 use qor_protocol::eip712::{Signer, challenge_resolution_digest, escrow_domain, settlement_batch_digest, storage_attestations_digest};
 use qor_protocol::merkle::{ChunkProof, chunk_count, verify};
 use qor_protocol::spec::JobSpec;
-use qor_protocol::deployment::Deployment;
 use qor_worker::client::Coordinator;
 use qor_worker::sandbox::{Outcome, Sandbox};
 use serde_json::{Value, json};
@@ -688,7 +688,10 @@ impl Service {
         let spec = JobSpec::from_json(&serde_json::to_vec(&spec_json["spec"])?).map_err(|e| anyhow!("the spec: {e}"))?;
         // The spec funded on chain, or nothing is run: the coordinator could serve another program.
         if spec.spec_hash() != spec_hash {
-            anyhow::bail!("the coordinator's spec hashes to {}, job {job_id} was funded with {spec_hash}; not running it", spec.spec_hash());
+            anyhow::bail!(
+                "the coordinator's spec hashes to {}, job {job_id} was funded with {spec_hash}; not running it",
+                spec.spec_hash()
+            );
         }
         let dir = self.cfg.work_dir.join(format!("job-{job_id}"));
         let _ = std::fs::remove_dir_all(&dir);

@@ -85,6 +85,8 @@ export interface TimelineEntry {
 
 export interface Receipt {
   worker: Hex;
+  /** The spec the worker ran (part of what it signed): the job's on-chain specHash. */
+  specHash: Hex;
   resultDigest: Hex;
   stdoutHash: Hex;
   exitCode: number;
@@ -106,7 +108,8 @@ export interface Job {
   token: Hex;
   specUploaded: boolean;
   receipts: Receipt[];
-  replicas: { provider: Hex; status: string; seal: Hex | null; assignment: number }[];
+  /** leased (offered), accepted, sealed, revealed, lapsed, failed (took the lease, never sealed), released. */
+  replicas: { provider: Hex; status: string; seal: Hex | null; acceptance: Hex | null; sealSignature: Hex | null; assignment: number }[];
   timeline: TimelineEntry[];
 }
 

@@ -7,7 +7,7 @@ import type { Hex, PublicClient, TransactionReceipt } from 'viem';
 import { jobEscrowAbi, providerRegistryAbi } from './abi';
 import type { ChainInfo } from './api';
 import { insufficient } from './errors';
-import { type Session, type Wallet, ensureChain } from './wallet';
+import { type Session, type Wallet, ensureChain, signIn } from './wallet';
 
 export interface App {
   info: ChainInfo;
@@ -31,6 +31,18 @@ export function requireAccount(app: App): Hex {
   const a = account(app);
   if (!a) throw new Error('Connect a wallet first (the buttons at the top of the page).');
   return a;
+}
+
+/**
+ * The connected account's session, signing in first when there is none: uploads are made in a
+ * signed-in session (the coordinator stores nothing anonymously, and counts what each account keeps).
+ */
+export async function requireSession(app: App): Promise<Session> {
+  const a = requireAccount(app);
+  if (app.session && app.session.address.toLowerCase() === a.toLowerCase()) return app.session;
+  app.session = await signIn(app.wallet);
+  app.refreshHeader();
+  return app.session;
 }
 
 export const JOB_STATUS = ['none', 'open', 'settled', 'challenged', 'finalized', 'refunded', 'reclaimed'] as const;

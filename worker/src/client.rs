@@ -210,7 +210,13 @@ impl Coordinator {
     }
 
     /// `request` with the signature headers of `method path` over `body` and a fresh nonce.
-    fn sign(&self, mut request: reqwest::RequestBuilder, method: &str, path: &str, body: &[u8]) -> Result<reqwest::RequestBuilder, ClientError> {
+    fn sign(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         let nonce = format!("{:x}-{}", self.nonce_prefix, self.nonce.fetch_add(1, Ordering::Relaxed));
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let headers = sign_request(&self.signer, method, path, now, &nonce, body)

@@ -45,7 +45,11 @@ impl WorkerConfig {
             format!(
                 "{} is not a valid worker config{}",
                 path.display(),
-                if text.contains("[deployment]") { "" } else { " (it pins no deployment: run `qor-worker init --force --deployment <file>`)" }
+                if text.contains("[deployment]") {
+                    ""
+                } else {
+                    " (it pins no deployment: run `qor-worker init --force --deployment <file>`)"
+                }
             )
         })?;
         cfg.check().with_context(|| format!("in {}", path.display()))?;

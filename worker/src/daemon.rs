@@ -665,7 +665,9 @@ impl Daemon {
             let hosting = self.hosting.clone();
             let proof = tokio::task::spawn_blocking(move || hosting.prove(deal_id, index)).await??;
             match self.chain.prove_storage(deal_id, period, proof.chunk, proof.path).await {
-                Ok(tx) => info!(deal = %deal_id, period, chunk = index, %tx, "no attestation covered the period in time: proved it on chain"),
+                Ok(tx) => {
+                    info!(deal = %deal_id, period, chunk = index, %tx, "no attestation covered the period in time: proved it on chain")
+                }
                 Err(e) => {
                     // Attested meanwhile (the proof is refused as not pending), or a transient failure:
                     // the next block looks again.

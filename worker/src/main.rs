@@ -168,8 +168,8 @@ fn metadata(cfg: &WorkerConfig) -> anyhow::Result<ProviderMetadata> {
 
 fn init(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     let file = std::fs::read(&args.deployment).with_context(|| format!("reading --deployment {}", args.deployment.display()))?;
-    let deployment = qor_protocol::deployment::Deployment::from_json(&file)
-        .with_context(|| format!("--deployment {}", args.deployment.display()))?;
+    let deployment =
+        qor_protocol::deployment::Deployment::from_json(&file).with_context(|| format!("--deployment {}", args.deployment.display()))?;
     let mut cfg = config::defaults(args.data_dir.clone(), deployment);
     cfg.coordinator = args.coordinator.clone();
     cfg.rpc_url = args.rpc_url.clone();
@@ -350,7 +350,9 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             println!("withdrew {} ({amount} wei): {tx:#x}", format_ether(amount));
             Ok(())
         }
-        Command::Run { grace_secs, fault_corrupt_digest } => run(load(&cli)?, Duration::from_secs(*grace_secs), *fault_corrupt_digest).await,
+        Command::Run { grace_secs, fault_corrupt_digest } => {
+            run(load(&cli)?, Duration::from_secs(*grace_secs), *fault_corrupt_digest).await
+        }
         Command::Status { json } => status(&load(&cli)?, *json).await,
         Command::Exec(args) => {
             // The sandbox drives WASI's own runtime: run it off the async threads.

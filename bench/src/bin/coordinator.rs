@@ -14,8 +14,8 @@ use qor_coordinator::{AppState, Config, db, matcher, router};
 use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::Receipt;
 use qor_protocol::eip712::{Signer, escrow_domain};
-use qor_worker::client::{acceptance_body, receipt_body, seal_body};
 use qor_protocol::spec::{JobSpec, Limits};
+use qor_worker::client::{acceptance_body, receipt_body, seal_body};
 use serde_json::Value;
 use tokio::sync::Mutex;
 

@@ -37,9 +37,8 @@ async fn jobs_per_second() {
     let tmp = tempfile::tempdir().unwrap();
     let coordinator = qor_testkit::Coordinator::start(tmp.path(), &anvil).await;
     let base = coordinator.base.clone();
-    let register = IProviderRegistry::registerCall {
-        metadata: ProviderMetadata { pricePerFuel: 1, capacity: SLOTS as u32, region: "bench".into() },
-    };
+    let register =
+        IProviderRegistry::registerCall { metadata: ProviderMetadata { pricePerFuel: 1, capacity: SLOTS as u32, region: "bench".into() } };
     let tx = TransactionRequest::default().with_to(anvil.address("providerRegistry")).with_input(register.abi_encode());
     let r = anvil.wallet(PROVIDER_KEY).send_transaction(tx.with_value(U256::from(ETHER))).await.unwrap().get_receipt().await.unwrap();
     assert!(r.status(), "register reverted");
@@ -70,7 +69,8 @@ async fn jobs_per_second() {
     let mut pending = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let budget = U256::from(ETHER / 1_000);
-        let tx = funding_tx(anvil.address("jobEscrow"), buyer.address(), spec, budget, latest.header.timestamp + 86_400, nonce + i as u64, 1);
+        let tx =
+            funding_tx(anvil.address("jobEscrow"), buyer.address(), spec, budget, latest.header.timestamp + 86_400, nonce + i as u64, 1);
         pending.push(wallet.send_transaction(tx).await.unwrap());
     }
     for p in pending {

@@ -100,9 +100,10 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     let fake = qor_testkit::FakeCoordinator::start(theirs).await;
     let jobs_before = call(&rpc, escrow, IJobEscrow::nextJobIdCall {}).await;
     let out = tokio::task::spawn_blocking({
-        let args: Vec<String> = ["job", "run", module.to_str().unwrap(), "--coordinator", &fake.base, "--rpc-url", &rpc, "--deployment", deployment]
-            .map(str::to_string)
-            .to_vec();
+        let args: Vec<String> =
+            ["job", "run", module.to_str().unwrap(), "--coordinator", &fake.base, "--rpc-url", &rpc, "--deployment", deployment]
+                .map(str::to_string)
+                .to_vec();
         move || Command::new(env!("CARGO_BIN_EXE_qor")).args(&args).output().unwrap()
     })
     .await

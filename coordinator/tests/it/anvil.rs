@@ -15,8 +15,8 @@ use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::{self, Receipt};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
 use qor_protocol::eip712::{Signer, escrow_domain};
-use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
 use qor_protocol::spec::{JobSpec, Limits};
+use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
 use qor_testkit::{Anvil, BUYER_KEY, Coordinator, DEPLOYER_KEY, ETHER, PROVIDER_KEY};
 use serde_json::{Value, json};
 

@@ -26,12 +26,7 @@ fn stalled(method: &str, path: &str, first: Vec<u8>, declared: usize) -> (Reques
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes::Bytes::from(first)) })
         .chain(tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok(bytes::Bytes::from(b))));
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-length", declared)
-        .body(Body::from_stream(stream))
-        .unwrap();
+    let request = Request::builder().method(method).uri(path).header("content-length", declared).body(Body::from_stream(stream)).unwrap();
     (request, tx)
 }
 

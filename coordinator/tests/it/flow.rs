@@ -43,7 +43,15 @@ fn receipt_body(worker: &Signer, job_id: u64, spec_hash: B256, digest: B256) -> 
 }
 
 /// `step` (`accept` or `seal` of `digest`) on `assignment` of job `job_id` (funded with `spec_hash`).
-async fn step(h: &Harness, worker: &Signer, assignment: i64, job_id: u64, spec_hash: B256, step: &str, digest: B256) -> (StatusCode, Value) {
+async fn step(
+    h: &Harness,
+    worker: &Signer,
+    assignment: i64,
+    job_id: u64,
+    spec_hash: B256,
+    step: &str,
+    digest: B256,
+) -> (StatusCode, Value) {
     let domain = escrow_domain(CHAIN_ID, ESCROW);
     let body = match step {
         "accept" => acceptance_body(worker, &domain, U256::from(job_id), spec_hash).unwrap(),
@@ -127,16 +135,15 @@ async fn a_funded_job_is_leased_sealed_and_revealed_by_its_replicas() {
     let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, spec_hash, digest), &preferred)).await;
     assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
     // A receipt that does not open the seal.
-    let (status, body) =
-        h.json(signed("POST", &path, receipt_body(&preferred, 7, spec_hash, keccak256(b"other")), &preferred)).await;
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, spec_hash, keccak256(b"other")), &preferred)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("seal_mismatch")));
     // A receipt for another spec than the job was funded with.
-    let (status, body) =
-        h.json(signed("POST", &path, receipt_body(&preferred, 7, keccak256(b"another spec"), digest), &preferred)).await;
+    let (status, body) = h.json(signed("POST", &path, receipt_body(&preferred, 7, keccak256(b"another spec"), digest), &preferred)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("wrong_spec")), "{body}");
     // A receipt signed under another escrow's domain.
     let mut wrong_domain: Value = serde_json::from_slice(&receipt_body(&preferred, 7, spec_hash, digest)).unwrap();
-    let sig = preferred.sign_receipt(&receipt(&preferred, 7, spec_hash, digest), &escrow_domain(CHAIN_ID, Address::repeat_byte(1))).unwrap();
+    let sig =
+        preferred.sign_receipt(&receipt(&preferred, 7, spec_hash, digest), &escrow_domain(CHAIN_ID, Address::repeat_byte(1))).unwrap();
     wrong_domain["signature"] = json!(alloy_primitives::hex::encode_prefixed(sig.as_bytes()));
     let (status, body) = h.json(signed("POST", &path, serde_json::to_vec(&wrong_domain).unwrap(), &preferred)).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("signature")), "{body}");

@@ -7,6 +7,7 @@ mod anvil;
 mod api;
 mod bounds;
 mod common;
+mod dos;
 mod flow;
 mod sessions;
 mod storage;

@@ -38,8 +38,5 @@ fn every_difference_from_the_pinned_deployment_is_named() {
     let diff_other_way = pinned.differences(&theirs);
     assert_eq!(diff.len(), 2, "the deploy block moves no money: {diff:?}");
     assert!(diff_other_way[0].contains("chain id 1 (pinned: 31337)"), "{diff_other_way:?}");
-    assert!(
-        diff_other_way[1].starts_with("providerRegistry 0xbaba") && diff_other_way[1].contains("pinned: 0x8464"),
-        "{diff_other_way:?}"
-    );
+    assert!(diff_other_way[1].starts_with("providerRegistry 0xbaba") && diff_other_way[1].contains("pinned: 0x8464"), "{diff_other_way:?}");
 }

@@ -67,7 +67,11 @@ async fn a_key_outside_the_committee_is_refused() {
     let coordinator = Coordinator::start(tmp.path(), &anvil).await;
     let config = tmp.path().join("v.toml");
     let deployment = anvil.deployment_file.to_str().unwrap();
-    let out = qor_verifier(&config, &["init", "--coordinator", &coordinator.base, "--rpc-url", &anvil.url, "--deployment", deployment], PROVIDER_KEY);
+    let out = qor_verifier(
+        &config,
+        &["init", "--coordinator", &coordinator.base, "--rpc-url", &anvil.url, "--deployment", deployment],
+        PROVIDER_KEY,
+    );
     assert!(out.status.success(), "{out:?}");
     let config2 = config.clone();
     let out = tokio::task::spawn_blocking(move || qor_verifier(&config2, &["run"], PROVIDER_KEY)).await.unwrap();
@@ -88,7 +92,8 @@ async fn a_coordinator_naming_another_deployment_is_refused() {
     let fake = FakeCoordinator::start(theirs).await;
     let config = tmp.path().join("v.toml");
     let deployment = anvil.deployment_file.to_str().unwrap();
-    let out = qor_verifier(&config, &["init", "--coordinator", &fake.base, "--rpc-url", &anvil.url, "--deployment", deployment], DEPLOYER_KEY);
+    let out =
+        qor_verifier(&config, &["init", "--coordinator", &fake.base, "--rpc-url", &anvil.url, "--deployment", deployment], DEPLOYER_KEY);
     assert!(out.status.success(), "{out:?}");
     let out = tokio::task::spawn_blocking(move || qor_verifier(&config, &["run"], DEPLOYER_KEY)).await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

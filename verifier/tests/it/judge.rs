@@ -116,7 +116,13 @@ fn a_missed_reveal_the_replica_signed_for_is_a_loss_and_silence_makes_no_majorit
 fn an_invented_replica_did_not_run_and_is_neither_paid_nor_slashed() {
     let d = keccak256(b"answer");
     let innocent = key(4).address();
-    let invented = Replica { provider: innocent, acceptance: None, seal: Some((keccak256(b"any seal"), honest(&key(9), d).seal.unwrap().1)), receipt: None, registered: true };
+    let invented = Replica {
+        provider: innocent,
+        acceptance: None,
+        seal: Some((keccak256(b"any seal"), honest(&key(9), d).seal.unwrap().1)),
+        receipt: None,
+        registered: true,
+    };
     // A seal it never signed, with an acceptance it never signed either (both by another key).
     let forged_both = Replica { provider: innocent, acceptance: honest(&key(9), d).acceptance, ..invented.clone() };
     for framed in [invented, forged_both] {

@@ -42,7 +42,18 @@ impl Worker {
         let w = Self { config: dir.join("qor-worker.toml"), key, child: None };
         let data = dir.join("data");
         let deployment = anvil.deployment_file.to_str().unwrap();
-        w.cli(&["init", "--coordinator", base, "--rpc-url", &anvil.url, "--deployment", deployment, "--data-dir", data.to_str().unwrap(), "--key-from-env"]);
+        w.cli(&[
+            "init",
+            "--coordinator",
+            base,
+            "--rpc-url",
+            &anvil.url,
+            "--deployment",
+            deployment,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--key-from-env",
+        ]);
         w.cli(&["register", "--stake", "1ether"]);
         w
     }

@@ -6,7 +6,7 @@ import { type Hex, parseEther, parseEventLogs, zeroAddress } from 'viem';
 
 import { jobEscrowAbi } from '../abi';
 import { type Deal, type Job, type Provider, api, postJson, putBlob } from '../api';
-import { type App, account, chainNow, link, requireAccount, send } from '../app';
+import { type App, account, chainNow, link, requireAccount, requireSession, send } from '../app';
 import { explain } from '../errors';
 import { type JobSpec, SPEC_VERSION, canonicalSpec, chunkCount, merkleRoot, specHash } from '../hash';
 import { code, eth, field, h, notice, onSubmit, parseEthField, readFiles, table } from '../ui';
@@ -94,6 +94,7 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
     if (!Number.isInteger(r) || r < 1 || r > 32) throw new Error('Replicas must be a whole number from 1 to 32.');
     const value = parseEthField(budget.value, 'budget', '0.01');
     if (value <= 0n) throw new Error('The budget must be above zero.');
+    await requireSession(app);
     notice(status, 'info', 'Uploading the module and inputs…');
     const moduleHash = await putBlob(mod.bytes);
     const files = await readFiles(inputs);
@@ -179,6 +180,7 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
     if (!Number.isInteger(len) || len < 1) throw new Error('Blocks per period must be a whole number of at least 1.');
     const each = parseEthField(price.value, 'price', '0.0001');
     const root = merkleRoot(bytes);
+    await requireSession(app);
     notice(status, 'info', `Root ${root} computed here. Uploading the file…`);
     const blob = await putBlob(bytes);
     const registered = await postJson<{ root: Hex; size: number }>('/v1/storage/files', { blobHash: blob });

@@ -96,7 +96,16 @@ fn bad_settings_and_amounts_name_what_is_wrong() {
     ] {
         let deployment = deployment_file(tmp.path());
         let out = Command::new(env!("CARGO_BIN_EXE_qor-worker"))
-            .args(["--config", config.to_str().unwrap(), "init", "--key-from-env", "--deployment", deployment.to_str().unwrap(), flag, value])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "init",
+                "--key-from-env",
+                "--deployment",
+                deployment.to_str().unwrap(),
+                flag,
+                value,
+            ])
             .env("QOR_WORKER_KEY", KEY)
             .output()
             .unwrap();

@@ -319,8 +319,10 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
         if head < due {
             m.anvil.mine(due - head).await;
         }
-        wait_for("the provider to prove the period itself", 30, async || (!deal_now().await.pendingPeriods.bit(period as usize)).then_some(()))
-            .await;
+        wait_for("the provider to prove the period itself", 30, async || {
+            (!deal_now().await.pendingPeriods.bit(period as usize)).then_some(())
+        })
+        .await;
     }
     let head = node.get_block_number().await.unwrap();
     m.anvil.mine((start + 8).saturating_sub(head)).await;
@@ -436,7 +438,10 @@ type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
 /// refused before anything is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_data_folder() {
-    use qor_testkit::axum::{self, routing::{get, post}};
+    use qor_testkit::axum::{
+        self,
+        routing::{get, post},
+    };
     let anvil = Anvil::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("worker");
@@ -445,7 +450,17 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
     let (registry, escrow) = (anvil.address("providerRegistry"), anvil.address("jobEscrow"));
     let init = |base: &str, deployment: &Path| {
         let w = Worker { config: dir.join("qor-worker.toml"), log: dir.join("daemon.log"), daemon: None };
-        w.ok(&["init", "--force", "--key-from-env", "--coordinator", base, "--rpc-url", &anvil.url, "--deployment", deployment.to_str().unwrap()]);
+        w.ok(&[
+            "init",
+            "--force",
+            "--key-from-env",
+            "--coordinator",
+            base,
+            "--rpc-url",
+            &anvil.url,
+            "--deployment",
+            deployment.to_str().unwrap(),
+        ]);
         w
     };
     let registered = async || {
@@ -511,7 +526,8 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
         }
     };
     let polls = {
-        let (job_id, spec, released) = (created.jobId.to_string(), serde_json::from_slice::<Value>(&served.canonical_json()).unwrap(), released.clone());
+        let (job_id, spec, released) =
+            (created.jobId.to_string(), serde_json::from_slice::<Value>(&served.canonical_json()).unwrap(), released.clone());
         let (spec_hash, job) = (served.spec_hash(), job.clone());
         move || {
             let (job_id, spec, job, released) = (job_id.clone(), spec.clone(), job.clone(), released.clone());
@@ -538,7 +554,11 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
         move |uri: axum::http::Uri, body: axum::body::Bytes| {
             let (requests, released) = (requests.clone(), released.clone());
             async move {
-                requests.lock().unwrap().push(("POST".into(), uri.path().to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                requests.lock().unwrap().push((
+                    "POST".into(),
+                    uri.path().to_string(),
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ));
                 released.store(true, std::sync::atomic::Ordering::Relaxed);
                 axum::Json(json!({ "status": "released" }))
             }

@@ -2,6 +2,7 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod cli;
+mod client;
 mod daemon;
 mod exec;
 mod hosting;
