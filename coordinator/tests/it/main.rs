@@ -7,7 +7,6 @@ mod anvil;
 mod api;
 mod bounds;
 mod common;
-mod dos;
 mod flow;
 mod sessions;
 mod storage;
