@@ -72,14 +72,20 @@ impl ModuleCache {
     }
 
     fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
-        let file = std::fs::read(path).ok()?;
-        let (sum, artifact) = file.split_at_checked(32)?;
-        if keccak256(artifact).as_slice() != sum {
-            let _ = std::fs::remove_file(path);
-            return None;
-        }
-        deserialize(engine, artifact).ok()
+        read_artifact(engine, path)
     }
+}
+
+/// Loads the artifact at `path` if it is whole (its checksum matches; a damaged file is removed)
+/// and was compiled for `engine`'s configuration.
+pub(crate) fn read_artifact(engine: &Engine, path: &Path) -> Option<Module> {
+    let file = std::fs::read(path).ok()?;
+    let (sum, artifact) = file.split_at_checked(32)?;
+    if keccak256(artifact).as_slice() != sum {
+        let _ = std::fs::remove_file(path);
+        return None;
+    }
+    deserialize(engine, artifact).ok()
 }
 
 /// Loads an artifact [`Module::serialize`] wrote.
@@ -95,7 +101,7 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Module> {
     unsafe { Module::deserialize(engine, artifact) }
 }
 
-fn write_atomically(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = Vec::with_capacity(32 + artifact.len());
     file.extend_from_slice(keccak256(artifact).as_slice());

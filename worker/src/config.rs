@@ -31,12 +31,34 @@ pub struct WorkerConfig {
     pub storage_quota_bytes: u64,
     /// Region tag shown to buyers.
     pub region: String,
+    /// Most memory compiling one buyer's module may take, MiB (a module past it fails that job alone).
+    #[serde(default = "default_compile_memory_mib")]
+    pub compile_memory_mib: u64,
+    /// Longest compiling one buyer's module may take, seconds.
+    #[serde(default = "default_compile_secs")]
+    pub compile_secs: u64,
     /// The market's chain and contracts, pinned at `init` from a deployment file: stake, earnings and
     /// slashes go only to these, whatever a coordinator says.
     pub deployment: Deployment,
 }
 
+fn default_compile_memory_mib() -> u64 {
+    crate::compile::CompileBounds::default().memory_bytes >> 20
+}
+
+fn default_compile_secs() -> u64 {
+    crate::compile::CompileBounds::default().time.as_secs()
+}
+
 impl WorkerConfig {
+    /// The bounds on compiling a buyer's module.
+    pub fn compile_bounds(&self) -> crate::compile::CompileBounds {
+        crate::compile::CompileBounds {
+            memory_bytes: self.compile_memory_mib << 20,
+            time: std::time::Duration::from_secs(self.compile_secs),
+        }
+    }
+
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
@@ -74,6 +96,12 @@ impl WorkerConfig {
             }
         }
         self.price().context("`price-per-fuel` must be a decimal number of wei")?;
+        if !(64..=1 << 20).contains(&self.compile_memory_mib) {
+            anyhow::bail!("`compile-memory-mib` must be 64 to 1048576");
+        }
+        if !(1..=3600).contains(&self.compile_secs) {
+            anyhow::bail!("`compile-secs` must be 1 to 3600");
+        }
         if self.max_jobs == 0 || self.max_jobs > 1024 {
             anyhow::bail!("`max-jobs` must be 1 to 1024");
         }
@@ -138,6 +166,8 @@ pub fn defaults(data_dir: PathBuf, deployment: Deployment) -> WorkerConfig {
         max_jobs: 2,
         storage_quota_bytes: 10 << 30,
         region: "local".into(),
+        compile_memory_mib: default_compile_memory_mib(),
+        compile_secs: default_compile_secs(),
         deployment,
     }
 }

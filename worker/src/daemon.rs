@@ -57,6 +57,9 @@ pub struct DaemonConfig {
     pub progress: bool,
     /// Test fault: seal and reveal a corrupted digest (a byzantine provider).
     pub corrupt_digest: bool,
+    /// Compiles buyers' modules in bounded child processes (`None`: in this process, unbounded; only
+    /// for benchmarks of known modules).
+    pub compiler: Option<crate::compile::Compiler>,
 }
 
 /// The daemon's state.
@@ -112,7 +115,10 @@ impl Daemon {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let sandbox = Sandbox::new()?.with_module_cache(&cfg.data_dir.join("modules"))?;
+        let mut sandbox = Sandbox::new()?.with_module_cache(&cfg.data_dir.join("modules"))?;
+        if let Some(compiler) = &cfg.compiler {
+            sandbox = sandbox.with_compiler(compiler.clone());
+        }
         let hosting = Hosting::open(&cfg.data_dir)?;
         Ok(Arc::new(Self {
             domain: escrow_domain(chain.info.chain_id, chain.info.job_escrow),

@@ -69,6 +69,17 @@ enum Command {
     },
     /// Run one job locally in the deterministic sandbox and print its outcome as JSON.
     Exec(qor_worker::exec::ExecArgs),
+    /// Compile one module within a memory cap (the worker runs this in a child process).
+    #[command(hide = true)]
+    CompileModule {
+        /// The cap on the compiler's data segment.
+        #[arg(long)]
+        memory_bytes: u64,
+        /// The module.
+        wasm: PathBuf,
+        /// Where the checksummed artifact goes.
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +290,10 @@ async fn run(ctx: Loaded, grace: Duration, corrupt_digest: bool) -> anyhow::Resu
         heartbeat: Duration::from_secs(10),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         corrupt_digest,
+        compiler: Some(qor_worker::compile::Compiler::new(
+            std::env::current_exe().context("the worker's own binary, to compile modules with")?,
+            ctx.cfg.compile_bounds(),
+        )),
     };
     let daemon = Daemon::new(cfg, ctx.coordinator, chain, keys::protocol_signer(&ctx.signer))?;
     let stop = daemon.shutdown.clone();
@@ -357,10 +372,21 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(args) => {
             // The sandbox drives WASI's own runtime: run it off the async threads.
             let args = args.clone();
-            let outcome = tokio::task::spawn_blocking(move || qor_worker::exec::exec(&args)).await??;
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            let run = tokio::task::spawn_blocking(move || qor_worker::exec::exec(&args)).await??;
+            match run.cache {
+                Some(qor_worker::cache::CacheStatus::Hit) => eprintln!("module: from the module cache"),
+                Some(qor_worker::cache::CacheStatus::Compiled) => eprintln!("module: compiled (and kept in the module cache)"),
+                None => {}
+            }
+            if !run.stderr.is_empty() {
+                eprintln!("--- the module's stderr ({} bytes kept) ---", run.stderr.len());
+                eprintln!("{}", String::from_utf8_lossy(&run.stderr));
+                eprintln!("---");
+            }
+            println!("{}", serde_json::to_string_pretty(&run.outcome)?);
             Ok(())
         }
+        Command::CompileModule { .. } => unreachable!("handled before the runtime starts"),
     }
 }
 
@@ -371,6 +397,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Command::CompileModule { memory_bytes, wasm, out } = &cli.command {
+        let engine = match wasmtime::Engine::new(&qor_worker::sandbox::compile_config()) {
+            Ok(engine) => engine,
+            Err(e) => {
+                eprintln!("qor-worker: the engine: {e:#}");
+                return ExitCode::from(3);
+            }
+        };
+        return ExitCode::from(qor_worker::compile::child_main(&engine, *memory_bytes, wasm, out) as u8);
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(main_async(cli)) {
         Ok(()) => ExitCode::SUCCESS,

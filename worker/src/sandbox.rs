@@ -12,6 +12,7 @@
 //! - [`guard`] caps output at the write that crosses it and hides host listing order and file times;
 //! - compiled modules can be kept on disk ([`ModuleCache`]).
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -19,6 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cache::{CacheStatus, ModuleCache};
+use crate::compile::{CompileLimitExceeded, Compiler};
 use crate::guard::{self, Budget, OutputLimitExceeded};
 use alloy_primitives::{B256, U256, keccak256};
 use qor_protocol::digest::{ResultHasher, stdout_hash};
@@ -30,20 +32,29 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolConcurrencyLimitError, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap,
 };
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, I32Exit, WasiCtxBuilder};
 
 /// How often the wall-clock backstop ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Most instances the pooling allocator keeps ready (one per concurrently running job).
 const POOL_SLOTS: u32 = 16;
+/// Tables one module may declare, and elements one table may hold (CPython with numpy declares
+/// more than 20,000 functions in its table, the pool's default).
+const MAX_TABLES: u32 = 4;
+const MAX_TABLE_ELEMENTS: usize = 1 << 18;
+/// Host descriptors one job may need: the sandbox's own cap on open ones, as many again that
+/// path resolution holds for a moment on a kernel without `openat2`, and a few for the worker.
+const DESCRIPTORS_PER_JOB: u64 = guard::MAX_OPEN_DESCRIPTORS as u64 + guard::MAX_PATH_BYTES as u64 / 2 + 16;
 /// How long a run waits for the pool to hand back a finished run's instance.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Compiled modules a sandbox keeps in memory.
 const LOADED_MODULES: usize = 32;
-/// Cap on stderr, which is not part of the result.
-const STDERR_BYTES: usize = 64 * 1024;
+/// How much of stderr is kept for the buyer to read; the rest is dropped. Not part of the result.
+pub const STDERR_BYTES: usize = 64 * 1024;
 /// Stack a module may use before it traps (deep recursion ends here, deterministically).
 const MAX_WASM_STACK: usize = 1 << 20;
 /// Context marking errors that mean the module cannot run here (an import or entry point we lack).
@@ -110,6 +121,8 @@ pub enum Failure {
     OutOfFuel,
     /// The module tried to grow memory past `limits.memoryBytes`.
     MemoryLimit,
+    /// The module tried to grow a table past the sandbox's element cap.
+    TableLimit,
     /// The module trapped.
     Trap {
         /// wasmtime's trap code, e.g. "UnreachableCodeReached", "StackOverflow", "MemoryOutOfBounds".
@@ -127,6 +140,11 @@ pub enum Failure {
     },
     /// The wall-clock backstop fired. Never a result: a slow host must not produce a digest.
     Timeout,
+    /// Compiling the module went past the worker's time or memory bound ([`crate::compile::CompileBounds`]).
+    CompileLimit {
+        /// Which bound.
+        reason: String,
+    },
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -149,17 +167,28 @@ pub fn engine_config() -> Config {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(POOL_SLOTS);
     pool.total_memories(POOL_SLOTS);
-    pool.total_tables(POOL_SLOTS);
+    pool.total_tables(POOL_SLOTS * MAX_TABLES);
+    pool.max_tables_per_module(MAX_TABLES);
+    pool.table_elements(MAX_TABLE_ELEMENTS);
     pool.max_memory_size(qor_protocol::spec::MAX_MEMORY_BYTES as usize);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// [`engine_config`] for a process that only compiles (`qor-worker compile-module`): the same code
+/// generation, without the instance pool's reservations, which would count against the compiler's
+/// memory cap. Its artifacts load in an engine of [`engine_config`].
+pub fn compile_config() -> Config {
+    let mut config = engine_config();
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     config
 }
 
 /// At most [`POOL_SLOTS`] runs at once: the pooling allocator has that many instances, and a run past
 /// them would fail as if its module were at fault. A run waits here for a free one instead, before
 /// its store (and so its wall-clock backstop) exists.
-#[derive(Default)]
 struct Gate {
+    slots: u32,
     running: Mutex<u32>,
     freed: Condvar,
 }
@@ -167,9 +196,13 @@ struct Gate {
 struct GateSlot<'a>(&'a Gate);
 
 impl Gate {
+    fn new(slots: u32) -> Self {
+        Self { slots, running: Mutex::new(0), freed: Condvar::new() }
+    }
+
     fn enter(&self) -> GateSlot<'_> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        while *running >= POOL_SLOTS {
+        while *running >= self.slots {
             running = self.freed.wait(running).unwrap_or_else(PoisonError::into_inner);
         }
         *running += 1;
@@ -197,6 +230,9 @@ pub struct Sandbox {
     metered: bool,
     stop: Arc<AtomicBool>,
     gate: Gate,
+    compiler: Option<Compiler>,
+    /// Every import a module may have: WASI preview 1's functions, as (module, name).
+    provided: HashSet<(String, String)>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -218,23 +254,92 @@ pub struct Host {
     pub(crate) budget: Budget,
 }
 
-/// The store limiter, remembering whether it refused a memory growth (to classify the trap).
+/// The store limiter, remembering whether it refused a memory or table growth (to classify the
+/// fault the same way wherever it happens).
 struct Limiter {
     inner: StoreLimits,
-    refused: bool,
+    refused: Option<Failure>,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) {
-            self.refused = true;
+            self.refused.get_or_insert(Failure::MemoryLimit);
         }
         allowed
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
+        let allowed = self.inner.table_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.refused.get_or_insert(Failure::TableLimit);
+        }
+        allowed
+    }
+}
+
+/// stderr: its first [`STDERR_BYTES`] are kept for the buyer to read, the rest dropped, and every
+/// write succeeds in full, so how much a program logs never changes how it ends.
+#[derive(Clone, Default)]
+pub struct StderrHead(Arc<Mutex<Vec<u8>>>);
+
+impl StderrHead {
+    fn keep(&self, bytes: &[u8]) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = STDERR_BYTES.saturating_sub(kept.len());
+        kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// What was kept.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl IsTerminal for StderrHead {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrHead {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for StderrHead {
+    fn write(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.keep(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(STDERR_BYTES)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrHead {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for StderrHead {
+    fn poll_write(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        self.keep(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -288,7 +393,46 @@ impl Sandbox {
                 }
             })
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        Ok(Self { engine, linker, cache: None, loaded: Mutex::default(), metered, stop, gate: Gate::default() })
+        let provided = provided_imports(&engine, &linker);
+        let gate = Gate::new(job_slots()?);
+        Ok(Self { engine, linker, cache: None, loaded: Mutex::default(), metered, stop, gate, compiler: None, provided })
+    }
+
+    /// Refuses a module that imports anything the sandbox does not provide, from its import section
+    /// alone: nothing is compiled for a module that could never link (a full compile of a large
+    /// runtime takes a minute).
+    pub fn check_imports(&self, bytes: &[u8]) -> Result<(), String> {
+        if !bytes.starts_with(b"\0asm") {
+            return Ok(()); // the text format, which wasmtime reads itself (tests write modules in it)
+        }
+        let mut missing = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            match payload {
+                Ok(wasmparser::Payload::ImportSection(section)) => {
+                    for import in section.into_imports() {
+                        let import = import.map_err(|e| format!("malformed import section: {e}"))?;
+                        let key = (import.module.to_owned(), import.name.to_owned());
+                        let is_func = matches!(import.ty, wasmparser::TypeRef::Func(_) | wasmparser::TypeRef::FuncExact(_));
+                        if !is_func || !self.provided.contains(&key) {
+                            missing.push(format!("{}::{}", key.0, key.1));
+                        }
+                    }
+                }
+                // Everything after the import section is code and data: not read here.
+                Ok(wasmparser::Payload::FunctionSection(_) | wasmparser::Payload::CodeSectionStart { .. }) => break,
+                Ok(_) => {}
+                Err(e) => return Err(format!("not a WebAssembly module: {e}")),
+            }
+        }
+        match missing.len() {
+            0 => Ok(()),
+            n => Err(format!(
+                "the module imports {} that the QOR sandbox does not provide (refused before compiling): {}{}",
+                if n == 1 { "a function" } else { "functions" },
+                missing.iter().take(8).cloned().collect::<Vec<_>>().join(", "),
+                if n > 8 { format!(" and {} more", n - 8) } else { String::new() }
+            )),
+        }
     }
 
     /// The engine, for compiling modules ahead of a run.
@@ -302,16 +446,46 @@ impl Sandbox {
     /// `job_dir` is a path because wasmtime-wasi preopens directories by path; it opens them with
     /// cap-std, and the module sees nothing else.
     pub fn run(&self, spec: &JobSpec, job_id: U256, module: &[u8], job_dir: &Path) -> SandboxResult<Outcome> {
+        self.run_with_stderr(spec, job_id, module, job_dir, &StderrHead::default())
+    }
+
+    /// [`Sandbox::run`], keeping the head of the module's stderr in `stderr`.
+    pub fn run_with_stderr(
+        &self,
+        spec: &JobSpec,
+        job_id: U256,
+        module: &[u8],
+        job_dir: &Path,
+        stderr: &StderrHead,
+    ) -> SandboxResult<Outcome> {
+        match self.prepare(spec, module)? {
+            Ok((module, _)) => self.run_module_with_stderr(spec, job_id, &module, job_dir, stderr),
+            Err(refused) => Ok(refused),
+        }
+    }
+
+    /// The compiled module for a run of `spec`: its bytes checked against `spec.module`, its imports
+    /// checked, then held in memory, loaded from the cache or compiled (within the bounds, with a
+    /// compiler). `Ok(Err(outcome))` is a module that cannot run: the run's failed outcome.
+    pub fn prepare(&self, spec: &JobSpec, module: &[u8]) -> SandboxResult<Result<(Module, CacheStatus), Outcome>> {
         spec.validate()?;
         let got = keccak256(module);
         if got != spec.module {
             return Err(SandboxError::ModuleHashMismatch { got, expected: spec.module });
         }
-        let module = match self.module(got, module) {
-            Ok(m) => m,
-            Err(e) => return Ok(invalid_module(format!("{e:#}"))),
-        };
-        self.run_module(spec, job_id, &module, job_dir)
+        if let Some(module) = self.loaded(got) {
+            return Ok(Ok((module, CacheStatus::Hit)));
+        }
+        if let Err(reason) = self.check_imports(module) {
+            return Ok(Err(invalid_module(reason)));
+        }
+        Ok(match self.module(got, module) {
+            Ok(ready) => Ok(ready),
+            Err(e) if e.is::<CompileLimitExceeded>() => {
+                Err(Outcome::Failed { failure: Failure::CompileLimit { reason: e.to_string() }, fuel_used: 0 })
+            }
+            Err(e) => Err(invalid_module(format!("{e:#}"))),
+        })
     }
 
     /// Keeps compiled modules in `dir` (see [`ModuleCache`]): the worker daemon's setting.
@@ -322,20 +496,41 @@ impl Sandbox {
         Ok(self)
     }
 
+    /// Compiles modules in child processes within `bounds` ([`crate::compile`]), `exe` being a
+    /// `qor-worker` binary: the worker daemon's and `qor-worker exec`'s setting. Without it a
+    /// sandbox compiles in its own process, unbounded (for tests and benchmarks of trusted modules).
+    pub fn with_compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = Some(compiler);
+        self
+    }
+
     /// Compiles `bytes` (whose keccak256 is `module_hash`), or loads it from the module cache.
+    /// Errors are the module's: it does not compile, or its compile went past a bound
+    /// ([`CompileLimitExceeded`]).
     pub fn compile(&self, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<(Module, CacheStatus)> {
-        match &self.cache {
-            Some(cache) => cache.load(&self.engine, module_hash, bytes),
-            None => Ok((Module::new(&self.engine, bytes)?, CacheStatus::Compiled)),
+        match (&self.cache, &self.compiler) {
+            (Some(cache), None) => cache.load(&self.engine, module_hash, bytes),
+            (Some(cache), Some(compiler)) => {
+                let path = cache.path(module_hash);
+                if let Some(module) = crate::cache::read_artifact(&self.engine, &path) {
+                    return Ok((module, CacheStatus::Hit));
+                }
+                Ok((compiler.compile(&self.engine, bytes, &path)?, CacheStatus::Compiled))
+            }
+            (None, Some(compiler)) => {
+                let dir = tempfile::tempdir()?;
+                Ok((compiler.compile(&self.engine, bytes, &dir.path().join("module.cwasm"))?, CacheStatus::Compiled))
+            }
+            (None, None) => Ok((Module::new(&self.engine, bytes)?, CacheStatus::Compiled)),
         }
     }
 
     /// The module held in memory, or [`Self::compile`]d and then held.
-    fn module(&self, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<Module> {
+    fn module(&self, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<(Module, CacheStatus)> {
         if let Some(module) = self.loaded(module_hash) {
-            return Ok(module);
+            return Ok((module, CacheStatus::Hit));
         }
-        let (module, _) = self.compile(module_hash, bytes)?;
+        let (module, status) = self.compile(module_hash, bytes)?;
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         if !loaded.iter().any(|(h, _)| *h == module_hash) {
             if loaded.len() == LOADED_MODULES {
@@ -343,7 +538,7 @@ impl Sandbox {
             }
             loaded.push((module_hash, module.clone()));
         }
-        Ok(module)
+        Ok((module, status))
     }
 
     /// The module whose bytes hash to `module_hash`, if this sandbox ran it before and still holds it
@@ -360,11 +555,24 @@ impl Sandbox {
 
     /// Runs an already compiled module (see [`Sandbox::run`]).
     pub fn run_module(&self, spec: &JobSpec, job_id: U256, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
+        self.run_module_with_stderr(spec, job_id, module, job_dir, &StderrHead::default())
+    }
+
+    /// [`Sandbox::run_module`], keeping the first [`STDERR_BYTES`] the module wrote to stderr in
+    /// `stderr` (for the buyer or a provider to read: stderr is not part of the result).
+    pub fn run_module_with_stderr(
+        &self,
+        spec: &JobSpec,
+        job_id: U256,
+        module: &Module,
+        job_dir: &Path,
+        stderr: &StderrHead,
+    ) -> SandboxResult<Outcome> {
         spec.validate()?;
         let _slot = self.gate.enter();
         let limits = spec.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize + 1);
-        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let stderr = stderr.clone();
         let seed = keccak256(job_id.to_be_bytes::<32>());
 
         let mut wasi = WasiCtxBuilder::new();
@@ -387,15 +595,19 @@ impl Sandbox {
             .memory_size(limits.memory_bytes as usize)
             .instances(1)
             .memories(1)
-            .tables(4)
-            .table_elements(1 << 20)
-            .trap_on_grow_failure(true)
+            .tables(MAX_TABLES as usize)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            // A refused grow returns -1, as WebAssembly specifies: the module may handle it (the
+            // limit is the spec's, so that is deterministic), and one that then aborts is classed
+            // MemoryLimit/TableLimit with its fuel counted to the abort (a trap inside the grow
+            // itself would lose the fuel since the last call).
+            .trap_on_grow_failure(false)
             .build();
         let mut store = Store::new(
             &self.engine,
             Host {
                 wasi: wasi.build_p1(),
-                limits: Limiter { inner: store_limits, refused: false },
+                limits: Limiter { inner: store_limits, refused: None },
                 budget: Budget::new(limits.output_bytes, frozen.as_nanos() as u64),
             },
         );
@@ -425,10 +637,10 @@ impl Sandbox {
         };
         let run = instance
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, &spec.entry))
-            .map_err(|e| if e.is::<Trap>() || store.data().limits.refused { e } else { e.context(UNRUNNABLE) })
+            .map_err(|e| if e.is::<Trap>() || store.data().limits.refused.is_some() { e } else { e.context(UNRUNNABLE) })
             .and_then(|entry| entry.call(&mut store, ()));
         let fuel_used = if self.metered { limits.fuel - store.get_fuel().unwrap_or(0) } else { 0 };
-        let refused = store.data().limits.refused;
+        let refused = store.data().limits.refused.clone();
         drop(store);
 
         // The guards trap the write that would cross the output budget, so stdout never exceeds it.
@@ -446,19 +658,66 @@ impl Sandbox {
         let too_large = Outcome::Failed { failure: Failure::OutputTooLarge { limit: limits.output_bytes }, fuel_used };
         let out = cap_std::fs::Dir::open_ambient_dir(job_dir.join("out"), cap_std::ambient_authority())
             .map_err(|e| SandboxError::Setup(format!("open out/: {e}")))?;
-        let files = output_files(&out).map_err(|e| SandboxError::Setup(format!("list out/: {e}")))?;
         // Sizes first, from metadata: a sparse file grown past the budget is never read into memory.
-        let total = files.iter().fold(stdout.len() as u64, |sum, (_, len)| sum.saturating_add(*len));
+        let mut total = stdout.len() as u64;
+        walk(&out, &mut |_, _, _, len| {
+            total = total.saturating_add(len);
+            Ok(total <= limits.output_bytes)
+        })
+        .map_err(|e| SandboxError::Setup(format!("list out/: {e}")))?;
         if total > limits.output_bytes {
             return Ok(too_large);
         }
         let mut hasher = ResultHasher::new(exit_code, &stdout);
-        for (path, _) in &files {
-            let data = out.read(path).map_err(|e| SandboxError::Setup(format!("read out/{path}: {e}")))?;
-            hasher.add_file(path, &data).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let mut failed = None;
+        walk(&out, &mut |dir, name, path, _| {
+            let data = dir.read(name)?;
+            if let Err(e) = hasher.add_file(path, &data) {
+                failed = Some(e.to_string());
+                return Ok(false);
+            }
+            Ok(true)
+        })
+        .map_err(|e| SandboxError::Setup(format!("read out/: {e}")))?;
+        if let Some(e) = failed {
+            return Err(SandboxError::Setup(e));
         }
         Ok(Outcome::Completed { exit_code, result_digest: hasher.finish(), fuel_used, stdout_hash: stdout_hash(&stdout), stdout })
     }
+}
+
+/// Every import the linker provides, as (module, name), read once from a throwaway store.
+fn provided_imports(engine: &Engine, linker: &Linker<Host>) -> HashSet<(String, String)> {
+    let mut store = Store::new(
+        engine,
+        Host {
+            wasi: WasiCtxBuilder::new().build_p1(),
+            limits: Limiter { inner: StoreLimitsBuilder::new().build(), refused: None },
+            budget: Budget::new(0, 0),
+        },
+    );
+    linker.iter(&mut store).map(|(module, name, _)| (module.to_owned(), name.to_owned())).collect()
+}
+
+/// How many jobs may run at once here: [`POOL_SLOTS`], or fewer when the process cannot hold
+/// [`DESCRIPTORS_PER_JOB`] for each. The sandbox's descriptor limits shape results, so a job only
+/// runs when the host can give it all of them; the soft open-file limit is first raised to the hard
+/// one.
+fn job_slots() -> SandboxResult<u32> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit); // best effort: the limit below is what counts
+    }
+    let have = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let slots = (have.saturating_sub(256) / DESCRIPTORS_PER_JOB).min(u64::from(POOL_SLOTS)) as u32;
+    if slots == 0 {
+        return Err(SandboxError::Setup(format!(
+            "the open-file limit is {have}; a job needs {DESCRIPTORS_PER_JOB} descriptors (raise `ulimit -n`)"
+        )));
+    }
+    Ok(slots)
 }
 
 fn invalid_module(reason: String) -> Outcome {
@@ -466,7 +725,7 @@ fn invalid_module(reason: String) -> Outcome {
 }
 
 /// Classifies a run that ended in an error rather than an exit.
-fn classify(err: &wasmtime::Error, memory_refused: bool) -> Failure {
+fn classify(err: &wasmtime::Error, refused: Option<Failure>) -> Failure {
     if err.chain().any(|e| e.to_string() == UNRUNNABLE) {
         return Failure::InvalidModule { reason: format!("{:#}", err.root_cause()) };
     }
@@ -476,37 +735,77 @@ fn classify(err: &wasmtime::Error, memory_refused: bool) -> Failure {
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel,
         Some(Trap::Interrupt) => Failure::Timeout,
-        Some(_) if memory_refused => Failure::MemoryLimit,
+        Some(_) if refused.is_some() => refused.unwrap_or(Failure::MemoryLimit),
         // The variant name ("StackOverflow", "UnreachableCodeReached", …) is stable across versions.
         Some(trap) => Failure::Trap { trap: format!("{trap:?}") },
-        None if memory_refused => Failure::MemoryLimit,
+        None if refused.is_some() => refused.unwrap_or(Failure::MemoryLimit),
         // A WASI call the module made with arguments no implementation accepts (an out-of-range
         // rights mask, say): deterministic, and the module's fault.
         None => Failure::Trap { trap: "HostCall".into() },
     }
 }
 
-/// Every regular file under `out`, as (path relative to `out` with `/` separators, size), sorted by
-/// path bytes. Listed through a cap-std `Dir`, so a symlink the module made cannot point the worker
-/// outside the job folder; symlinks and anything but regular files are not part of a result.
-fn output_files(out: &cap_std::fs::Dir) -> std::io::Result<Vec<(String, u64)>> {
-    let mut files = Vec::new();
-    walk(out, String::new(), &mut files)?;
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(files)
-}
-
-fn walk(dir: &cap_std::fs::Dir, prefix: String, files: &mut Vec<(String, u64)>) -> std::io::Result<()> {
-    for entry in dir.entries()? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(&dir.open_dir(&name)?, path, files)?;
-        } else if kind.is_file() {
-            files.push((path, entry.metadata()?.len()));
+/// Calls `visit(dir, name, path, size)` for every regular file under `out`, in the byte order of its path
+/// relative to `out` (with `/` separators), `dir` being the folder that holds it; stops when `visit`
+/// returns false. Listed through cap-std, so a symlink the module made cannot point the worker outside
+/// the job folder; symlinks and anything but regular files are not part of a result.
+///
+/// Holds two descriptors whatever the depth (it climbs back with `open_parent_dir`, which cannot leave
+/// `out` because it never climbs above it), and opens one name at a time, never a long path: folders
+/// nested thousands deep give a result like any other, on any host. Visiting each folder's entries
+/// sorted by name, with `/` after a folder's name, is the same as sorting the whole paths.
+fn walk(out: &cap_std::fs::Dir, visit: &mut dyn FnMut(&cap_std::fs::Dir, &str, &str, u64) -> std::io::Result<bool>) -> std::io::Result<()> {
+    struct Level {
+        prefix: String,
+        /// (sort key, name, is a folder), reversed: the next one is last.
+        rest: Vec<(Vec<u8>, String, bool)>,
+    }
+    let list = |dir: &cap_std::fs::Dir, prefix: String| -> std::io::Result<Level> {
+        let mut rest = Vec::new();
+        for entry in dir.entries()? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                rest.push((format!("{name}/").into_bytes(), name, true));
+            } else if kind.is_file() {
+                rest.push((name.clone().into_bytes(), name, false));
+            }
+        }
+        rest.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(Level { prefix, rest })
+    };
+    let mut dir = out.try_clone()?;
+    let mut stack = vec![list(&dir, String::new())?];
+    while let Some(level) = stack.last_mut() {
+        let Some((_, name, is_dir)) = level.rest.pop() else {
+            stack.pop();
+            if !stack.is_empty() {
+                dir = dir.open_parent_dir(cap_std::ambient_authority())?;
+            }
+            continue;
+        };
+        let path = if level.prefix.is_empty() { name.clone() } else { format!("{}/{name}", level.prefix) };
+        if is_dir {
+            dir = dir.open_dir(&name)?;
+            stack.push(list(&dir, path)?);
+        } else {
+            let len = dir.symlink_metadata(&name)?.len();
+            if !visit(&dir, &name, &path, len)? {
+                return Ok(());
+            }
         }
     }
     Ok(())
+}
+
+/// Every regular file under `out` as (path relative to `out`, size), in the order a result hashes
+/// them (see [`walk`]).
+pub fn output_files(out: &cap_std::fs::Dir) -> std::io::Result<Vec<(String, u64)>> {
+    let mut files = Vec::new();
+    walk(out, &mut |_, _, path, len| {
+        files.push((path.to_owned(), len));
+        Ok(true)
+    })?;
+    Ok(files)
 }

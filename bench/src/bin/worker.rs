@@ -94,6 +94,7 @@ async fn jobs_per_second() {
         heartbeat: Duration::from_secs(5),
         progress: false,
         corrupt_digest: false,
+        compiler: None,
     };
     let daemon = Daemon::new(cfg, Coordinator::new(&base, worker.clone()), chain, worker).unwrap();
     let stop = daemon.shutdown.clone();

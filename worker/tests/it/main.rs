@@ -5,5 +5,6 @@ mod cli;
 mod client;
 mod daemon;
 mod exec;
+mod hostile;
 mod hosting;
 mod sandbox;
