@@ -233,6 +233,9 @@ pub struct Sandbox {
     compiler: Option<Compiler>,
     /// Every import a module may have: WASI preview 1's functions, as (module, name).
     provided: HashSet<(String, String)>,
+    /// Modules whose compile went past a bound, with the reason (most recent last): offered again,
+    /// they fail at once instead of taking the compiler's time and memory again.
+    over_bounds: Mutex<Vec<(B256, String)>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -395,7 +398,18 @@ impl Sandbox {
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let provided = provided_imports(&engine, &linker);
         let gate = Gate::new(job_slots()?);
-        Ok(Self { engine, linker, cache: None, loaded: Mutex::default(), metered, stop, gate, compiler: None, provided })
+        Ok(Self {
+            engine,
+            linker,
+            cache: None,
+            loaded: Mutex::default(),
+            metered,
+            stop,
+            gate,
+            compiler: None,
+            provided,
+            over_bounds: Mutex::default(),
+        })
     }
 
     /// Refuses a module that imports anything the sandbox does not provide, from its import section
@@ -479,10 +493,19 @@ impl Sandbox {
         if let Err(reason) = self.check_imports(module) {
             return Ok(Err(invalid_module(reason)));
         }
+        let over = |reason: String| Outcome::Failed { failure: Failure::CompileLimit { reason }, fuel_used: 0 };
+        if let Some((_, reason)) = self.over_bounds.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|(h, _)| *h == got) {
+            return Ok(Err(over(reason.clone())));
+        }
         Ok(match self.module(got, module) {
             Ok(ready) => Ok(ready),
             Err(e) if e.is::<CompileLimitExceeded>() => {
-                Err(Outcome::Failed { failure: Failure::CompileLimit { reason: e.to_string() }, fuel_used: 0 })
+                let mut remembered = self.over_bounds.lock().unwrap_or_else(PoisonError::into_inner);
+                if remembered.len() == LOADED_MODULES {
+                    remembered.remove(0);
+                }
+                remembered.push((got, e.to_string()));
+                Err(over(e.to_string()))
             }
             Err(e) => Err(invalid_module(format!("{e:#}"))),
         })

@@ -362,7 +362,7 @@ fn an_unknown_import_is_refused_before_compiling() {
 
 /// A module in binary form with one function `_start` of `body` (and one i32 local), exporting a
 /// one-page memory: for modules too deep for the text parser's recursion.
-fn binary_module(body: &[u8]) -> Vec<u8> {
+pub(crate) fn binary_module(body: &[u8]) -> Vec<u8> {
     fn leb(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
@@ -407,13 +407,7 @@ fn a_compile_bomb_fails_alone_within_the_bounds() {
     let bounds = CompileBounds { memory_bytes: 256 << 20, time: Duration::from_secs(30) };
     let sandbox =
         std::sync::Arc::new(Sandbox::new().unwrap().with_compiler(Compiler::new(env!("CARGO_BIN_EXE_qor-worker").into(), bounds)));
-    let depth = 50_000;
-    let mut body = Vec::new();
-    for _ in 0..depth {
-        body.extend_from_slice(&[0x20, 0x00, 0x04, 0x40]); // local.get 0; if (no result)
-    }
-    body.extend(std::iter::repeat_n(0x0b, depth + 1)); // end × depth, and the function's end
-    let bomb = binary_module(&body);
+    let bomb = compile_bomb();
 
     let beside = std::thread::spawn({
         let sandbox = sandbox.clone();
@@ -432,4 +426,20 @@ fn a_compile_bomb_fails_alone_within_the_bounds() {
     let after = wat(r#"(module (memory (export "memory") 1) (func (export "_start") nop))"#);
     let outcome = run_in(&sandbox, &spec(&after, 1_000, 10_000), &after, job_dir().path());
     assert!(matches!(outcome, Outcome::Completed { exit_code: 0, .. }), "{outcome:?}");
+    // Offered again, the bomb fails at once: the sandbox remembers what went past a bound.
+    let again = Instant::now();
+    let outcome = run_in(&sandbox, &spec(&bomb, 1_000, 10_000), &bomb, job_dir().path());
+    assert!(matches!(outcome, Outcome::Failed { failure: Failure::CompileLimit { .. }, .. }), "{outcome:?}");
+    assert!(again.elapsed() < Duration::from_secs(1), "{:?}", again.elapsed());
+}
+
+/// 50,000 nested `if` blocks in one function: a 200 KB module whose compile once took 8 GB.
+pub(crate) fn compile_bomb() -> Vec<u8> {
+    let depth = 50_000;
+    let mut body = Vec::new();
+    for _ in 0..depth {
+        body.extend_from_slice(&[0x20, 0x00, 0x04, 0x40]); // local.get 0; if (no result)
+    }
+    body.extend(std::iter::repeat_n(0x0b, depth + 1)); // end × depth, and the function's end
+    binary_module(&body)
 }
