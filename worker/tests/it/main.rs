@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod conformance;
 mod daemon;
 mod exec;
 mod hostile;
