@@ -38,6 +38,18 @@ impl Default for CompileBounds {
 #[error("compiling the module {0}")]
 pub struct CompileLimitExceeded(pub String);
 
+/// The compiler could not be run or failed for a reason of the worker's own (a file it could not
+/// write, say): not the module's doing, so never a result or a failure class of the module's.
+#[derive(Debug, thiserror::Error)]
+#[error("the compiler: {0}")]
+pub struct CompilerFailed(pub String);
+
+/// Exit code of the child for a failure of the worker's own.
+const WORKER_FAULT: i32 = 3;
+
+/// Distinguishes the module files of compiles running at once in one process.
+static NEXT_COMPILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The child process that compiles: the `qor-worker` binary at `exe`.
 #[derive(Clone, Debug)]
 pub struct Compiler {
@@ -63,12 +75,13 @@ impl Compiler {
     /// loads it with `engine`. Errors: [`CompileLimitExceeded`] past a bound, otherwise the module's
     /// own (it does not compile) or the worker's (the child could not be run).
     pub fn compile(&self, engine: &Engine, bytes: &[u8], out: &Path) -> wasmtime::Result<Module> {
-        let wasm = out.with_extension(format!("wasm.{}", std::process::id()));
-        std::fs::write(&wasm, bytes)?;
+        let n = NEXT_COMPILE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let wasm = out.with_extension(format!("wasm.{}.{n}", std::process::id()));
+        std::fs::write(&wasm, bytes).map_err(|e| CompilerFailed(format!("writing {}: {e}", wasm.display())))?;
         let result = self.run_child(&wasm, out);
         let _ = std::fs::remove_file(&wasm);
         result?;
-        cache::read_artifact(engine, out).ok_or_else(|| wasmtime::format_err!("the compiler wrote no usable artifact at {}", out.display()))
+        cache::read_artifact(engine, out).ok_or_else(|| CompilerFailed(format!("no usable artifact at {}", out.display())).into())
     }
 
     fn run_child(&self, wasm: &Path, out: &Path) -> wasmtime::Result<()> {
@@ -82,7 +95,7 @@ impl Compiler {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| wasmtime::format_err!("starting the compiler {}: {e}", self.exe.display()))?;
+            .map_err(|e| CompilerFailed(format!("starting {}: {e}", self.exe.display())))?;
         let deadline = Instant::now() + self.bounds.time;
         let status = loop {
             if let Some(status) = child.try_wait()? {
@@ -105,6 +118,9 @@ impl Compiler {
         if let Some(reason) = said.lines().find_map(|l| l.strip_prefix(INVALID)) {
             return Err(wasmtime::format_err!("{reason}"));
         }
+        if status.code() == Some(WORKER_FAULT) {
+            return Err(CompilerFailed(said.trim().to_owned()).into());
+        }
         // Anything else is the compiler dying: out of its memory (an allocation failure aborts) or
         // killed. Not the module's fault in a way a result could show, but a bound all the same.
         Err(CompileLimitExceeded(format!(
@@ -120,16 +136,18 @@ impl Compiler {
 /// writes the artifact to `out`. Returns the process exit code; a module that does not compile is
 /// reported on stderr after [`INVALID`].
 pub fn child_main(engine: &Engine, memory_bytes: u64, wasm: &Path, out: &Path) -> i32 {
-    use rustix::process::{Resource, Rlimit, setrlimit};
+    use rustix::process::{Resource, Rlimit, set_parent_process_death_signal, setrlimit};
+    // A worker killed mid-compile takes its compiler with it.
+    let _ = set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if let Err(e) = setrlimit(Resource::Data, Rlimit { current: Some(memory_bytes), maximum: Some(memory_bytes) }) {
         eprintln!("cannot cap the compiler's memory: {e}");
-        return 3;
+        return WORKER_FAULT;
     }
     let bytes = match std::fs::read(wasm) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("reading {}: {e}", wasm.display());
-            return 3;
+            return WORKER_FAULT;
         }
     };
     let artifact = match Module::new(engine, &bytes).and_then(|m| m.serialize()) {
@@ -143,7 +161,7 @@ pub fn child_main(engine: &Engine, memory_bytes: u64, wasm: &Path, out: &Path) -
         Ok(()) => 0,
         Err(e) => {
             eprintln!("writing {}: {e}", out.display());
-            3
+            WORKER_FAULT
         }
     }
 }

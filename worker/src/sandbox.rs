@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cache::{CacheStatus, ModuleCache};
-use crate::compile::{CompileLimitExceeded, Compiler};
+use crate::compile::{CompileLimitExceeded, Compiler, CompilerFailed};
 use crate::guard::{self, Budget, OutputLimitExceeded};
 use alloy_primitives::{B256, U256, keccak256};
 use qor_protocol::digest::{ResultHasher, stdout_hash};
@@ -507,6 +507,7 @@ impl Sandbox {
                 remembered.push((got, e.to_string()));
                 Err(over(e.to_string()))
             }
+            Err(e) if e.is::<CompilerFailed>() => return Err(SandboxError::Setup(format!("{e:#}"))),
             Err(e) => Err(invalid_module(format!("{e:#}"))),
         })
     }

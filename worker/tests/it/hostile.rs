@@ -443,3 +443,30 @@ pub(crate) fn compile_bomb() -> Vec<u8> {
     body.extend(std::iter::repeat_n(0x0b, depth + 1)); // end × depth, and the function's end
     binary_module(&body)
 }
+
+/// Jobs of one module starting together each compile it in a child of their own, into the same
+/// module cache, and all of them run (the children once shared one temporary file, and all but one
+/// failed as if the module were at fault).
+#[test]
+fn one_module_compiled_by_many_jobs_at_once_runs_in_all_of_them() {
+    use qor_worker::compile::{CompileBounds, Compiler};
+    let cache = tempfile::tempdir().unwrap();
+    let sandbox = std::sync::Arc::new(
+        Sandbox::new()
+            .unwrap()
+            .with_module_cache(cache.path())
+            .unwrap()
+            .with_compiler(Compiler::new(env!("CARGO_BIN_EXE_qor-worker").into(), CompileBounds::default())),
+    );
+    let m = wat(r#"(module (memory (export "memory") 1) (func (export "_start") nop))"#);
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let (sandbox, m) = (sandbox.clone(), m.clone());
+            std::thread::spawn(move || run_in(&sandbox, &spec(&m, 1_000, 10_000), &m, job_dir().path()))
+        })
+        .collect();
+    for run in runs {
+        let outcome = run.join().unwrap();
+        assert!(matches!(outcome, Outcome::Completed { exit_code: 0, .. }), "{outcome:?}");
+    }
+}
