@@ -48,7 +48,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 
-# The benchmarks are not tests, but running them keeps every figure the README quotes reproducible.
+# The benchmarks are not tests, but running them keeps every figure bench/README.md quotes reproducible.
 echo "== gas benchmarks"
 bench/gas.sh
 echo "== merkle and sandbox benchmarks"

@@ -62,17 +62,13 @@ impl ModuleCache {
     /// not compile.
     pub fn load(&self, engine: &Engine, module_hash: B256, bytes: &[u8]) -> wasmtime::Result<(Module, CacheStatus)> {
         let path = self.path(module_hash);
-        if let Some(module) = self.read(engine, &path) {
+        if let Some(module) = read_artifact(engine, &path) {
             return Ok((module, CacheStatus::Hit));
         }
         let module = Module::new(engine, bytes)?;
         // A cache that cannot be written (full disk, read-only folder) costs speed, never a job.
         let _ = module.serialize().map(|artifact| write_atomically(&path, &artifact));
         Ok((module, CacheStatus::Compiled))
-    }
-
-    fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
-        read_artifact(engine, path)
     }
 }
 
