@@ -92,6 +92,18 @@ impl RateLimiter {
     }
 }
 
+/// Gives back `n` of what `ip` holds in `counts`, forgetting the address at zero (so the map holds
+/// only addresses that hold something).
+pub(crate) fn give_back(counts: &Mutex<HashMap<IpAddr, usize>>, ip: IpAddr, n: usize) {
+    let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(held) = counts.get_mut(&ip) {
+        *held = held.saturating_sub(n);
+        if *held == 0 {
+            counts.remove(&ip);
+        }
+    }
+}
+
 fn too_many(code: &'static str, message: String, retry_after: Duration) -> Response {
     let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).into_response();
     let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -154,13 +166,7 @@ impl BodyCharge {
 impl Drop for BodyCharge {
     fn drop(&mut self) {
         if let Some(ip) = self.ip {
-            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(mine) = held.get_mut(&ip) {
-                *mine = mine.saturating_sub(self.kib);
-                if *mine == 0 {
-                    held.remove(&ip);
-                }
-            }
+            give_back(&self.held, ip, self.kib);
         }
     }
 }
@@ -224,13 +230,7 @@ pub struct StreamSlot {
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         if let Some(ip) = self.ip {
-            let mut open = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = open.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(&ip);
-                }
-            }
+            give_back(&self.per_ip, ip, 1);
         }
     }
 }
