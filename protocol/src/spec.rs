@@ -195,6 +195,23 @@ impl JobSpec {
     pub fn spec_hash(&self) -> B256 {
         keccak256(self.canonical_json())
     }
+
+    /// What seeds the sandbox's frozen clock and random bytes: keccak256 of the canonical JSON of the
+    /// spec without `limits` and `redundancy`. A run's result and fuel then depend on what runs and
+    /// what it reads, never on the job id, how much it may use or how many replicas run it, so a run
+    /// before funding (with any fuel limit) meters exactly what the funded job's replicas will.
+    pub fn sandbox_seed(&self) -> B256 {
+        let mut normalized = self.clone();
+        normalized.inputs.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let mut value = serde_json::to_value(&normalized).expect("a spec always serializes");
+        if let Value::Object(map) = &mut value {
+            map.remove("limits");
+            map.remove("redundancy");
+        }
+        let mut out = b"qor.sandbox-seed.v1:".to_vec();
+        write_canonical(&value, &mut out);
+        keccak256(out)
+    }
 }
 
 /// Writes `value` with object keys sorted by their UTF-8 bytes (the spec's keys are ASCII, where this is

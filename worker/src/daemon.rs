@@ -431,9 +431,9 @@ impl Daemon {
 
         let (sandbox, spec2, dir2) = (self.sandbox.clone(), spec.clone(), job_dir.clone());
         let outcome = tokio::task::spawn_blocking(move || match loaded {
-            Some(loaded) => sandbox.run_module(&spec2, job_id, &loaded, &dir2),
+            Some(loaded) => sandbox.run_module(&spec2, &loaded, &dir2),
             // Read above whenever nothing was loaded.
-            None => sandbox.run(&spec2, job_id, &module.unwrap_or_default(), &dir2),
+            None => sandbox.run(&spec2, &module.unwrap_or_default(), &dir2),
         })
         .await?;
         let (result_digest, stdout_hash, exit_code, fuel_used, stdout) = match outcome {

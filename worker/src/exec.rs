@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::{U256, keccak256};
+use alloy_primitives::keccak256;
 use anyhow::{Context, bail};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -24,9 +24,6 @@ pub struct ExecArgs {
     /// Folder holding the spec's inputs under their `path`s; each must hash to its `hash`.
     #[arg(long)]
     pub inputs: Option<PathBuf>,
-    /// The on-chain job id, which seeds the frozen clock and the random bytes.
-    #[arg(long, default_value = "0")]
-    pub job_id: U256,
     /// Copy the files the module wrote under `/out` into this folder (created if missing; files
     /// already there are not overwritten).
     #[arg(long)]
@@ -91,7 +88,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<Run> {
     }
     let stderr = StderrHead::default();
     let (outcome, cache) = match sandbox.prepare(&spec, &module)? {
-        Ok((module, status)) => (sandbox.run_module_with_stderr(&spec, args.job_id, &module, job.path(), &stderr)?, Some(status)),
+        Ok((module, status)) => (sandbox.run_module_with_stderr(&spec, &module, job.path(), &stderr)?, Some(status)),
         Err(refused) => (refused, None),
     };
     if let Some(dest) = &args.out

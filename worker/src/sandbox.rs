@@ -5,8 +5,10 @@
 //! - fuel metering is the billing unit and the only deterministic stopping point; NaNs are
 //!   canonicalized; threads are off; relaxed SIMD is deterministic; memory is capped by a store
 //!   limiter, and failing to grow traps;
-//! - WASI preview 1 with no ambient authority: the clock is frozen at a time derived from the job id,
-//!   random bytes come from a ChaCha stream seeded by the job id, the environment is given in sorted
+//! - WASI preview 1 with no ambient authority: the clock is frozen at a time derived from
+//!   [`JobSpec::sandbox_seed`] (the spec without its limits and redundancy), random bytes come from a
+//!   stream seeded by it (so result and fuel are a function of what runs and what it reads, and a run
+//!   before funding quotes them exactly), the environment is given in sorted
 //!   order, and the only files are the job folder's `in` (read-only, as `/in`) and `out` (as `/out`);
 //! - an epoch deadline is a wall-clock backstop only: a timeout is "no result", never a digest;
 //! - [`guard`] caps output at the write that crosses it and hides host listing order and file times;
@@ -22,7 +24,7 @@ use std::time::Duration;
 use crate::cache::{CacheStatus, ModuleCache};
 use crate::compile::{CompileLimitExceeded, Compiler, CompilerFailed};
 use crate::guard::{self, Budget, OutputLimitExceeded};
-use alloy_primitives::{B256, U256, keccak256};
+use alloy_primitives::{B256, keccak256};
 use qor_protocol::digest::{ResultHasher, stdout_hash};
 use qor_protocol::spec::JobSpec;
 use rand::SeedableRng;
@@ -454,26 +456,25 @@ impl Sandbox {
         &self.engine
     }
 
-    /// Runs `module` (whose keccak256 must be `spec.module`) for job `job_id` in the job folder
+    /// Runs `module` (whose keccak256 must be `spec.module`) for `spec` in the job folder
     /// `job_dir`, which holds `in/` with the inputs already verified and an empty `out/`.
     ///
     /// `job_dir` is a path because wasmtime-wasi preopens directories by path; it opens them with
     /// cap-std, and the module sees nothing else.
-    pub fn run(&self, spec: &JobSpec, job_id: U256, module: &[u8], job_dir: &Path) -> SandboxResult<Outcome> {
-        self.run_with_stderr(spec, job_id, module, job_dir, &StderrHead::default())
+    pub fn run(&self, spec: &JobSpec, module: &[u8], job_dir: &Path) -> SandboxResult<Outcome> {
+        self.run_with_stderr(spec, module, job_dir, &StderrHead::default())
     }
 
     /// [`Sandbox::run`], keeping the head of the module's stderr in `stderr`.
     pub fn run_with_stderr(
         &self,
         spec: &JobSpec,
-        job_id: U256,
         module: &[u8],
         job_dir: &Path,
         stderr: &StderrHead,
     ) -> SandboxResult<Outcome> {
         match self.prepare(spec, module)? {
-            Ok((module, _)) => self.run_module_with_stderr(spec, job_id, &module, job_dir, stderr),
+            Ok((module, _)) => self.run_module_with_stderr(spec, &module, job_dir, stderr),
             Err(refused) => Ok(refused),
         }
     }
@@ -578,8 +579,8 @@ impl Sandbox {
     }
 
     /// Runs an already compiled module (see [`Sandbox::run`]).
-    pub fn run_module(&self, spec: &JobSpec, job_id: U256, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
-        self.run_module_with_stderr(spec, job_id, module, job_dir, &StderrHead::default())
+    pub fn run_module(&self, spec: &JobSpec, module: &Module, job_dir: &Path) -> SandboxResult<Outcome> {
+        self.run_module_with_stderr(spec, module, job_dir, &StderrHead::default())
     }
 
     /// [`Sandbox::run_module`], keeping the first [`STDERR_BYTES`] the module wrote to stderr in
@@ -587,7 +588,6 @@ impl Sandbox {
     pub fn run_module_with_stderr(
         &self,
         spec: &JobSpec,
-        job_id: U256,
         module: &Module,
         job_dir: &Path,
         stderr: &StderrHead,
@@ -597,7 +597,7 @@ impl Sandbox {
         let limits = spec.limits;
         let stdout = MemoryOutputPipe::new(limits.output_bytes as usize + 1);
         let stderr = stderr.clone();
-        let seed = keccak256(job_id.to_be_bytes::<32>());
+        let seed = spec.sandbox_seed();
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.arg("job").args(&spec.args);

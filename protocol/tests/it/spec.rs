@@ -60,6 +60,35 @@ fn any_change_changes_the_hash() {
 }
 
 #[test]
+fn the_sandbox_seed_is_what_runs_not_how_much_it_may_use() {
+    let base = JobSpec::from_json(EXAMPLE.as_bytes()).unwrap();
+    let seed = base.sandbox_seed();
+    assert_ne!(seed, base.spec_hash());
+    // Limits, redundancy and the order inputs are listed in leave the seed alone...
+    let same = [
+        spec_with(|v| v["limits"]["fuel"] = 9_000_000.into()).unwrap(),
+        spec_with(|v| v["limits"]["wallClockMs"] = 1.into()).unwrap(),
+        spec_with(|v| v["redundancy"] = 1.into()).unwrap(),
+        spec_with(|v| v["inputs"].as_array_mut().unwrap().reverse()).unwrap(),
+    ];
+    for spec in same {
+        assert_eq!(spec.sandbox_seed(), seed, "{spec:?}");
+    }
+    // ...and everything the module sees changes it.
+    let other = [
+        spec_with(|v| v["args"][0] = "--nam".into()).unwrap(),
+        spec_with(|v| v["env"]["ALPHA"] = "1st".into()).unwrap(),
+        spec_with(|v| v["inputs"][0]["path"] = "data/c.txt".into()).unwrap(),
+        spec_with(|v| v["inputs"][1]["hash"] = format!("0x{}", "44".repeat(32)).into()).unwrap(),
+        spec_with(|v| v["module"] = format!("0x{}", "55".repeat(32)).into()).unwrap(),
+        spec_with(|v| v["entry"] = "main".into()).unwrap(),
+    ];
+    for spec in other {
+        assert_ne!(spec.sandbox_seed(), seed, "{spec:?}");
+    }
+}
+
+#[test]
 fn refusals_name_the_field() {
     type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
     let cases: Vec<(Edit, &str)> = vec![

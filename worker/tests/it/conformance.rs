@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::{U256, keccak256};
+use alloy_primitives::keccak256;
 use qor_protocol::spec::{InputFile, JobSpec, Limits};
 use qor_worker::sandbox::{Outcome, Sandbox, StderrHead};
 use serde_json::Value;
@@ -81,7 +81,7 @@ fn run(sandbox: &Sandbox, wasm: &Path) -> Result<(), String> {
     }
     std::fs::create_dir_all(dir.path().join("in")).unwrap();
     let stderr = StderrHead::default();
-    let outcome = sandbox.run_with_stderr(&spec, U256::from(1), &module, dir.path(), &stderr).map_err(|e| e.to_string())?;
+    let outcome = sandbox.run_with_stderr(&spec, &module, dir.path(), &stderr).map_err(|e| e.to_string())?;
     let said = String::from_utf8_lossy(&stderr.contents()).trim().to_owned();
     let Outcome::Completed { exit_code, stdout, .. } = outcome else { return Err(format!("{outcome:?}; stderr: {said}")) };
     let want_code = expect["exit_code"].as_u64().unwrap_or(0);

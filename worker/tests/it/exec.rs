@@ -31,7 +31,7 @@ fn exec(dir: &std::path::Path, spec: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_qor-worker"))
         .args(["exec", spec.to_str().unwrap(), "--module", wasm("sha256sum").to_str().unwrap(), "--inputs"])
         .arg(dir.join("inputs"))
-        .args(["--job-id", "7", "--no-cache"])
+        .arg("--no-cache")
         .output()
         .unwrap()
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{U256, keccak256};
+use alloy_primitives::keccak256;
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_worker::sandbox::{Failure, Outcome, Sandbox};
 
@@ -35,7 +35,7 @@ fn job_dir() -> tempfile::TempDir {
 }
 
 fn run_in(sandbox: &Sandbox, spec: &JobSpec, module: &[u8], dir: &Path) -> Outcome {
-    sandbox.run(spec, U256::from(7), module, dir).unwrap()
+    sandbox.run(spec, module, dir).unwrap()
 }
 
 /// The imports the modules below use.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::{B256, U256, keccak256};
+use alloy_primitives::{B256, keccak256};
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_worker::cache::CacheStatus;
 use qor_worker::sandbox::{Failure, Outcome, Sandbox};
@@ -52,7 +52,7 @@ impl JobDir {
 
 fn run(sandbox: &Sandbox, spec: &JobSpec, module: &[u8], inputs: &[(&str, &[u8])]) -> Outcome {
     let dir = JobDir::new(inputs);
-    sandbox.run(spec, U256::from(42), module, dir.path()).unwrap()
+    sandbox.run(spec, module, dir.path()).unwrap()
 }
 
 fn completed(outcome: &Outcome) -> (u32, B256, u64, String) {
@@ -85,7 +85,7 @@ fn hello_sees_args_and_sorted_env_and_writes_out() {
 }
 
 #[test]
-fn clock_random_and_nans_are_pinned_by_the_job_id() {
+fn clock_random_and_nans_are_pinned_by_what_runs() {
     let sandbox = Sandbox::new().unwrap();
     let wasm = example("floaty");
     let spec = spec_for(&wasm, &[], &[]);
@@ -97,9 +97,17 @@ fn clock_random_and_nans_are_pinned_by_the_job_id() {
     for line in ["nan 7ff8000000000000", "inf-inf 7ff8000000000000", "sqrt(-1) 7ff8000000000000", "f32 nan 7fc00000"] {
         assert!(first.3.contains(line), "{line} missing in:\n{}", first.3);
     }
-    // Another job id: another frozen clock and another random stream.
-    let dir = JobDir::new(&[]);
-    let other = completed(&sandbox.run(&spec, U256::from(43), &wasm, dir.path()).unwrap());
+    // Limits and redundancy do not seed the sandbox: a quote run with a looser fuel limit, or the
+    // same program for more replicas, sees the same clock and the same random bytes, and the same fuel.
+    let mut looser = spec.clone();
+    looser.limits.fuel *= 4;
+    looser.limits.memory_bytes *= 2;
+    looser.redundancy = 5;
+    assert_ne!(looser.spec_hash(), spec.spec_hash());
+    assert_eq!(completed(&run(&sandbox, &looser, &wasm, &[])), first);
+    // Another program (one more variable in its environment): another frozen clock and another
+    // random stream.
+    let other = completed(&run(&sandbox, &spec_for(&wasm, &[], &[("SALT", "1")]), &wasm, &[]));
     assert_ne!(other.3, first.3);
 }
 
@@ -222,7 +230,7 @@ fn a_flood_into_out_never_reaches_the_disk_past_the_cap() {
     let m = flood(true);
     let spec = spec_for(&m, &[], &[]);
     let dir = JobDir::new(&[]);
-    let (f, fuel) = failure(&sandbox.run(&spec, U256::from(7), &m, dir.path()).unwrap());
+    let (f, fuel) = failure(&sandbox.run(&spec, &m, dir.path()).unwrap());
     assert_eq!(f, Failure::OutputTooLarge { limit: spec.limits.output_bytes });
     assert!(fuel < spec.limits.fuel / 100, "{fuel}");
     let written = std::fs::metadata(dir.path().join("out/big")).unwrap().len();
@@ -245,7 +253,7 @@ fn growing_a_file_past_the_cap_or_creating_too_many_files_is_output_too_large() 
           (drop (call $size (i32.load (i32.const 12)) (i64.const 10000000000)))))"#);
     let dir = JobDir::new(&[]);
     let spec = spec_for(&m, &[], &[]);
-    let (f, _) = failure(&sandbox.run(&spec, U256::from(7), &m, dir.path()).unwrap());
+    let (f, _) = failure(&sandbox.run(&spec, &m, dir.path()).unwrap());
     assert_eq!(f, Failure::OutputTooLarge { limit: spec.limits.output_bytes });
     assert_eq!(std::fs::metadata(dir.path().join("out/sparse")).unwrap().len(), 0);
 
@@ -260,7 +268,7 @@ fn growing_a_file_past_the_cap_or_creating_too_many_files_is_output_too_large() 
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br 0))))"#);
     let dir = JobDir::new(&[]);
-    let (f, _) = failure(&sandbox.run(&spec_for(&m, &[], &[]), U256::from(7), &m, dir.path()).unwrap());
+    let (f, _) = failure(&sandbox.run(&spec_for(&m, &[], &[]), &m, dir.path()).unwrap());
     assert!(matches!(f, Failure::OutputTooLarge { .. }), "{f:?}");
     let made = std::fs::read_dir(dir.path().join("out")).unwrap().count();
     assert!(made as u32 <= qor_worker::guard::MAX_CREATED_ENTRIES, "{made} entries");
@@ -288,8 +296,8 @@ fn listings_are_sorted_and_file_times_are_the_frozen_clock() {
     let mut reversed = names.clone();
     reversed.reverse();
     let backward = make(&reversed);
-    let a = completed(&sandbox.run(&spec, U256::from(5), &wasm, forward.path()).unwrap());
-    let b = completed(&sandbox.run(&spec, U256::from(5), &wasm, backward.path()).unwrap());
+    let a = completed(&sandbox.run(&spec, &wasm, forward.path()).unwrap());
+    let b = completed(&sandbox.run(&spec, &wasm, backward.path()).unwrap());
     let listed: Vec<&str> = a.3.lines().skip(1).filter(|l| !l.starts_with(' ')).map(|l| l.split(' ').nth(1).unwrap()).collect();
     let mut sorted = listed.clone();
     sorted.sort();
@@ -324,7 +332,7 @@ fn module_hash_must_match() {
     let mut spec = spec_for(&m, &[], &[]);
     spec.module = B256::ZERO;
     let dir = JobDir::new(&[]);
-    let err = sandbox.run(&spec, U256::from(1), &m, dir.path()).unwrap_err();
+    let err = sandbox.run(&spec, &m, dir.path()).unwrap_err();
     assert!(err.to_string().starts_with("module hash mismatch"), "{err}");
 }
 
@@ -334,7 +342,7 @@ fn a_module_cannot_leave_the_job_folder() {
     let wasm = example("escape");
     let spec = spec_for(&wasm, &[], &[]);
     let dir = JobDir::new(&[("x", b"")]);
-    let outcome = sandbox.run(&spec, U256::from(1), &wasm, dir.path()).unwrap();
+    let outcome = sandbox.run(&spec, &wasm, dir.path()).unwrap();
     let (exit, _, _, stdout) = completed(&outcome);
     assert_eq!(exit, 0);
     assert!(!stdout.contains("LEAK"), "{stdout}");
@@ -444,12 +452,12 @@ fn a_sandbox_holds_the_modules_it_ran_and_runs_them_without_their_bytes() {
     // Held in memory: the cache folder can go and the module still runs, with the same result.
     std::fs::remove_dir_all(cache.path()).unwrap();
     let dir = JobDir::new(inputs);
-    assert_eq!(sandbox.run_module(&spec, U256::from(42), &held, dir.path()).unwrap(), expected);
+    assert_eq!(sandbox.run_module(&spec, &held, dir.path()).unwrap(), expected);
 
     // Wrong bytes for a held module are still refused by `run`.
     let other = example("hello");
     assert!(matches!(
-        sandbox.run(&spec, U256::from(42), &other, JobDir::new(inputs).path()),
+        sandbox.run(&spec, &other, JobDir::new(inputs).path()),
         Err(qor_worker::sandbox::SandboxError::ModuleHashMismatch { .. })
     ));
 
