@@ -5,6 +5,7 @@ mod demo;
 mod devnet;
 mod keys;
 mod market;
+mod quote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use qor_protocol::bindings::IJobEscrow;
-use qor_protocol::spec::{InputFile, JobSpec, Limits};
+use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};
 
 use crate::devnet::{Devnet, DevnetConfig};
@@ -110,30 +111,56 @@ enum Command {
     },
 }
 
+/// What a job runs and on how many replicas: shared by `job run` and `job quote`.
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// An input file, mounted at /in/<name>.
+    #[arg(long = "input")]
+    inputs: Vec<PathBuf>,
+    /// An argument to the module (to the script, for a script).
+    #[arg(long = "arg")]
+    args: Vec<String>,
+    /// Replicas.
+    #[arg(long, default_value = "3")]
+    redundancy: u8,
+    /// The most fuel the job may take; the fuel limit is what the run here takes [default: no cap
+    /// beyond the wall clock].
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory limit, MiB [default: 64 for a module, 256 for a script].
+    #[arg(long)]
+    memory_mib: Option<u64>,
+}
+
+impl JobArgs {
+    fn request<'a>(&'a self, program: &'a std::path::Path) -> quote::Request<'a> {
+        quote::Request {
+            program,
+            inputs: &self.inputs,
+            args: self.args.clone(),
+            redundancy: self.redundancy,
+            fuel: self.fuel.unwrap_or(quote::QUOTE_FUEL_CAP),
+            memory_mib: self.memory_mib,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum JobAction {
-    /// Upload a module (and inputs), fund the job, follow it until settled, save the outputs.
+    /// Run the job here first (the exact fuel it takes, priced against the live providers), then
+    /// upload the module (and inputs), fund the job, follow it until settled, save the outputs.
     Run {
-        /// The WebAssembly module (WASI preview 1).
-        module: PathBuf,
-        /// An input file, mounted at /in/<name>.
-        #[arg(long = "input")]
-        inputs: Vec<PathBuf>,
-        /// An argument to the module.
-        #[arg(long = "arg")]
-        args: Vec<String>,
-        /// Replicas.
-        #[arg(long, default_value = "3")]
-        redundancy: u8,
-        /// Budget, e.g. 0.01ether.
-        #[arg(long, default_value = "0.01ether")]
-        budget: String,
+        /// The WebAssembly module (WASI preview 1), or a script QOR has a pinned runtime for (`.py`:
+        /// CPython 3.12, the script at /in/<name>).
+        program: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
+        /// Budget, e.g. 0.01ether [default: the quote].
+        #[arg(long)]
+        budget: Option<String>,
         /// Preferred provider.
         #[arg(long)]
         provider: Option<Address>,
-        /// Fuel limit (providers quote price per fuel against it).
-        #[arg(long, default_value = "100000000")]
-        fuel: u64,
         /// With --wait: give up after this many seconds.
         #[arg(long, default_value = "3600")]
         timeout: u64,
@@ -143,6 +170,14 @@ enum JobAction {
         /// Where outputs are written.
         #[arg(long, default_value = "qor-outputs")]
         out: PathBuf,
+    },
+    /// The exact fuel and price of a job, before paying: runs it here in the workers' sandbox and prices
+    /// it against the live providers' on-chain asking prices.
+    Quote {
+        /// The WebAssembly module, or a script QOR has a pinned runtime for (`.py`).
+        program: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
     },
     /// A job's status and timeline.
     Status {
@@ -260,28 +295,28 @@ fn progress_line(t: &Value) -> String {
 async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
     let m = market(&conn).await?;
     match action {
-        JobAction::Run { module, inputs, args, redundancy, budget, provider, fuel, timeout, wait, out } => {
-            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
-            let module_hash = m.put_blob(bytes).await?;
-            let mut files = Vec::new();
-            for input in &inputs {
-                let name = input.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("{}: not a file name", input.display()))?;
-                let hash = m.put_blob(std::fs::read(input).with_context(|| format!("reading {}", input.display()))?).await?;
-                files.push(InputFile { path: name.to_string(), hash });
-            }
-            let spec = JobSpec {
-                version: 1,
-                module: module_hash,
-                entry: "_start".into(),
-                args,
-                env: Default::default(),
-                inputs: files,
-                limits: Limits { fuel, memory_bytes: 64 << 20, output_bytes: 64 << 20, wall_clock_ms: 60_000 },
-                redundancy,
+        JobAction::Run { program, job, budget, provider, timeout, wait, out } => {
+            let quote = quote::quote(&m, job.request(&program)).await?;
+            eprintln!("{}", quote.describe().1);
+            let (program, price) = (quote.program, quote.price);
+            let budget = match budget {
+                Some(b) => parse_amount(&b)?,
+                None => price,
             };
-            spec.validate().map_err(|e| anyhow!("the job: {e}"))?;
+            if budget < price {
+                bail!(
+                    "the budget {} is below the quote {}: no provider set would take the job",
+                    market::ether(budget),
+                    market::ether(price)
+                );
+            }
+            let spec = program.spec;
+            m.put_blob_once(program.module).await?;
+            for (_, bytes) in program.inputs {
+                m.put_blob_once(bytes).await?;
+            }
             m.post_spec(&spec).await?;
-            let id = m.fund_job(&spec, parse_amount(&budget)?, provider.unwrap_or_default(), 3_600).await?;
+            let id = m.fund_job(&spec, budget, provider.unwrap_or_default(), 3_600).await?;
             if !conn.json {
                 println!("job {id} funded (spec {})", spec.spec_hash());
             }
@@ -308,6 +343,10 @@ async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
             print(&conn, &json!({ "jobId": id.to_string(), "status": status["status"], "outputs": saved }), || {
                 format!("job {id}: {}; outputs in {}", status["status"].as_str().unwrap_or("?"), out.join(id.to_string()).display())
             });
+        }
+        JobAction::Quote { program, job } => {
+            let (value, text) = quote::quote(&m, job.request(&program)).await?.describe();
+            print(&conn, &value, || text);
         }
         JobAction::Status { id } => {
             let onchain = m.onchain_status(id).await?;
@@ -405,10 +444,7 @@ async fn reexecute_job(m: &Market, id: U256) -> anyhow::Result<B256> {
     }
     let dir2 = dir.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        qor_worker::sandbox::Sandbox::new()
-            .map_err(|e| anyhow!("the sandbox: {e}"))?
-            .run(&spec, id, &module, &dir2)
-            .map_err(|e| anyhow!("{e}"))
+        qor_worker::sandbox::Sandbox::new().map_err(|e| anyhow!("the sandbox: {e}"))?.run(&spec, &module, &dir2).map_err(|e| anyhow!("{e}"))
     })
     .await??;
     let _ = std::fs::remove_dir_all(&dir);

@@ -68,6 +68,14 @@ impl Market {
         self.client.upload_bytes(bytes).await.map_err(|e| anyhow!("uploading blob {hash}: {e}"))
     }
 
+    /// [`Market::put_blob`], unless the coordinator already holds a blob with this hash (a runtime
+    /// every Python job names is sent once, not per job).
+    pub(crate) async fn put_blob_once(&self, bytes: Vec<u8>) -> anyhow::Result<B256> {
+        let hash = keccak256(&bytes);
+        let held = self.http.head(format!("{}/v1/blobs/{hash}", self.base)).send().await.is_ok_and(|r| r.status().is_success());
+        if held { Ok(hash) } else { self.put_blob(bytes).await }
+    }
+
     async fn post(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
         let r = self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body).send().await?;
         let status = r.status();

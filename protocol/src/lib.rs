@@ -10,6 +10,8 @@ pub mod digest;
 /// EIP-712 receipts, settlements, resolutions and attestations; signing and recovery; seals.
 pub mod eip712;
 pub mod merkle;
+/// Pinned interpreters for script jobs (`analysis.py`).
+pub mod runtime;
 pub mod siwe;
 /// The job spec, its canonical JSON and `specHash`.
 pub mod spec;

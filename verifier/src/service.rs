@@ -708,7 +708,7 @@ impl Service {
         }
         let module = std::fs::read(module)?;
         let dir2 = dir.clone();
-        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&spec, job_id, &module, &dir2)).await??;
+        let outcome = tokio::task::spawn_blocking(move || sandbox.run(&spec, &module, &dir2)).await??;
         let _ = std::fs::remove_dir_all(&dir);
         load(&self.metrics.reexecutions, 1);
         match outcome {

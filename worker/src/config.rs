@@ -37,9 +37,18 @@ pub struct WorkerConfig {
     /// Longest compiling one buyer's module may take, seconds.
     #[serde(default = "default_compile_secs")]
     pub compile_secs: u64,
+    /// Download (once, from the registry each is pinned to) and compile the pinned runtimes
+    /// (`qor_protocol::runtime`: CPython for `.py` jobs) when the worker starts, so a script job pays
+    /// neither.
+    #[serde(default = "yes")]
+    pub preload_runtimes: bool,
     /// The market's chain and contracts, pinned at `init` from a deployment file: stake, earnings and
     /// slashes go only to these, whatever a coordinator says.
     pub deployment: Deployment,
+}
+
+const fn yes() -> bool {
+    true
 }
 
 fn default_compile_memory_mib() -> u64 {
@@ -168,6 +177,9 @@ pub fn defaults(data_dir: PathBuf, deployment: Deployment) -> WorkerConfig {
         region: "local".into(),
         compile_memory_mib: default_compile_memory_mib(),
         compile_secs: default_compile_secs(),
+        // A devnet's workers compile a runtime on its first job instead: three compiles at every
+        // devnet start would cost every test that starts one.
+        preload_runtimes: false,
         deployment,
     }
 }

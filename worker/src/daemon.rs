@@ -57,6 +57,9 @@ pub struct DaemonConfig {
     pub progress: bool,
     /// Test fault: seal and reveal a corrupted digest (a byzantine provider).
     pub corrupt_digest: bool,
+    /// Where the pinned runtimes are kept, to compile them when the daemon starts (`None`: not
+    /// ahead of a job).
+    pub preload_runtimes: Option<PathBuf>,
     /// Compiles buyers' modules in bounded child processes (`None`: in this process, unbounded; only
     /// for benchmarks of known modules).
     pub compiler: Option<crate::compile::Compiler>,
@@ -139,10 +142,36 @@ impl Daemon {
         }))
     }
 
+    /// Gets and compiles every pinned runtime (in the background: jobs are taken meanwhile, and one
+    /// that names a runtime not ready yet compiles it as any module).
+    pub async fn preload_runtimes(self: Arc<Self>, dir: PathBuf) {
+        for rt in qor_protocol::runtime::RUNTIMES {
+            let started = std::time::Instant::now();
+            let bytes = match crate::runtime::fetch(rt, &dir).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    warn!(runtime = rt.name, error = format!("{e:#}"), "cannot get the runtime; its jobs will download and compile it");
+                    continue;
+                }
+            };
+            let sandbox = self.sandbox.clone();
+            match tokio::task::spawn_blocking(move || sandbox.warm(&bytes)).await {
+                Ok(Ok(status)) => {
+                    info!(runtime = rt.name, version = rt.version, ?status, secs = started.elapsed().as_secs_f64(), "runtime ready")
+                }
+                Ok(Err(e)) => warn!(runtime = rt.name, error = %e, "cannot compile the runtime"),
+                Err(e) => warn!(runtime = rt.name, error = %e, "compiling the runtime stopped"),
+            }
+        }
+    }
+
     /// Runs until [`Self::shutdown`] is cancelled, then winds down.
     pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
         let me = self.signer.address();
         info!(provider = %me, coordinator = ?self.coordinator, "starting");
+        if let Some(dir) = self.cfg.preload_runtimes.clone() {
+            tokio::spawn(self.clone().preload_runtimes(dir));
+        }
         // Check in (retrying while the coordinator is down or has not seen the registration yet).
         let mut attempt = 0;
         loop {

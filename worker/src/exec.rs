@@ -54,13 +54,17 @@ pub struct Run {
     pub cache: Option<crate::cache::CacheStatus>,
 }
 
-/// The module cache `exec` uses unless told otherwise.
-pub fn default_module_cache() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// The user's cache folder: `$XDG_CACHE_HOME`, else `~/.cache`.
+pub fn cache_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("qor").join("modules"))
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))
+}
+
+/// The module cache `exec` uses unless told otherwise.
+pub fn default_module_cache() -> Option<PathBuf> {
+    cache_home().map(|base| base.join("qor").join("modules"))
 }
 
 /// Runs the job and returns its outcome and stderr.

@@ -17,4 +17,5 @@ pub mod exec;
 pub mod guard;
 pub mod hosting;
 pub mod keys;
+pub mod runtime;
 pub mod sandbox;

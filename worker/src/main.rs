@@ -294,6 +294,7 @@ async fn run(ctx: Loaded, grace: Duration, corrupt_digest: bool) -> anyhow::Resu
             std::env::current_exe().context("the worker's own binary, to compile modules with")?,
             ctx.cfg.compile_bounds(),
         )),
+        preload_runtimes: ctx.cfg.preload_runtimes.then(qor_worker::runtime::default_dir).flatten(),
     };
     let daemon = Daemon::new(cfg, ctx.coordinator, chain, keys::protocol_signer(&ctx.signer))?;
     let stop = daemon.shutdown.clone();

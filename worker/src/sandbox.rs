@@ -466,13 +466,7 @@ impl Sandbox {
     }
 
     /// [`Sandbox::run`], keeping the head of the module's stderr in `stderr`.
-    pub fn run_with_stderr(
-        &self,
-        spec: &JobSpec,
-        module: &[u8],
-        job_dir: &Path,
-        stderr: &StderrHead,
-    ) -> SandboxResult<Outcome> {
+    pub fn run_with_stderr(&self, spec: &JobSpec, module: &[u8], job_dir: &Path, stderr: &StderrHead) -> SandboxResult<Outcome> {
         match self.prepare(spec, module)? {
             Ok((module, _)) => self.run_module_with_stderr(spec, &module, job_dir, stderr),
             Err(refused) => Ok(refused),
@@ -511,6 +505,18 @@ impl Sandbox {
             Err(e) if e.is::<CompilerFailed>() => return Err(SandboxError::Setup(format!("{e:#}"))),
             Err(e) => Err(invalid_module(format!("{e:#}"))),
         })
+    }
+
+    /// Compiles `bytes` ahead of any job (or loads them from the module cache) and holds the module,
+    /// so the first job naming it neither downloads nor compiles it: how a worker keeps the pinned
+    /// runtimes ready. Refused like a job's module would be (imports, compile bounds).
+    pub fn warm(&self, bytes: &[u8]) -> Result<CacheStatus, String> {
+        let hash = keccak256(bytes);
+        if self.loaded(hash).is_some() {
+            return Ok(CacheStatus::Hit);
+        }
+        self.check_imports(bytes)?;
+        self.module(hash, bytes).map(|(_, status)| status).map_err(|e| format!("{e:#}"))
     }
 
     /// Keeps compiled modules in `dir` (see [`ModuleCache`]): the worker daemon's setting.
@@ -585,13 +591,7 @@ impl Sandbox {
 
     /// [`Sandbox::run_module`], keeping the first [`STDERR_BYTES`] the module wrote to stderr in
     /// `stderr` (for the buyer or a provider to read: stderr is not part of the result).
-    pub fn run_module_with_stderr(
-        &self,
-        spec: &JobSpec,
-        module: &Module,
-        job_dir: &Path,
-        stderr: &StderrHead,
-    ) -> SandboxResult<Outcome> {
+    pub fn run_module_with_stderr(&self, spec: &JobSpec, module: &Module, job_dir: &Path, stderr: &StderrHead) -> SandboxResult<Outcome> {
         spec.validate()?;
         let _slot = self.gate.enter();
         let limits = spec.limits;

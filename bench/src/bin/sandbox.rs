@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use alloy_primitives::{U256, keccak256};
+use alloy_primitives::keccak256;
 use qor_bench::{median, pseudo_random};
 use qor_protocol::spec::{InputFile, JobSpec, Limits, MAX_SAFE_INTEGER};
 use qor_worker::cache::CacheStatus;
@@ -48,7 +48,7 @@ fn timed_run(sandbox: &Sandbox, spec: &JobSpec, module: &[u8], dir: &Path) -> (f
     std::fs::remove_dir_all(dir.join("out")).unwrap();
     std::fs::create_dir(dir.join("out")).unwrap();
     let start = Instant::now();
-    let outcome = sandbox.run_module(spec, U256::from(1), &compiled, dir).unwrap();
+    let outcome = sandbox.run_module(spec, &compiled, dir).unwrap();
     (start.elapsed().as_secs_f64(), outcome)
 }
 
@@ -97,7 +97,7 @@ fn main() {
     let compiled = wasmtime::Module::new(metered.engine(), &trivial).unwrap();
     let empty = job_dir(&base, b"");
     let run = median(2001, || {
-        metered.run_module(&trivial_spec, U256::from(1), &compiled, &empty).unwrap();
+        metered.run_module(&trivial_spec, &compiled, &empty).unwrap();
     });
     println!("cached_module_run_trivial_median {:.0} us", run.as_secs_f64() * 1e6);
 

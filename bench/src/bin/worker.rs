@@ -95,6 +95,7 @@ async fn jobs_per_second() {
         progress: false,
         corrupt_digest: false,
         compiler: None,
+        preload_runtimes: None,
     };
     let daemon = Daemon::new(cfg, Coordinator::new(&base, worker.clone()), chain, worker).unwrap();
     let stop = daemon.shutdown.clone();

@@ -3,6 +3,7 @@
 mod byzantine;
 mod chaos;
 mod demo;
+mod python;
 mod reorg;
 
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,8 @@
 //! that holds it gets one more on top, and then both are replaced by a chain in which the buyer's
 //! same nonce funds job B instead. The devnet's coordinator acts on an event only 2 blocks deep, so
 //! job A, whose block was orphaned, is never matched, run or settled by anyone; job B, funded in the
-//! block that replaced it, runs and settles under the same job id.
+//! block that replaced it, runs and settles under the same job id. The same devnet then runs a Python
+//! job at its quote ([`crate::python`]).
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_funded_in_an_orphaned_block_is_never_acted_on() {
+async fn a_job_funded_in_an_orphaned_block_is_never_acted_on_and_a_python_job_settles_at_its_quote() {
     let net = Devnet::start(&["--workers", "3", "--challenge-window", "2"]);
     assert!(net.summary.contains("2 blocks deep"), "{}", net.summary);
     let escrow = net.address("jobEscrow");
@@ -101,4 +102,6 @@ async fn a_job_funded_in_an_orphaned_block_is_never_acted_on() {
     let (_, jobs) = get(&http, format!("{base}/v1/jobs")).await;
     let a_hash = format!("{:#x}", a.spec_hash());
     assert!(jobs["jobs"].as_array().unwrap().iter().all(|j| j["specHash"] != a_hash.as_str()), "no job runs spec A: {jobs}");
+
+    crate::python::a_python_job_settles_at_the_fuel_it_was_quoted(&net).await;
 }

@@ -193,7 +193,7 @@ async fn provider(base: String, key: &'static str, module: Vec<u8>, roles: Roles
                 std::fs::create_dir_all(dir.join("in")).unwrap();
                 std::fs::create_dir_all(dir.join("out")).unwrap();
                 let (sb, m) = (sandbox.clone(), module.clone());
-                let out = tokio::task::spawn_blocking(move || sb.run(&spec, job_id, &m, &dir).unwrap()).await.unwrap();
+                let out = tokio::task::spawn_blocking(move || sb.run(&spec, &m, &dir).unwrap()).await.unwrap();
                 let Outcome::Completed { result_digest, stdout_hash, exit_code, fuel_used, .. } = out else { panic!("{out:?}") };
                 let digest = match role {
                     Role::Liar => keccak256(format!("made up by {me}")),

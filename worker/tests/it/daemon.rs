@@ -229,10 +229,9 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     std::fs::create_dir_all(local_dir.path().join("in")).unwrap();
     std::fs::create_dir_all(local_dir.path().join("out")).unwrap();
     let (job2, hello2, local_path) = (job.clone(), hello.clone(), local_dir.path().to_path_buf());
-    let local =
-        tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, &hello2, &local_path).unwrap())
-            .await
-            .unwrap();
+    let local = tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, &hello2, &local_path).unwrap())
+        .await
+        .unwrap();
     let qor_worker::sandbox::Outcome::Completed { result_digest, fuel_used, .. } = local else { panic!("{local:?}") };
     let receipt = &done["receipts"][0];
     assert_eq!(receipt["resultDigest"], json!(result_digest), "{done}");
