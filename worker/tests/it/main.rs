@@ -8,4 +8,5 @@ mod daemon;
 mod exec;
 mod hostile;
 mod hosting;
+mod runtime;
 mod sandbox;
