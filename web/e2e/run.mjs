@@ -149,6 +149,20 @@ async function buyer(browser, net) {
   assert.equal(await page.locator('table caption', { hasText: 'Receipts per replica' }).count(), 1);
   await page.screenshot({ path: join(results, 'buyer-job.png'), fullPage: true });
 
+  // Python: a script and its CSV, on the pinned CPython the page fetched from its own origin and
+  // hashed before uploading; three workers run it to a settled digest.
+  await page.goto(`${net.base}/#/buyer`);
+  const py = page.locator('form', { has: page.getByRole('heading', { name: 'Fund a compute job' }) });
+  await py.getByLabel('WebAssembly module').setInputFiles(join(root, 'examples/python/analysis.py'));
+  await waitText(page.getByTestId('runtime'), /Runs on python 3\.12\.0/, 5000);
+  await py.getByLabel('Input files').setInputFiles(join(root, 'examples/python/data.csv'));
+  await py.getByLabel('Budget (ETH)').fill('0.1');
+  await waitText(page.getByTestId('quote'), /Quote: at most/, 5000);
+  await py.getByRole('button', { name: 'Review and fund' }).click();
+  await page.waitForURL(/#\/job\/\d+$/, { timeout: 120_000 });
+  await waitText(page.getByTestId('chain-status'), /^(settled|finalized)$/, 300_000);
+  step(`python job settled: ${page.url()}`);
+
   // Storage: pasted text; the root is computed in the page before funding.
   await page.goto(`${net.base}/#/buyer`);
   const deal = page.locator('form', { has: page.getByRole('heading', { name: 'Fund a storage deal' }) });

@@ -54,6 +54,13 @@ export async function putBlob(bytes: Uint8Array): Promise<Hex> {
   return hash;
 }
 
+/** [`putBlob`], unless the coordinator holds a blob of this hash already (a runtime every Python job names is sent once). */
+export async function putBlobOnce(bytes: Uint8Array): Promise<Hex> {
+  const hash = blobHash(bytes);
+  const held = await fetch(`/v1/blobs/${hash}`, { method: 'HEAD' }).then((r) => r.ok, () => false);
+  return held ? hash : putBlob(bytes);
+}
+
 /** A blob's bytes, checked against their name. */
 export async function getBlob(hash: Hex): Promise<Uint8Array> {
   const r = await fetch(`/v1/blobs/${hash}`);

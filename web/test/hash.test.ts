@@ -6,6 +6,7 @@ import { type Hex, bytesToHex, hexToBytes } from 'viem';
 import { describe, expect, it } from 'vitest';
 
 import { type JobSpec, canonicalJson, canonicalSpec, merkleRoot, nodeHash, resultDigest, specHash, verifyChunk } from '../src/hash';
+import { RUNTIMES, runtimeArgs, runtimeFor } from '../src/runtimes';
 
 const data = (name: string) => JSON.parse(readFileSync(new URL(`../../contracts/test/data/${name}`, import.meta.url), 'utf8'));
 const protocol = data('protocol.json');
@@ -86,5 +87,18 @@ describe('result digest', () => {
     expect(resultDigest(r.exitCode, hexToBytes(r.stdout), files)).toBe(r.digest);
     expect(resultDigest(r.exitCode, hexToBytes(r.stdout), [...files].reverse())).toBe(r.digest);
     expect(resultDigest(r.exitCode + 1, hexToBytes(r.stdout), files)).not.toBe(r.digest);
+  });
+});
+
+describe('pinned runtimes', () => {
+  it('are the ones qor-protocol pins, with the same arguments', () => {
+    expect(RUNTIMES.length).toBe(protocol.runtimes.length);
+    for (const [i, rt] of RUNTIMES.entries()) {
+      const pinned = protocol.runtimes[i];
+      expect(rt).toEqual({ name: pinned.name, version: pinned.version, extension: pinned.extension, module: pinned.module, size: pinned.size, file: pinned.file });
+      expect(runtimeArgs('analysis.py', ['--n', '3'])).toEqual(pinned.args);
+    }
+    expect(runtimeFor('Analysis.PY')?.name).toBe('python');
+    expect(runtimeFor('job.wasm')).toBeUndefined();
   });
 });

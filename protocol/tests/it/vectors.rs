@@ -37,6 +37,10 @@ fn vectors() -> Value {
             "canonical": String::from_utf8(spec.canonical_json()).unwrap(),
             "specHash": spec.spec_hash().to_string(),
         },
+        "runtimes": qor_protocol::runtime::RUNTIMES.iter().map(|r| json!({
+            "name": r.name, "version": r.version, "extension": r.extension, "module": r.module.to_string(),
+            "size": r.size, "file": r.file_name(), "args": r.args("analysis.py", &["--n".into(), "3".into()]),
+        })).collect::<Vec<_>>(),
         "result": {
             "exitCode": 0,
             "stdout": format!("0x{}", hex::encode(stdout)),

@@ -5,10 +5,11 @@
 import { type Hex, parseEther, parseEventLogs, zeroAddress } from 'viem';
 
 import { jobEscrowAbi } from '../abi';
-import { type Deal, type Job, type Provider, api, postJson, putBlob } from '../api';
+import { type Deal, type Job, type Provider, api, postJson, putBlob, putBlobOnce } from '../api';
 import { type App, account, chainNow, link, requireAccount, requireSession, send } from '../app';
 import { explain } from '../errors';
 import { type JobSpec, SPEC_VERSION, canonicalSpec, chunkCount, merkleRoot, specHash } from '../hash';
+import { loadRuntime, runtimeArgs, runtimeFor } from '../runtimes';
 import { code, eth, field, h, notice, onSubmit, parseEthField, readFiles, table } from '../ui';
 import { balances } from './balances';
 
@@ -41,7 +42,8 @@ function providerSelect(providers: Provider[]): HTMLSelectElement {
 }
 
 function computeForm(app: App, providers: Provider[]): HTMLElement {
-  const module = h('input', { type: 'file', accept: '.wasm,application/wasm', required: true, name: 'module' });
+  const module = h('input', { type: 'file', accept: '.wasm,application/wasm,.py', required: true, name: 'module' });
+  const runtimeBox = h('p', { class: 'notice', 'aria-live': 'polite', 'data-testid': 'runtime' });
   const inputs = h('input', { type: 'file', multiple: true, name: 'inputs' });
   const args = h('textarea', { rows: 2, name: 'args', placeholder: 'one argument per line' });
   const redundancy = h('input', { type: 'number', min: 1, max: 32, value: 3, required: true, name: 'redundancy' });
@@ -64,13 +66,23 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
     }
   };
   for (const el of [redundancy, budget, fuel, provider]) el.addEventListener('input', refreshQuote);
+  // A script runs on its pinned runtime: CPython alone takes some 250 million fuel to start, so the
+  // form's module-sized default limit is raised (`qor job quote` gives the exact figure).
+  module.addEventListener('change', () => {
+    const rt = runtimeFor(module.files?.[0]?.name ?? '');
+    if (!rt) return void (runtimeBox.textContent = '');
+    notice(runtimeBox, 'info', `Runs on ${rt.name} ${rt.version} (a pinned runtime), the script at /in/${module.files?.[0]?.name}; input files sit beside it. \`qor job quote\` prints the exact fuel.`);
+    if (fuel.value === '100000000') fuel.value = '2000000000';
+    refreshQuote();
+  });
   refreshQuote();
 
   const form = h(
     'form',
     { 'aria-labelledby': 'fund-job' },
     h('h2', { id: 'fund-job' }, 'Fund a compute job'),
-    field('WebAssembly module (.wasm, WASI preview 1)', module),
+    field('WebAssembly module (.wasm, WASI preview 1) or Python script (.py)', module),
+    runtimeBox,
     field('Input files (placed under /in)', inputs),
     field('Arguments', args, 'One per line, passed after the program name.'),
     h(
@@ -89,25 +101,36 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
   onSubmit(form, status, async () => {
     requireAccount(app);
     const [mod] = await readFiles(module);
-    if (!mod) throw new Error('Choose a .wasm module.');
+    if (!mod) throw new Error('Choose a .wasm module or a .py script.');
+    const rt = runtimeFor(mod.name);
     const r = Number(redundancy.value);
     if (!Number.isInteger(r) || r < 1 || r > 32) throw new Error('Replicas must be a whole number from 1 to 32.');
     const value = parseEthField(budget.value, 'budget', '0.01');
     if (value <= 0n) throw new Error('The budget must be above zero.');
-    await requireSession(app);
-    notice(status, 'info', 'Uploading the module and inputs…');
-    const moduleHash = await putBlob(mod.bytes);
     const files = await readFiles(inputs);
+    if (rt && files.some((f) => f.name === mod.name)) throw new Error(`Two files would be /in/${mod.name}: rename the input or the script.`);
+    await requireSession(app);
+    let moduleHash: Hex;
     const inputList = [];
+    let argv = args.value.split('\n').map((a) => a.trimEnd()).filter((a) => a.length > 0);
+    if (rt) {
+      notice(status, 'info', `Fetching the ${rt.name} ${rt.version} runtime and checking its hash…`);
+      moduleHash = await putBlobOnce(await loadRuntime(rt));
+      inputList.push({ path: mod.name, hash: await putBlob(mod.bytes) });
+      argv = runtimeArgs(mod.name, argv);
+    } else {
+      notice(status, 'info', 'Uploading the module and inputs…');
+      moduleHash = await putBlob(mod.bytes);
+    }
     for (const f of files) inputList.push({ path: f.name, hash: await putBlob(f.bytes) });
     const spec: JobSpec = {
       version: SPEC_VERSION,
       module: moduleHash,
       entry: '_start',
-      args: args.value.split('\n').map((a) => a.trimEnd()).filter((a) => a.length > 0),
+      args: argv,
       env: {},
       inputs: inputList,
-      limits: { fuel: Number(fuel.value), memoryBytes: 64 << 20, outputBytes: 64 << 20, wallClockMs: 60_000 },
+      limits: { fuel: Number(fuel.value), memoryBytes: (rt ? 256 : 64) << 20, outputBytes: 64 << 20, wallClockMs: 60_000 },
       redundancy: r,
     };
     const hash = specHash(spec);

@@ -2,7 +2,8 @@
 //! and the `qor-worker` binary as its own process: init, register and stake, run a job whose receipt
 //! the coordinator accepts, get it settled and finalized and withdraw the earnings, host a storage deal
 //! and answer a challenge with a proof that verifies in Rust and on chain, refuse an input whose bytes
-//! do not match its hash, and pick up a job leased while the daemon was down.
+//! do not match its hash, and pick up a job leased while the daemon was down; and survive hostile
+//! modules funded beside an honest job.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -599,4 +600,83 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
     }
     assert!(!written.iter().any(|p| p.to_string_lossy().contains("escape")), "{written:?}");
     assert!(w.log().contains("whose id is not a number"), "{}", w.log());
+}
+
+/// Hostile modules, each funded as a job beside an honest one on the same daemon: a compile bomb (past
+/// the provider's compile bounds), a loop that holds a slot until the wall clock, a memory grab and
+/// unbounded recursion. Each fails alone with its class; the honest job completes with the digest a
+/// local run gives, and the daemon is still running and taking jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobs_fail_alone_while_an_honest_job_on_the_daemon_completes() {
+    let anvil = Anvil::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let coordinator = CoordinatorProcess::start(&dir.join("coordinator"), &anvil).await;
+    let provider = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap();
+    let http = Client::new(&coordinator.base, provider.clone());
+    let m = Market { anvil, coordinator, http };
+    let mut w = init_worker(&dir.join("worker"), &m);
+    // Bounds a test can reach quickly: 256 MiB and 20 s to compile one module.
+    let config = std::fs::read_to_string(&w.config).unwrap();
+    let config = config.replace("compile-memory-mib = 4096", "compile-memory-mib = 256").replace("compile-secs = 300", "compile-secs = 20");
+    assert!(config.contains("compile-memory-mib = 256") && config.contains("compile-secs = 20"), "{config}");
+    std::fs::write(&w.config, config).unwrap();
+    w.ok(&["register", "--stake", "1ether"]);
+    w.start();
+
+    let wat = |src: &str| wat::parse_str(src).unwrap();
+    let hostile: Vec<(&str, Vec<u8>, Limits)> = vec![
+        ("compileLimit", crate::hostile::compile_bomb(), Limits { fuel: 1_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 }),
+        (
+            "timeout",
+            wat(r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#),
+            Limits { fuel: 1 << 52, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 3_000 },
+        ),
+        (
+            "memoryLimit",
+            wat(r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable))"#),
+            Limits { fuel: 100_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        ),
+        (
+            "trap",
+            wat(r#"(module (memory (export "memory") 1) (func $f (call $f)) (func (export "_start") (call $f)))"#),
+            Limits { fuel: 1 << 40, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        ),
+    ];
+    for (_, module, limits) in &hostile {
+        let hash = m.put_blob(module).await;
+        let job = JobSpec { limits: *limits, ..spec(hash, vec![], &[]) };
+        m.fund_job(&job, U256::from(ETHER / 10)).await;
+    }
+    let hello = example("hello");
+    let job = spec(m.put_blob(&hello).await, vec![], &["beside hostile jobs"]);
+    let (job_id, _) = m.fund_job(&job, U256::from(ETHER / 10)).await;
+    let done = wait_for("the honest job to complete", 120, async || {
+        let j = job_status(&m.http, job_id.to::<u64>()).await;
+        (j["status"] == "completed").then_some(j)
+    })
+    .await;
+    let local_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local_dir.path().join("in")).unwrap();
+    std::fs::create_dir_all(local_dir.path().join("out")).unwrap();
+    let (job2, hello2, local_path) = (job.clone(), hello.clone(), local_dir.path().to_path_buf());
+    let local = tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, &hello2, &local_path).unwrap())
+        .await
+        .unwrap();
+    let qor_worker::sandbox::Outcome::Completed { result_digest, .. } = local else { panic!("{local:?}") };
+    assert_eq!(done["receipts"][0]["resultDigest"], json!(result_digest), "{done}");
+
+    // Every hostile job was run and failed with its own class; the daemon lives on.
+    for (class, _, _) in &hostile {
+        let needle = format!("{{\"kind\":\"{class}\"");
+        wait_for(&format!("the {class} job to fail"), 60, async || w.log().contains(&needle).then_some(())).await;
+    }
+    assert!(w.daemon.as_mut().unwrap().try_wait().unwrap().is_none(), "the daemon is still running:\n{}", w.log());
+    // ...and still takes jobs.
+    let after = spec(keccak256(&hello), vec![], &["after them"]);
+    let (after_id, _) = m.fund_job(&after, U256::from(ETHER / 10)).await;
+    wait_for("a job after the hostile ones to complete", 60, async || {
+        (job_status(&m.http, after_id.to::<u64>()).await["status"] == "completed").then_some(())
+    })
+    .await;
 }
