@@ -149,7 +149,6 @@ fn main() {
         return compile_child(&args[2]);
     }
     let base = std::env::temp_dir();
-    cpython(&base);
     let input = pseudo_random(SIZE, 64);
     let dir = job_dir(&base, &input);
     let wasm = example("sha256sum");
@@ -212,4 +211,5 @@ fn main() {
     let _ = std::fs::remove_dir_all(&cache_dir);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&empty);
+    cpython(&base);
 }
