@@ -626,7 +626,11 @@ async fn hostile_jobs_fail_alone_while_an_honest_job_on_the_daemon_completes() {
 
     let wat = |src: &str| wat::parse_str(src).unwrap();
     let hostile: Vec<(&str, Vec<u8>, Limits)> = vec![
-        ("compileLimit", crate::hostile::compile_bomb(), Limits { fuel: 1_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 }),
+        (
+            "compileLimit",
+            crate::hostile::compile_bomb(),
+            Limits { fuel: 1_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
+        ),
         (
             "timeout",
             wat(r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#),
@@ -634,7 +638,9 @@ async fn hostile_jobs_fail_alone_while_an_honest_job_on_the_daemon_completes() {
         ),
         (
             "memoryLimit",
-            wat(r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable))"#),
+            wat(
+                r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable))"#,
+            ),
             Limits { fuel: 100_000_000, memory_bytes: 16 << 20, output_bytes: 1 << 20, wall_clock_ms: 10_000 },
         ),
         (
