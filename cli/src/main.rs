@@ -170,6 +170,10 @@ enum JobAction {
         /// Where outputs are written.
         #[arg(long, default_value = "qor-outputs")]
         out: PathBuf,
+        /// Fund the job without running it here first (a job too long to run twice): `--fuel` is then
+        /// its fuel limit, and `--budget` what it may cost.
+        #[arg(long)]
+        no_quote: bool,
     },
     /// The exact fuel and price of a job, before paying: runs it here in the workers' sandbox and prices
     /// it against the live providers' on-chain asking prices.
@@ -295,10 +299,17 @@ fn progress_line(t: &Value) -> String {
 async fn job_command(action: JobAction, conn: Conn) -> anyhow::Result<()> {
     let m = market(&conn).await?;
     match action {
-        JobAction::Run { program, job, budget, provider, timeout, wait, out } => {
-            let quote = quote::quote(&m, job.request(&program)).await?;
-            eprintln!("{}", quote.describe().1);
-            let (program, price) = (quote.program, quote.price);
+        JobAction::Run { program, job, budget, provider, timeout, wait, out, no_quote } => {
+            let (program, price) = if no_quote {
+                let (Some(_), Some(_)) = (job.fuel, &budget) else {
+                    bail!("--no-quote funds the job without running it here: give its --fuel limit and its --budget");
+                };
+                (quote::program(job.request(&program)).await?, U256::ZERO)
+            } else {
+                let quote = quote::quote(&m, job.request(&program)).await?;
+                eprintln!("{}", quote.describe().1);
+                (quote.program, quote.price)
+            };
             let budget = match budget {
                 Some(b) => parse_amount(&b)?,
                 None => price,

@@ -35,7 +35,11 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
         let (module, out) = (module.clone(), tmp.path().join("out"));
         move || {
             let mut args = vec!["job".to_string(), "run".into(), module.to_string_lossy().into(), "--arg".into(), "byzantine".into()];
-            args.extend(["--redundancy", "3", "--budget", "0.01ether", "--wait", "--timeout", "120", "--out"].map(str::to_string));
+            // Funded as given, without the run here first (`--no-quote`: the Python test covers quotes).
+            args.extend(
+                ["--redundancy", "3", "--no-quote", "--fuel", "100000000", "--budget", "0.01ether", "--wait", "--timeout", "120", "--out"]
+                    .map(str::to_string),
+            );
             args.push(out.to_string_lossy().into());
             args.extend(conn);
             qor_with_progress(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -45,6 +49,7 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
     .unwrap();
     let (run, progress) = run;
     assert_eq!(run["status"], "settled", "{run}");
+    assert!(!progress.contains("ran here"), "--no-quote runs nothing here:\n{progress}");
     // `--wait` followed the job live: funding, the three replicas' reveals with their digests, the
     // committee's verdict and the settlement, in that order.
     let at = |needle: &str| progress.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the progress:\n{progress}"));

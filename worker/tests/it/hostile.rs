@@ -349,6 +349,24 @@ fn failures_report_the_fuel_spent_and_one_class_per_fault() {
     }
 }
 
+/// A run stopped by the wall clock reports the fuel it burnt up to its last call (it was 0). wasmtime
+/// keeps a function's fuel in a register and writes it back at calls and returns, so a loop that calls
+/// nothing reports what it had at its last call; every real program calls functions all the time.
+/// A timeout is no result and is never billed, so the figure is for the provider's and buyer's eyes.
+#[test]
+fn a_timeout_reports_the_fuel_it_burnt() {
+    let sandbox = Sandbox::new().unwrap();
+    let m = wat(r#"(module (memory (export "memory") 1)
+        (func $step (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+        (func (export "_start") (local $i i32)
+          (loop (local.set $i (call $step (local.get $i))) (br 0))))"#);
+    let started = Instant::now();
+    let outcome = run_in(&sandbox, &spec(&m, 1 << 50, 300), &m, job_dir().path());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let Outcome::Failed { failure: Failure::Timeout, fuel_used } = outcome else { panic!("{outcome:?}") };
+    assert!(fuel_used > 1_000_000, "300 ms of a calling loop burns millions of fuel, the run reports {fuel_used}");
+}
+
 /// An import the sandbox does not provide is refused before anything is compiled, and named.
 #[test]
 fn an_unknown_import_is_refused_before_compiling() {
