@@ -16,7 +16,8 @@ import {IJobEscrow} from "../src/interfaces/IJobEscrow.sol";
 /// - `QOR_TREASURY` (the deployer), `QOR_FEE_BPS` (1000), `QOR_CHALLENGE_WINDOW` seconds (3600),
 ///   `QOR_RESOLUTION_PERIOD` seconds (86400), `QOR_CHALLENGE_BOND` wei (0.01 ether),
 ///   `QOR_MINORITY_SLASH` wei (0.1 ether), `QOR_STORAGE_SLASH` wei (0.05 ether),
-///   `QOR_MIN_STAKE` wei (1 ether), `QOR_UNBONDING_DELAY` seconds (86400).
+///   `QOR_MIN_STAKE` wei (1 ether), `QOR_UNBONDING_DELAY` seconds (604800: 7 days, longer than the
+///   challenge window plus the resolution period, as the contracts require).
 contract Deploy is Script {
     function run() external returns (ProviderRegistry registry, VerifierCommittee committee, JobEscrow escrow) {
         uint256 key = vm.envUint("QOR_DEPLOYER_KEY");
@@ -34,7 +35,7 @@ contract Deploy is Script {
 
         vm.startBroadcast(key);
         registry = new ProviderRegistry(
-            deployer, vm.envOr("QOR_MIN_STAKE", uint256(1 ether)), uint64(vm.envOr("QOR_UNBONDING_DELAY", uint256(86_400)))
+            deployer, vm.envOr("QOR_MIN_STAKE", uint256(1 ether)), uint64(vm.envOr("QOR_UNBONDING_DELAY", uint256(7 days)))
         );
         committee = new VerifierCommittee(deployer, members, vm.envOr("QOR_THRESHOLD", uint256(1)));
         escrow = new JobEscrow(deployer, registry, committee, p);

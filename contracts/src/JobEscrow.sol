@@ -538,17 +538,19 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         );
     }
 
-    /// @dev Checks the batch's providers (1..=256, ascending so none repeats, all registered) and returns
-    /// their zeroed outcomes.
-    function _batchProviders(address[] calldata providers) internal view returns (ProviderOutcome[] memory out) {
+    /// @dev Checks the batch's providers (1..=256, ascending so none repeats, all registered), holds each
+    /// one's stake until the batch's challenge window and resolution period are over (a slash an upheld
+    /// challenge orders must still find it), and returns their zeroed outcomes.
+    function _batchProviders(address[] calldata providers) internal returns (ProviderOutcome[] memory out) {
         uint256 count = providers.length;
         if (count == 0 || count > 256) revert JobEscrow_InvalidProviders(count);
         out = new ProviderOutcome[](count);
         address previous;
+        uint64 holdUntil = uint64(block.timestamp) + _params.challengeWindow + _params.challengeResolutionPeriod;
         for (uint256 i; i < count; ++i) {
             address provider = providers[i];
             if (provider <= previous) revert JobEscrow_InvalidProviders(count);
-            if (!registry.isRegistered(provider)) revert JobEscrow_ProviderNotRegistered(provider);
+            registry.lockStake(provider, holdUntil);
             out[i].provider = provider;
             previous = provider;
         }
@@ -892,6 +894,10 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         if (p.challengeWindow > MAX_WINDOW) revert JobEscrow_InvalidParams("challengeWindow");
         if (p.challengeResolutionPeriod == 0 || p.challengeResolutionPeriod > MAX_WINDOW) {
             revert JobEscrow_InvalidParams("challengeResolutionPeriod");
+        }
+        // Stake asked back when a job is settled must stay slashable until any challenge is resolved.
+        if (uint256(p.challengeWindow) + p.challengeResolutionPeriod >= registry.unbondingDelay()) {
+            revert JobEscrow_InvalidParams("challengeWindow");
         }
         _params = p;
         emit ParamsSet(p);

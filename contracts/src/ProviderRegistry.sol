@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 
 /// @title ProviderRegistry
@@ -21,6 +22,14 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     address public escrow;
 
     mapping(address provider => Provider) internal _providers;
+
+    /// @dev What holds a provider's stake for open obligations (one slot each).
+    struct StakeHold {
+        uint64 until;
+        uint32 openDeals;
+    }
+
+    mapping(address provider => StakeHold) internal _holds;
 
     constructor(address initialOwner, uint256 minStake_, uint64 unbondingDelay_) Ownable(initialOwner) {
         _setMinStake(minStake_);
@@ -96,6 +105,10 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
         if (block.timestamp < p.unbondingEndsAt) {
             revert ProviderRegistry_StillUnbonding(p.unbondingEndsAt, uint64(block.timestamp));
         }
+        StakeHold memory hold = _holds[msg.sender];
+        if (block.timestamp < hold.until || hold.openDeals != 0) {
+            revert ProviderRegistry_StakeLocked(hold.until, hold.openDeals);
+        }
 
         // Effects
         p.unbonding = 0;
@@ -147,6 +160,32 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
         emit OutcomesRecorded(provider, completed, failed);
     }
 
+    /// @inheritdoc IProviderRegistry
+    function lockStake(address provider, uint64 until) external onlyEscrow {
+        _registered(provider);
+        StakeHold storage hold = _holds[provider];
+        if (until <= hold.until) return;
+        hold.until = until;
+        emit StakeLocked(provider, until, hold.openDeals);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function openDeal(address provider) external onlyEscrow {
+        _registered(provider);
+        StakeHold storage hold = _holds[provider];
+        uint32 open = hold.openDeals + 1;
+        hold.openDeals = open;
+        emit StakeLocked(provider, hold.until, open);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function closeDeal(address provider) external onlyEscrow {
+        StakeHold storage hold = _holds[provider];
+        uint32 open = hold.openDeals - 1;
+        hold.openDeals = open;
+        emit StakeLocked(provider, hold.until, open);
+    }
+
     /*//////////////////////////////////////////////////////////////
                                  ADMIN
     //////////////////////////////////////////////////////////////*/
@@ -156,6 +195,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
         if (escrow != address(0)) revert ProviderRegistry_EscrowAlreadySet(escrow);
         if (escrow_ == address(0)) revert ProviderRegistry_ZeroAddress("escrow");
         escrow = escrow_;
+        _checkUnbondingDelay(unbondingDelay);
         emit EscrowSet(escrow_);
     }
 
@@ -176,6 +216,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     /// @inheritdoc IProviderRegistry
     function getProvider(address provider) external view returns (Provider memory) {
         return _providers[provider];
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals) {
+        StakeHold memory hold = _holds[provider];
+        return (hold.until, hold.openDeals);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -211,8 +257,18 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
 
     function _setUnbondingDelay(uint64 delay) internal {
         if (delay > MAX_UNBONDING_DELAY) revert ProviderRegistry_UnbondingDelayTooLong(delay, MAX_UNBONDING_DELAY);
+        _checkUnbondingDelay(delay);
         unbondingDelay = delay;
         emit UnbondingDelaySet(delay);
+    }
+
+    /// @dev Once bound to an escrow, the unbonding delay outlasts its challenge window plus resolution
+    /// period (the escrow checks the same when its parameters change).
+    function _checkUnbondingDelay(uint64 delay) internal view {
+        if (escrow == address(0)) return;
+        IJobEscrow.EscrowParams memory p = IJobEscrow(escrow).params();
+        uint64 minDelay = uint64(p.challengeWindow) + p.challengeResolutionPeriod + 1;
+        if (delay < minDelay) revert ProviderRegistry_UnbondingDelayTooShort(delay, minDelay);
     }
 
     function _sendEther(address to, uint256 amount) internal {

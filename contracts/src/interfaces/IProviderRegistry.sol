@@ -62,6 +62,10 @@ interface IProviderRegistry {
     event UnbondingDelaySet(uint64 unbondingDelay);
     /// @notice The owner bound the registry to its escrow (once).
     event EscrowSet(address escrow);
+    /// @notice `provider`'s stake is held for the obligations the escrow named: until `until` (settled
+    /// jobs' challenge windows and resolution periods) and while `openDeals` storage deals it took are
+    /// not settled to their last period.
+    event StakeLocked(address indexed provider, uint64 until, uint32 openDeals);
 
     // ---------------------------------------------------------------- ERRORS
 
@@ -89,6 +93,13 @@ interface IProviderRegistry {
     error ProviderRegistry_TransferFailed(address to, uint256 amount);
     /// @notice The unbonding delay `delay` exceeds the maximum `maxDelay`.
     error ProviderRegistry_UnbondingDelayTooLong(uint64 delay, uint64 maxDelay);
+    /// @notice Stake backs open obligations: nothing can be withdrawn before `lockedUntil`, nor while
+    /// `openDeals` storage deals are unsettled.
+    error ProviderRegistry_StakeLocked(uint64 lockedUntil, uint32 openDeals);
+    /// @notice The unbonding delay `delay` must exceed the escrow's challenge window plus resolution
+    /// period, `minDelay` - 1: stake asked back when a job is settled stays slashable until any challenge
+    /// of it is resolved.
+    error ProviderRegistry_UnbondingDelayTooShort(uint64 delay, uint64 minDelay);
 
     // ---------------------------------------------------------------- PROVIDER FUNCTIONS
 
@@ -107,8 +118,10 @@ interface IProviderRegistry {
     /// Unbonding stake can still be slashed.
     function requestStakeWithdrawal(uint256 amount) external;
 
-    /// @notice Sends the caller's unbonded stake to it once the delay has passed.
-    /// @dev Requirements: something is unbonding and `block.timestamp >= unbondingEndsAt`.
+    /// @notice Sends the caller's unbonded stake to it once the delay has passed and no obligation
+    /// holds it.
+    /// @dev Requirements: something is unbonding, `block.timestamp >= unbondingEndsAt`, and the stake is
+    /// not locked (see {stakeLock}).
     function withdrawStake() external;
 
     // ---------------------------------------------------------------- ESCROW FUNCTIONS
@@ -121,10 +134,27 @@ interface IProviderRegistry {
     /// @notice Adds to `provider`'s reputation counters. Only the escrow may call.
     function recordOutcomes(address provider, uint64 completed, uint64 failed) external;
 
+    /// @notice Holds `provider`'s stake (and what it is unbonding) until at least `until`: the escrow
+    /// calls it for every provider of a settled batch, with the end of the batch's challenge window plus
+    /// the resolution period, so a slash an upheld challenge orders still finds the stake.
+    /// @dev Requirements: only the escrow; `provider` is registered.
+    function lockStake(address provider, uint64 until) external;
+
+    /// @notice Holds `provider`'s stake while the storage deal it accepts runs. Only the escrow may call;
+    /// `provider` must be registered.
+    function openDeal(address provider) external;
+
+    /// @notice Releases the hold of one storage deal of `provider`, settled to its last period. Only the
+    /// escrow may call.
+    function closeDeal(address provider) external;
+
     // ---------------------------------------------------------------- VIEWS
 
     /// @notice Everything known about `provider` (all zero when unknown).
     function getProvider(address provider) external view returns (Provider memory);
+
+    /// @notice What holds `provider`'s stake: no withdrawal before `until`, nor while `openDeals` > 0.
+    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals);
 
     /// @notice True when `provider` is registered and its stake is at least `minStake()`.
     function isActive(address provider) external view returns (bool);

@@ -73,6 +73,10 @@ library StorageDealLogic {
         d.status = IJobEscrow.StorageDealStatus.Active;
         d.pendingPeriods = Bits.lowBits(d.periods);
         emit IJobEscrow.StorageDealAccepted(dealId, msg.sender, startBlock);
+
+        // Interactions (the registry only): the provider's stake is held until the deal's last period is
+        // settled, so every missed period's slash still finds it.
+        registry.openDeal(msg.sender);
     }
 
     function cancel(
@@ -155,6 +159,8 @@ library StorageDealLogic {
             uint256 slashed = registry.slash(d.provider, missed * params.storageSlash, d.buyer);
             if (slashed != 0) balances[d.buyer][address(0)] += slashed;
         }
+        // The last period is settled (its slash taken): the deal no longer holds the stake.
+        if (ended == periods) registry.closeDeal(d.provider);
     }
 
     /// @dev Credits passed periods to the provider (less the fee) and missed ones back to the buyer.

@@ -59,6 +59,24 @@ contract Escrow_Invariant is StdInvariant, Base {
     }
 
     /// 4. The registry holds exactly the stake it records: a slash never takes more than a provider has.
+    /// @notice Locked stake covers every open obligation: each provider's hold lasts at least until the
+    /// last challenge window plus resolution period of a batch that named it, and counts every storage
+    /// deal it took that is not settled to its last period.
+    function invariant_LockedStakeCoversEveryOpenObligation() public view {
+        address[] memory ps = handler.providerList();
+        for (uint256 i; i < ps.length; ++i) {
+            (uint64 until, uint32 open) = registry.stakeLock(ps[i]);
+            assertGe(until, handler.holdUntil(ps[i]), "hold ends before a batch's challenge could be resolved");
+            assertEq(open, handler.openDeals(ps[i]), "open storage deals");
+        }
+    }
+
+    /// @notice No provider withdraws locked stake: every withdrawal the handler tried while the model
+    /// held the stake was refused with `ProviderRegistry_StakeLocked` naming the hold.
+    function invariant_NoProviderWithdrawsLockedStake() public view {
+        assertEq(handler.lockedWithdrawals(), 0, "held stake was withdrawn, or refused for another reason");
+    }
+
     function invariant_RegistryHoldsRecordedStake() public view {
         address[] memory ps = handler.providerList();
         uint256 recorded;

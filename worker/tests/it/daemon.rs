@@ -395,7 +395,9 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     assert_eq!(status["registration"]["unbonding"], json!((ETHER / 4).to_string()), "{status}");
     let early = w.cli(&["stake", "withdraw"]);
     assert!(!early.status.success(), "withdrawing before the delay is refused: {early:?}");
-    m.anvil.advance(86_401).await;
+    // The deployment's unbonding delay: 7 days, longer than a challenge window plus the resolution
+    // period (the settled job's hold on the stake ends before it).
+    m.anvil.advance(7 * 86_400 + 1).await;
     w.ok(&["stake", "withdraw"]);
     let status: Value = serde_json::from_str(&w.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["registration"]["unbonding"], json!("0"), "{status}");

@@ -78,6 +78,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     uint256 public violations;
     /// @notice Counts per action, for the run summary.
     mapping(bytes32 action => uint256) public calls;
+    /// @notice The model's hold on each provider's stake: the latest end of a settled batch's challenge
+    /// window plus resolution period it was named in, and its storage deals not settled to the end.
+    mapping(address provider => uint64) public holdUntil;
+    mapping(address provider => uint32) public openDeals;
+    /// @notice Withdrawals of held stake, each refused as the model expects.
+    uint256 public refusedWithdrawals;
+    /// @notice Withdrawals of held stake that succeeded (or failed for another reason): must stay 0.
+    uint256 public lockedWithdrawals;
 
     constructor(
         JobEscrow escrow_,
@@ -186,6 +194,10 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         vm.recordLogs();
         uint256 batchId = escrow.settleComputeJobs(b, records, sigs);
         (uint64 windowEnd, IJobEscrow.BatchOutcome memory outcome) = _settledEvent(vm.getRecordedLogs());
+        uint64 hold = windowEnd + escrow.params().challengeResolutionPeriod;
+        for (uint256 i; i < providers.length; ++i) {
+            if (hold > holdUntil[providers[i]]) holdUntil[providers[i]] = hold;
+        }
 
         GBatch storage gb = batches.push();
         gb.id = batchId;
@@ -391,6 +403,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             d.provider = p;
             d.start = uint48(block.number + 1);
             d.status = IJobEscrow.StorageDealStatus.Active;
+            openDeals[p]++;
             return;
         }
     }
@@ -456,7 +469,10 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             expected[d.buyer][address(0)] += _min(missed * escrow.params().storageSlash, available);
             escrow.settleStorageDeal(d.id);
             d.settled = uint16(ended);
-            if (ended == d.periods) d.status = IJobEscrow.StorageDealStatus.Completed;
+            if (ended == d.periods) {
+                d.status = IJobEscrow.StorageDealStatus.Completed;
+                openDeals[d.provider]--;
+            }
             return;
         }
     }
@@ -491,8 +507,48 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         if (info.unbonding == 0) return;
         if (block.timestamp < info.unbondingEndsAt) vm.warp(info.unbondingEndsAt); // wait out the delay
         calls["withdrawStake"]++;
+        // Stake held for open obligations stays, whatever the unbonding delay says.
+        if (block.timestamp < holdUntil[p] || openDeals[p] != 0) {
+            (uint64 until, uint32 open) = registry.stakeLock(p);
+            bytes memory want = abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_StakeLocked.selector, until, open);
+            vm.prank(p);
+            try registry.withdrawStake() {
+                lockedWithdrawals++;
+            } catch (bytes memory why) {
+                if (keccak256(why) == keccak256(want)) refusedWithdrawals++;
+                else lockedWithdrawals++;
+            }
+            return;
+        }
         vm.prank(p);
         registry.withdrawStake();
+    }
+
+    /// @dev A provider whose stake the model holds asks for some of it back and, once the unbonding
+    /// delay is over but the hold is not, tries to withdraw: the refusal is counted, a success too.
+    function withdrawHeldStake(uint256 seed) external {
+        address p = providers[seed % providers.length];
+        IProviderRegistry.Provider memory info = registry.getProvider(p);
+        if (info.unbonding == 0) {
+            uint256 spare = info.stake > registry.minStake() ? info.stake - registry.minStake() : 0;
+            if (spare == 0) return;
+            vm.prank(p);
+            registry.requestStakeWithdrawal(spare);
+            info = registry.getProvider(p);
+        }
+        uint256 due = block.timestamp > info.unbondingEndsAt ? block.timestamp : info.unbondingEndsAt;
+        if (openDeals[p] == 0 && due >= holdUntil[p]) return; // nothing would hold it then
+        if (block.timestamp < info.unbondingEndsAt) vm.warp(info.unbondingEndsAt);
+        calls["withdrawHeldStake"]++;
+        (uint64 until, uint32 open) = registry.stakeLock(p);
+        bytes memory want = abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_StakeLocked.selector, until, open);
+        vm.prank(p);
+        try registry.withdrawStake() {
+            lockedWithdrawals++;
+        } catch (bytes memory why) {
+            if (keccak256(why) == keccak256(want)) refusedWithdrawals++;
+            else lockedWithdrawals++;
+        }
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -39,6 +39,18 @@ contract SetParams_Unit is Base {
         escrow.setParams(p);
     }
 
+    /// Medium 1: stake asked back at settlement must outlast any challenge of it.
+    function test_RevertWhen_WindowPlusResolutionReachesTheUnbondingDelay() public {
+        IJobEscrow.EscrowParams memory p = defaultParams();
+        p.challengeWindow = uint32(UNBONDING - p.challengeResolutionPeriod);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidParams.selector, "challengeWindow"));
+        vm.prank(owner);
+        escrow.setParams(p);
+        p.challengeWindow -= 1;
+        vm.prank(owner);
+        escrow.setParams(p);
+    }
+
     function test_RevertWhen_ResolutionPeriodZero() public {
         IJobEscrow.EscrowParams memory p = defaultParams();
         p.challengeResolutionPeriod = 0;

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {Base} from "../../utils/Base.t.sol";
 import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
 import {IVerifierCommittee} from "../../../src/interfaces/IVerifierCommittee.sol";
+import {IProviderRegistry} from "../../../src/interfaces/IProviderRegistry.sol";
 
 contract SettleComputeJobs_Unit is Base {
     uint256 internal jobId;
@@ -68,7 +69,7 @@ contract SettleComputeJobs_Unit is Base {
         b.providers = new address[](1);
         b.providers[0] = stranger;
         bytes[] memory sigs = _sigs(b);
-        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_ProviderNotRegistered.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_NotRegistered.selector, stranger));
         escrow.settleComputeJobs(b, one(job), sigs);
     }
 
@@ -308,5 +309,44 @@ contract SettleComputeJobs_Unit is Base {
         for (uint256 i; i < n; ++i) {
             assertEq(uint8(escrow.computeJobStatus(list[i].jobId)), uint8(IJobEscrow.ComputeJobStatus.Settled));
         }
+    }
+
+    /// Medium 1: stake asked back while a job runs used to leave when the unbonding delay ended, even
+    /// if the job settled meanwhile and its challenge window was still open: an upheld challenge then
+    /// found nothing to slash. Every provider a batch names is now held until the batch's window and
+    /// resolution period are over.
+    function test_ABatchsProvidersCannotWithdrawBeforeItsChallengeCouldBeResolved() public {
+        address winner = providers[0];
+        vm.prank(winner);
+        registry.requestStakeWithdrawal(MIN_STAKE); // while a job runs
+        vm.warp(block.timestamp + UNBONDING - 1 hours);
+        (uint256 id, IJobEscrow.ComputeJob memory late) = createEthJob(1 ether);
+        Settled memory s = settleOne(late, verdict(id, 0.5 ether, 3, 3));
+        uint64 holdUntil = s.windowEnd + RESOLUTION;
+        (uint64 until, uint32 open) = registry.stakeLock(winner);
+        assertEq(until, holdUntil);
+        assertEq(open, 0);
+
+        vm.warp(block.timestamp + 1 hours); // the unbonding delay is over...
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_StakeLocked.selector, holdUntil, 0));
+        vm.prank(winner);
+        registry.withdrawStake(); // ...the hold is not
+
+        vm.warp(holdUntil);
+        uint256 before = winner.balance;
+        vm.prank(winner);
+        registry.withdrawStake();
+        assertEq(winner.balance, before + MIN_STAKE);
+    }
+
+    /// A later batch extends the hold; an earlier one never shortens it.
+    function test_HoldsOnlyGrow() public {
+        Settled memory first = settleOne(job, verdict(jobId, 0.5 ether, 3, 3));
+        (uint256 id2, IJobEscrow.ComputeJob memory job2) = createEthJob(1 ether);
+        vm.warp(block.timestamp + 1 hours);
+        Settled memory second = settleOne(job2, verdict(id2, 0.5 ether, 3, 3));
+        (uint64 until,) = registry.stakeLock(providers[1]);
+        assertEq(until, second.windowEnd + RESOLUTION);
+        assertGt(until, first.windowEnd + RESOLUTION);
     }
 }

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {Base} from "../../utils/Base.t.sol";
 import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
 import {IVerifierCommittee} from "../../../src/interfaces/IVerifierCommittee.sol";
+import {IProviderRegistry} from "../../../src/interfaces/IProviderRegistry.sol";
 
 /// @notice Shared set-up for the storage functions: a 5-chunk file and helpers to walk its periods.
 abstract contract StorageBase is Base {
@@ -412,5 +413,50 @@ contract SettleStorageDeal_Unit is StorageBase {
         );
         escrow.settleStorageDeal(id);
         assertEq(escrow.balanceOf(buyer, address(0)), uint256(PERIODS) * PRICE + 4 * STORAGE_SLASH);
+    }
+}
+
+contract StorageStakeHold_Unit is StorageBase {
+    /// Medium 1: a storage provider unbonded right after `accept`, and every period it then missed was
+    /// refunded with no slash. The deal now holds its stake until its last period is settled.
+    function test_AStorageProviderCannotUnbondAwayFromItsDeal() public {
+        uint256 id = activeDeal();
+        (uint64 until, uint32 open) = registry.stakeLock(host);
+        assertEq(open, 1);
+
+        vm.prank(host);
+        registry.requestStakeWithdrawal(2 ether); // all of it
+        vm.warp(block.timestamp + UNBONDING);
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_StakeLocked.selector, until, 1)
+        );
+        vm.prank(host);
+        registry.withdrawStake();
+
+        // It proves nothing: every period is missed, and each slash finds the stake it tried to take.
+        vm.roll(seedBlock(id, PERIODS));
+        uint256 before = escrow.balanceOf(buyer, address(0));
+        escrow.settleStorageDeal(id);
+        uint256 slash = uint256(PERIODS) * STORAGE_SLASH;
+        if (slash > 2 ether) slash = 2 ether;
+        assertEq(escrow.balanceOf(buyer, address(0)), before + uint256(PERIODS) * PRICE + slash);
+        (, open) = registry.stakeLock(host);
+        assertEq(open, 0, "the settled deal no longer holds the stake");
+        if (registry.getProvider(host).unbonding != 0) {
+            vm.prank(host);
+            registry.withdrawStake();
+        }
+    }
+
+    /// Two deals, two holds: settling one leaves the other's.
+    function test_EachOpenDealHoldsTheStake() public {
+        uint256 a = activeDeal();
+        activeDeal();
+        (, uint32 open) = registry.stakeLock(host);
+        assertEq(open, 2);
+        vm.roll(seedBlock(a, PERIODS));
+        escrow.settleStorageDeal(a);
+        (, open) = registry.stakeLock(host);
+        assertEq(open, 1);
     }
 }

@@ -231,6 +231,20 @@ contract RegistryAdmin_Unit is Base {
         registry.setUnbondingDelay(91 days);
     }
 
+    /// Medium 1: once bound to an escrow, the unbonding delay outlasts its challenge window plus
+    /// resolution period.
+    function test_RevertWhen_UnbondingDelayNotLongerThanWindowPlusResolution() public {
+        uint64 minDelay = uint64(WINDOW) + RESOLUTION + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_UnbondingDelayTooShort.selector, minDelay - 1, minDelay)
+        );
+        vm.prank(owner);
+        registry.setUnbondingDelay(minDelay - 1);
+        vm.prank(owner);
+        registry.setUnbondingDelay(minDelay);
+        assertEq(registry.unbondingDelay(), minDelay);
+    }
+
     function test_RaisingMinStakeDeactivates() public {
         vm.prank(owner);
         registry.setMinStake(3 ether);
