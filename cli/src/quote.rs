@@ -10,6 +10,7 @@ use anyhow::{Context, anyhow, bail};
 use qor_protocol::bindings::IProviderRegistry;
 use qor_protocol::runtime::{self, Runtime};
 use qor_protocol::spec::{InputFile, JobSpec, Limits, MAX_SAFE_INTEGER};
+use qor_worker::compile::{CompileBounds, Compiler};
 use qor_worker::sandbox::{Outcome, Sandbox};
 use serde_json::{Value, json};
 
@@ -114,14 +115,28 @@ pub(crate) async fn meter(program: &Program) -> anyhow::Result<Metered> {
         std::fs::write(dir.path().join("in").join(&file.path), bytes)?;
     }
     let (spec, module, path) = (program.spec.clone(), program.module.clone(), dir.path().to_owned());
+    let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<Outcome> {
-        let mut sandbox = Sandbox::new().map_err(|e| anyhow!("the sandbox: {e}"))?;
+        // Compiled in a child within the workers' default bounds: a module past them would be refused
+        // by every provider that keeps the defaults, so it is refused here, before anything is funded.
+        let exe = std::env::current_exe().context("the qor binary, to compile modules with")?;
+        let mut sandbox =
+            Sandbox::new().map_err(|e| anyhow!("the sandbox: {e}"))?.with_compiler(Compiler::new(exe, CompileBounds::default()));
         if let Some(cache) = qor_worker::exec::default_module_cache() {
             sandbox = sandbox.with_module_cache(&cache).map_err(|e| anyhow!("{e}"))?;
         }
         sandbox.run(&spec, &module, &path).map_err(|e| anyhow!("{e}"))
     })
     .await??;
+    let took = started.elapsed();
+    let wall = std::time::Duration::from_millis(program.spec.limits.wall_clock_ms);
+    if took > wall / 2 {
+        eprintln!(
+            "warning: the run here took {:.1} s of the job's {:.0} s wall clock; a slower provider may time out (no result, no pay)",
+            took.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
     match outcome {
         Outcome::Completed { exit_code, result_digest, fuel_used, .. } => Ok(Metered { fuel_used, exit_code, result_digest }),
         Outcome::Failed { failure, fuel_used } => {
@@ -177,11 +192,16 @@ pub(crate) struct Quote {
     pub(crate) price: U256,
 }
 
-/// Builds the job, runs it here, sets its fuel limit to the fuel the run took and prices it.
+/// Builds the job, runs it here, sets its fuel limit from the fuel the run took and prices it.
+///
+/// The limit is one more than the fuel used: wasmtime checks fuel at loop heads and calls and stops a
+/// run whose remaining fuel is 0 at a check, so a run that ends with a check right at its last unit
+/// would stop under a limit of exactly its fuel. Receipts report the fuel used, and settlement charges
+/// that; the budget covers the limit.
 pub(crate) async fn quote(m: &Market, req: Request<'_>) -> anyhow::Result<Quote> {
     let mut program = program(req).await?;
     let metered = meter(&program).await?;
-    program.spec.limits.fuel = metered.fuel_used.max(1);
+    program.spec.limits.fuel = metered.fuel_used + 1;
     let (offers, price) = price(m, program.spec.limits.fuel, program.spec.redundancy).await?;
     Ok(Quote { program, metered, offers, price })
 }
@@ -205,14 +225,14 @@ impl Quote {
             "price": price.to_string(),
         });
         let text = format!(
-            "ran here{}: exit {}, {} fuel, result {}\nprice: {} ({} replicas × {} fuel at {} wei/fuel)",
+            "ran here{}: exit {}, {} fuel, result {}\nprice: {} ({} replicas × a fuel limit of {} at {} wei/fuel)",
             runtime.map(|r| format!(" on {r}")).unwrap_or_default(),
             metered.exit_code,
             metered.fuel_used,
             metered.result_digest,
             ether(price),
             offers.len(),
-            metered.fuel_used,
+            program.spec.limits.fuel,
             per_fuel
         );
         (value, text)

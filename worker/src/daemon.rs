@@ -430,8 +430,16 @@ impl Daemon {
         std::fs::create_dir_all(job_dir.join("out"))?;
         // A module this worker ran before is held compiled, already checked against its hash.
         let loaded = self.sandbox.loaded(spec.module);
+        // A pinned runtime this worker keeps on disk is read from there, not downloaded per job.
+        let kept_runtime = match (&loaded, qor_protocol::runtime::by_module(spec.module), &self.cfg.preload_runtimes) {
+            (None, Some(rt), Some(dir)) => {
+                let (rt, dir) = (*rt, dir.clone());
+                tokio::task::spawn_blocking(move || crate::runtime::cached(&rt, &dir).map(|_| dir.join(rt.file_name()))).await?
+            }
+            _ => None,
+        };
         let mut fetch = Vec::new();
-        if loaded.is_none() {
+        if loaded.is_none() && kept_runtime.is_none() {
             fetch.push(("module".to_string(), spec.module));
         }
         fetch.extend(spec.inputs.iter().map(|i| (format!("input `{}`", i.path), i.hash)));
@@ -448,7 +456,11 @@ impl Daemon {
                 Err(e) => return Err(anyhow::anyhow!("fetching {what}: {e}")),
             }
         }
-        let module_path = if loaded.is_none() { Some(fetched.remove(0)) } else { None };
+        let module_path = match (&loaded, kept_runtime) {
+            (Some(_), _) => None,
+            (None, Some(path)) => Some(path),
+            (None, None) => Some(fetched.remove(0)),
+        };
         for (input, path) in spec.inputs.iter().zip(&fetched) {
             let dest = job_dir.join("in").join(&input.path);
             if let Some(parent) = dest.parent() {

@@ -28,7 +28,11 @@ pub fn default_dir() -> Option<PathBuf> {
 /// The runtime's module from `dir`, if it is there with the pinned hash (a file with other bytes is
 /// ignored, and replaced by [`fetch`]).
 pub fn cached(rt: &Runtime, dir: &Path) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(dir.join(rt.file_name())).ok()?;
+    let path = dir.join(rt.file_name());
+    if std::fs::metadata(&path).ok()?.len() != rt.size {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
     (keccak256(&bytes) == rt.module).then_some(bytes)
 }
 
@@ -88,17 +92,14 @@ pub fn unpack(rt: &Runtime, tarball: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 async fn download(url: &str) -> anyhow::Result<Vec<u8>> {
-    let client = reqwest::Client::builder().timeout(DOWNLOAD_DEADLINE).build()?;
-    let mut response = client.get(url).send().await?.error_for_status()?;
-    if response.content_length().is_some_and(|n| n > MAX_TARBALL_BYTES) {
-        bail!("the registry offers more than {MAX_TARBALL_BYTES} bytes");
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > MAX_TARBALL_BYTES {
-            bail!("the registry sent more than {MAX_TARBALL_BYTES} bytes");
-        }
-    }
-    Ok(body)
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        // The system's trust roots (as a browser or curl here would use), not a bundled list.
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(DOWNLOAD_DEADLINE)).tls_config(tls).build().into();
+        let mut response = agent.get(&url).call()?;
+        let body = response.body_mut().with_config().limit(MAX_TARBALL_BYTES).read_to_vec()?;
+        Ok(body)
+    })
+    .await?
 }

@@ -61,7 +61,7 @@ pub const STDERR_BYTES: usize = 64 * 1024;
 const MAX_WASM_STACK: usize = 1 << 20;
 /// Context marking errors that mean the module cannot run here (an import or entry point we lack).
 const UNRUNNABLE: &str = "the module cannot run in the QOR sandbox";
-/// The frozen clock starts here (2024-01-01T00:00:00Z) plus an offset derived from the job id.
+/// The frozen clock starts here (2024-01-01T00:00:00Z) plus an offset derived from the sandbox seed.
 const CLOCK_EPOCH_SECS: u64 = 1_704_067_200;
 
 /// Errors that stop a job before it runs (the sandbox's own faults or bad inputs, never the module's).

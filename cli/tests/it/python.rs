@@ -35,10 +35,11 @@ pub(crate) async fn a_python_job_settles_at_the_fuel_it_was_quoted(net: &Devnet)
     let fuel = quote["fuel"].as_u64().unwrap();
     assert!(fuel > 100_000_000, "CPython starting up alone takes more: {quote}");
     assert_eq!(quote["providers"].as_array().unwrap().len(), 3, "{quote}");
-    // Settlement pays each of the three the highest winner's price per fuel (read from the registry).
+    // The fuel limit is one more than the fuel used, and the price covers it: each of the three at the
+    // highest winner's price per fuel (read from the registry).
     let per_fuel: u128 = quote["pricePerFuel"].as_str().unwrap().parse().unwrap();
     assert!(per_fuel > 0, "{quote}");
-    assert_eq!(quote["price"], (per_fuel * u128::from(fuel) * 3).to_string(), "{quote}");
+    assert_eq!(quote["price"], (per_fuel * u128::from(fuel + 1) * 3).to_string(), "{quote}");
 
     let out = net.tmp.path().join("python-out");
     let (run, progress) = tokio::task::spawn_blocking({

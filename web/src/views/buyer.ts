@@ -70,7 +70,11 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
   // form's module-sized default limit is raised (`qor job quote` gives the exact figure).
   module.addEventListener('change', () => {
     const rt = runtimeFor(module.files?.[0]?.name ?? '');
-    if (!rt) return void (runtimeBox.textContent = '');
+    if (!rt) {
+      runtimeBox.textContent = '';
+      if (fuel.value === '2000000000') fuel.value = '100000000';
+      return refreshQuote();
+    }
     notice(runtimeBox, 'info', `Runs on ${rt.name} ${rt.version} (a pinned runtime), the script at /in/${module.files?.[0]?.name}; input files sit beside it. \`qor job quote\` prints the exact fuel.`);
     if (fuel.value === '100000000') fuel.value = '2000000000';
     refreshQuote();
