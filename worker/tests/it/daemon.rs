@@ -152,6 +152,31 @@ impl Market {
     }
 }
 
+/// The job's record once the coordinator says it completed.
+async fn completed(m: &Market, job_id: U256, secs: u64) -> Value {
+    wait_for("the job to complete", secs, async || {
+        let j = job_status(&m.http, job_id.to::<u64>()).await;
+        (j["status"] == "completed").then_some(j)
+    })
+    .await
+}
+
+/// The result digest and fuel of `job` (no inputs) run here in the sandbox.
+async fn run_here(job: &JobSpec, module: &[u8]) -> (B256, u64) {
+    let (job, module) = (job.clone(), module.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        std::fs::create_dir_all(dir.path().join("out")).unwrap();
+        match qor_worker::sandbox::Sandbox::new().unwrap().run(&job, &module, dir.path()).unwrap() {
+            qor_worker::sandbox::Outcome::Completed { result_digest, fuel_used, .. } => (result_digest, fuel_used),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap()
+}
+
 fn reqwest_client() -> alloy::transports::http::reqwest::Client {
     alloy::transports::http::reqwest::Client::new()
 }
@@ -221,19 +246,8 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let module = m.put_blob(&hello).await;
     let job = spec(module, vec![], &["qor"]);
     let (job_id, onchain) = m.fund_job(&job, U256::from(ETHER / 10)).await;
-    let done = wait_for("the job to complete", 60, async || {
-        let j = job_status(&m.http, job_id.to::<u64>()).await;
-        (j["status"] == "completed").then_some(j)
-    })
-    .await;
-    let local_dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(local_dir.path().join("in")).unwrap();
-    std::fs::create_dir_all(local_dir.path().join("out")).unwrap();
-    let (job2, hello2, local_path) = (job.clone(), hello.clone(), local_dir.path().to_path_buf());
-    let local = tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, &hello2, &local_path).unwrap())
-        .await
-        .unwrap();
-    let qor_worker::sandbox::Outcome::Completed { result_digest, fuel_used, .. } = local else { panic!("{local:?}") };
+    let done = completed(&m, job_id, 60).await;
+    let (result_digest, fuel_used) = run_here(&job, &hello).await;
     let receipt = &done["receipts"][0];
     assert_eq!(receipt["resultDigest"], json!(result_digest), "{done}");
     assert_eq!(receipt["fuelUsed"], json!(fuel_used));
@@ -659,19 +673,8 @@ async fn hostile_jobs_fail_alone_while_an_honest_job_on_the_daemon_completes() {
     let hello = example("hello");
     let job = spec(m.put_blob(&hello).await, vec![], &["beside hostile jobs"]);
     let (job_id, _) = m.fund_job(&job, U256::from(ETHER / 10)).await;
-    let done = wait_for("the honest job to complete", 120, async || {
-        let j = job_status(&m.http, job_id.to::<u64>()).await;
-        (j["status"] == "completed").then_some(j)
-    })
-    .await;
-    let local_dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(local_dir.path().join("in")).unwrap();
-    std::fs::create_dir_all(local_dir.path().join("out")).unwrap();
-    let (job2, hello2, local_path) = (job.clone(), hello.clone(), local_dir.path().to_path_buf());
-    let local = tokio::task::spawn_blocking(move || qor_worker::sandbox::Sandbox::new().unwrap().run(&job2, &hello2, &local_path).unwrap())
-        .await
-        .unwrap();
-    let qor_worker::sandbox::Outcome::Completed { result_digest, .. } = local else { panic!("{local:?}") };
+    let done = completed(&m, job_id, 120).await;
+    let (result_digest, _) = run_here(&job, &hello).await;
     assert_eq!(done["receipts"][0]["resultDigest"], json!(result_digest), "{done}");
 
     // Every hostile job was run and failed with its own class; the daemon lives on.
