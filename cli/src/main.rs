@@ -97,15 +97,7 @@ enum Command {
     },
     /// Compile one module within a memory cap (a quote runs this in a child process, as workers do).
     #[command(hide = true)]
-    CompileModule {
-        /// The cap on the compiler's data segment.
-        #[arg(long)]
-        memory_bytes: u64,
-        /// The module.
-        wasm: PathBuf,
-        /// Where the checksummed artifact goes.
-        out: PathBuf,
-    },
+    CompileModule(qor_worker::compile::CompileModuleArgs),
     /// Compute jobs.
     Job {
         #[command(subcommand)]
@@ -663,17 +655,9 @@ async fn main() -> ExitCode {
         }
         Command::Job { action, conn } => job_command(action, conn).await,
         Command::Store { action, conn } => store_command(action, conn).await,
-        Command::CompileModule { memory_bytes, wasm, out } => {
+        Command::CompileModule(args) => {
             // A child of this process, like `qor-worker compile-module`: nothing else to run here.
-            let code = tokio::task::spawn_blocking(move || match wasmtime::Engine::new(&qor_worker::sandbox::compile_config()) {
-                Ok(engine) => qor_worker::compile::child_main(&engine, memory_bytes, &wasm, &out),
-                Err(e) => {
-                    eprintln!("qor: the engine: {e:#}");
-                    3
-                }
-            })
-            .await
-            .unwrap_or(3);
+            let code = tokio::task::spawn_blocking(move || qor_worker::compile::compile_module(&args)).await.unwrap_or(3);
             return ExitCode::from(code as u8);
         }
     };

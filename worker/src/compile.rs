@@ -132,6 +132,31 @@ impl Compiler {
     }
 }
 
+/// The arguments of the hidden `compile-module` command a [`Compiler`] starts (`qor-worker` and
+/// `qor` both have it: a compile is a child of whichever binary asked for it).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompileModuleArgs {
+    /// The cap on the compiler's data segment.
+    #[arg(long)]
+    pub memory_bytes: u64,
+    /// The module.
+    pub wasm: PathBuf,
+    /// Where the checksummed artifact goes.
+    pub out: PathBuf,
+}
+
+/// The `compile-module` command: builds the compile engine and runs [`child_main`]; returns the
+/// process exit code.
+pub fn compile_module(args: &CompileModuleArgs) -> i32 {
+    match Engine::new(&crate::sandbox::compile_config()) {
+        Ok(engine) => child_main(&engine, args.memory_bytes, &args.wasm, &args.out),
+        Err(e) => {
+            eprintln!("the engine: {e:#}");
+            WORKER_FAULT
+        }
+    }
+}
+
 /// The child's side: caps its data segment at `memory_bytes`, compiles `wasm` with `engine`, and
 /// writes the artifact to `out`. Returns the process exit code; a module that does not compile is
 /// reported on stderr after [`INVALID`].

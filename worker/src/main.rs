@@ -71,15 +71,7 @@ enum Command {
     Exec(qor_worker::exec::ExecArgs),
     /// Compile one module within a memory cap (the worker runs this in a child process).
     #[command(hide = true)]
-    CompileModule {
-        /// The cap on the compiler's data segment.
-        #[arg(long)]
-        memory_bytes: u64,
-        /// The module.
-        wasm: PathBuf,
-        /// Where the checksummed artifact goes.
-        out: PathBuf,
-    },
+    CompileModule(qor_worker::compile::CompileModuleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -387,7 +379,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&run.outcome)?);
             Ok(())
         }
-        Command::CompileModule { .. } => unreachable!("handled before the runtime starts"),
+        Command::CompileModule(_) => unreachable!("handled before the runtime starts"),
     }
 }
 
@@ -398,15 +390,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if let Command::CompileModule { memory_bytes, wasm, out } = &cli.command {
-        let engine = match wasmtime::Engine::new(&qor_worker::sandbox::compile_config()) {
-            Ok(engine) => engine,
-            Err(e) => {
-                eprintln!("qor-worker: the engine: {e:#}");
-                return ExitCode::from(3);
-            }
-        };
-        return ExitCode::from(qor_worker::compile::child_main(&engine, *memory_bytes, wasm, out) as u8);
+    if let Command::CompileModule(args) = &cli.command {
+        return ExitCode::from(qor_worker::compile::compile_module(args) as u8);
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(main_async(cli)) {

@@ -117,6 +117,15 @@ struct Market {
 }
 
 impl Market {
+    /// anvil with the contracts, and a coordinator (its data under `dir`), seen by the provider.
+    async fn start(dir: &Path) -> (Self, Signer) {
+        let anvil = Anvil::start();
+        let coordinator = CoordinatorProcess::start(&dir.join("coordinator"), &anvil).await;
+        let provider = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap();
+        let http = Client::new(&coordinator.base, provider.clone());
+        (Self { anvil, coordinator, http }, provider)
+    }
+
     async fn fund_job(&self, job: &JobSpec, budget: U256) -> (U256, ComputeJob) {
         self.post_spec(job).await;
         self.fund(job, budget).await
@@ -221,13 +230,9 @@ fn init_worker(dir: &Path, m: &Market) -> Worker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
-    let anvil = Anvil::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let coordinator = CoordinatorProcess::start(&dir.join("coordinator"), &anvil).await;
-    let provider = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap();
-    let http = Client::new(&coordinator.base, provider.clone());
-    let mut m = Market { anvil, coordinator, http };
+    let (mut m, provider) = Market::start(&dir).await;
     let (escrow, me) = (m.anvil.address("jobEscrow"), provider.address());
 
     // init, then a stake below the minimum is refused before anything is sent, then register.
@@ -624,13 +629,9 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
 /// local run gives, and the daemon is still running and taking jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_jobs_fail_alone_while_an_honest_job_on_the_daemon_completes() {
-    let anvil = Anvil::start();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let coordinator = CoordinatorProcess::start(&dir.join("coordinator"), &anvil).await;
-    let provider = Signer::from_bytes(&PROVIDER_KEY.parse().unwrap()).unwrap();
-    let http = Client::new(&coordinator.base, provider.clone());
-    let m = Market { anvil, coordinator, http };
+    let (m, _) = Market::start(&dir).await;
     let mut w = init_worker(&dir.join("worker"), &m);
     // Bounds a test can reach quickly: 256 MiB and 20 s to compile one module.
     let config = std::fs::read_to_string(&w.config).unwrap();
