@@ -46,12 +46,12 @@ contract GasSnapshots is Base {
     function test_proveStorage1GiB() public {
         (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
         vm.prank(buyer);
-        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
+        uint256 dealId = market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
         vm.prank(providers[0]);
-        escrow.acceptStorageDeal(dealId);
+        market.acceptStorageDeal(dealId);
         vm.roll(block.number + 2);
-        escrow.proveStorage(dealId, 0, chunk, path);
+        market.proveStorage(dealId, 0, chunk, path);
         vm.snapshotGasLastCall("proveStorage_1gib_tx");
-        assertEq(escrow.getStorageDeal(dealId).pendingPeriods, 0);
+        assertEq(market.getStorageDeal(dealId).pendingPeriods, 0);
     }
 }

@@ -12,10 +12,9 @@ import {IJobEscrow} from "./interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "./interfaces/IProviderRegistry.sol";
 import {IVerifierCommittee} from "./interfaces/IVerifierCommittee.sol";
 import {Bits} from "./libraries/Bits.sol";
-import {StorageDealLogic} from "./libraries/StorageDealLogic.sol";
 
 /// @title JobEscrow
-/// @notice Escrow of QOR compute jobs and storage deals. See {IJobEscrow}.
+/// @notice Escrow of QOR compute jobs. See {IJobEscrow}.
 contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -23,20 +22,12 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Size of a storage chunk in bytes.
-    uint256 public constant CHUNK_SIZE = StorageDealLogic.CHUNK_SIZE;
     /// @notice Basis points in one.
     uint256 internal constant BPS = 10_000;
     /// @notice The highest protocol fee the owner may set (20%).
     uint16 internal constant MAX_FEE_BPS = 2_000;
     /// @notice The most replicas a job may ask for.
     uint8 public constant MAX_REDUNDANCY = 32;
-    /// @notice The most periods a storage deal may have (one bit each in `pendingPeriods`).
-    uint256 internal constant MAX_PERIODS = StorageDealLogic.MAX_PERIODS;
-    /// @notice The shortest storage period, in blocks: one for the seed block, one to answer in.
-    uint32 internal constant MIN_PERIOD_LENGTH = StorageDealLogic.MIN_PERIOD_LENGTH;
-    /// @notice Blocks after the seed block in which a proof can still be checked on chain (`blockhash`).
-    uint256 internal constant PROOF_WINDOW = StorageDealLogic.PROOF_WINDOW;
     /// @notice The longest challenge window or resolution period the owner may set.
     uint32 internal constant MAX_WINDOW = 30 days;
 
@@ -47,11 +38,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         "Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
     );
     bytes32 internal constant CHALLENGE_RESOLUTION_TYPEHASH = keccak256("ChallengeResolution(uint256 jobId,bool upheld)");
-    bytes32 internal constant STORAGE_ATTESTATION_TYPEHASH =
-        keccak256("StorageAttestation(uint256 dealId,uint256 periods)");
-    bytes32 internal constant STORAGE_ATTESTATION_BATCH_TYPEHASH = keccak256(
-        "StorageAttestationBatch(StorageAttestation[] attestations)StorageAttestation(uint256 dealId,uint256 periods)"
-    );
     // Two status bits per compute job, 128 jobs per word. A settled job whose challenge is pending stays
     // SETTLED; the challenge record tells the rest.
     uint256 internal constant PHASE_OPEN = 0;
@@ -90,8 +76,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     uint256 public nextJobId;
     /// @inheritdoc IJobEscrow
     uint256 public nextBatchId;
-    /// @inheritdoc IJobEscrow
-    uint256 public nextDealId;
 
     /// @inheritdoc IJobEscrow
     mapping(address account => mapping(address token => uint256)) public balanceOf;
@@ -102,7 +86,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     mapping(uint256 batchId => uint256[]) internal _batchChallengedJobs;
     mapping(uint256 jobId => Challenge) internal _challenges;
     mapping(uint256 jobId => ChallengeParties) internal _challengeParties;
-    mapping(uint256 dealId => StorageDeal) internal _deals;
 
     constructor(
         address initialOwner,
@@ -119,7 +102,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         // again: the first job costs what every later one does.
         nextJobId = 1;
         nextBatchId = 1;
-        nextDealId = 1;
     }
 
     /// @dev Slashed stake arrives from the registry during `_slash`; nobody else sends ETH unasked.
@@ -349,57 +331,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     }
 
     /*//////////////////////////////////////////////////////////////
-                                STORAGE
-    //////////////////////////////////////////////////////////////*/
-
-    /// @inheritdoc IJobEscrow
-    function createStorageDeal(
-        bytes32 merkleRoot,
-        uint64 size,
-        uint16 periods,
-        uint32 periodLength,
-        uint96 pricePerPeriod,
-        address preferredProvider
-    ) external payable nonReentrant returns (uint256 dealId) {
-        dealId = nextDealId;
-        unchecked {
-            nextDealId = dealId + 1;
-        }
-        StorageDealLogic.create(_deals, dealId, merkleRoot, size, periods, periodLength, pricePerPeriod, preferredProvider);
-    }
-
-    /// @inheritdoc IJobEscrow
-    function acceptStorageDeal(uint256 dealId) external nonReentrant {
-        StorageDealLogic.accept(_deals, registry, dealId);
-    }
-
-    /// @inheritdoc IJobEscrow
-    function cancelStorageDeal(uint256 dealId) external nonReentrant {
-        StorageDealLogic.cancel(_deals, balanceOf, dealId);
-    }
-
-    /// @inheritdoc IJobEscrow
-    /// @dev No reentrancy guard: the proof makes no external call and only clears one pending bit, which
-    /// is as valid from inside another call as from outside (and it is the hot path of every period).
-    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path) external {
-        StorageDealLogic.prove(_deals, dealId, period, chunk, path);
-    }
-
-    /// @inheritdoc IJobEscrow
-    function attestStorage(StorageAttestation[] calldata attestations, bytes[] calldata signatures)
-        external
-        nonReentrant
-    {
-        committee.checkSignatures(hashStorageAttestations(attestations), signatures);
-        StorageDealLogic.attest(_deals, attestations);
-    }
-
-    /// @inheritdoc IJobEscrow
-    function settleStorageDeal(uint256 dealId) external nonReentrant {
-        StorageDealLogic.settle(_deals, balanceOf, _params, registry, dealId);
-    }
-
-    /*//////////////////////////////////////////////////////////////
                                 PAYOUTS
     //////////////////////////////////////////////////////////////*/
 
@@ -462,16 +393,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IJobEscrow
-    function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory) {
-        return _deals[dealId];
-    }
-
-    /// @inheritdoc IJobEscrow
-    function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256) {
-        return StorageDealLogic.challengeIndex(_deals, dealId, period);
-    }
-
-    /// @inheritdoc IJobEscrow
     function params() external view returns (EscrowParams memory) {
         return _params;
     }
@@ -484,18 +405,6 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     /// @inheritdoc IJobEscrow
     function hashChallengeResolution(uint256 jobId, bool upheld) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(CHALLENGE_RESOLUTION_TYPEHASH, jobId, upheld)));
-    }
-
-    /// @inheritdoc IJobEscrow
-    function hashStorageAttestations(StorageAttestation[] calldata attestations) public view returns (bytes32) {
-        bytes32[] memory hashes = new bytes32[](attestations.length);
-        for (uint256 i; i < attestations.length; ++i) {
-            hashes[i] =
-                keccak256(abi.encode(STORAGE_ATTESTATION_TYPEHASH, attestations[i].dealId, attestations[i].periods));
-        }
-        return _hashTypedDataV4(
-            keccak256(abi.encode(STORAGE_ATTESTATION_BATCH_TYPEHASH, keccak256(abi.encodePacked(hashes))))
-        );
     }
 
     /// @inheritdoc IJobEscrow

@@ -20,6 +20,8 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     uint64 public unbondingDelay;
     /// @inheritdoc IProviderRegistry
     address public escrow;
+    /// @inheritdoc IProviderRegistry
+    address public storageMarket;
 
     mapping(address provider => Provider) internal _providers;
 
@@ -27,6 +29,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     struct StakeHold {
         uint64 until;
         uint32 openDeals;
+        uint128 collateral;
     }
 
     mapping(address provider => StakeHold) internal _holds;
@@ -38,6 +41,17 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
 
     modifier onlyEscrow() {
         if (msg.sender != escrow) revert ProviderRegistry_OnlyEscrow(msg.sender);
+        _;
+    }
+
+    modifier onlyStorageMarket() {
+        if (msg.sender != storageMarket) revert ProviderRegistry_OnlyEscrow(msg.sender);
+        _;
+    }
+
+    /// @dev The escrow or the storage market: the two contracts whose obligations stake backs.
+    modifier onlyMarket() {
+        if (msg.sender != escrow && msg.sender != storageMarket) revert ProviderRegistry_OnlyEscrow(msg.sender);
         _;
     }
 
@@ -125,7 +139,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     /// @inheritdoc IProviderRegistry
     function slash(address provider, uint256 amount, address beneficiary)
         external
-        onlyEscrow
+        onlyMarket
         nonReentrant
         returns (uint256 slashed)
     {
@@ -153,7 +167,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     }
 
     /// @inheritdoc IProviderRegistry
-    function recordOutcomes(address provider, uint64 completed, uint64 failed) external onlyEscrow {
+    function recordOutcomes(address provider, uint64 completed, uint64 failed) external onlyMarket {
         Provider storage p = _providers[provider];
         p.jobsCompleted += completed;
         p.jobsFailed += failed;
@@ -170,20 +184,32 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     }
 
     /// @inheritdoc IProviderRegistry
-    function openDeal(address provider) external onlyEscrow {
-        _registered(provider);
+    function openDeal(address provider, uint256 collateral) external onlyStorageMarket {
+        uint256 stake = _registered(provider).stake;
         StakeHold storage hold = _holds[provider];
+        uint256 reserved = hold.collateral;
+        // Slashes for other work can take stake that deals reserved: what is free is what is left.
+        uint256 free = stake > reserved ? stake - reserved : 0;
+        if (collateral > free) revert ProviderRegistry_InsufficientCollateral(provider, free, collateral);
         uint32 open = hold.openDeals + 1;
         hold.openDeals = open;
+        hold.collateral = uint128(reserved + collateral);
         emit StakeLocked(provider, hold.until, open);
+        emit CollateralReserved(provider, reserved + collateral);
     }
 
     /// @inheritdoc IProviderRegistry
-    function closeDeal(address provider) external onlyEscrow {
+    function releaseCollateral(address provider, uint256 amount) external onlyStorageMarket {
+        _release(_holds[provider], provider, amount);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function closeDeal(address provider, uint256 collateral) external onlyStorageMarket {
         StakeHold storage hold = _holds[provider];
         uint32 open = hold.openDeals - 1;
         hold.openDeals = open;
         emit StakeLocked(provider, hold.until, open);
+        _release(hold, provider, collateral);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -197,6 +223,14 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
         escrow = escrow_;
         _checkUnbondingDelay(unbondingDelay);
         emit EscrowSet(escrow_);
+    }
+
+    /// @notice Binds the registry to its storage market, once. Only the owner.
+    function setStorageMarket(address storageMarket_) external onlyOwner {
+        if (storageMarket != address(0)) revert ProviderRegistry_StorageMarketAlreadySet(storageMarket);
+        if (storageMarket_ == address(0)) revert ProviderRegistry_ZeroAddress("storageMarket");
+        storageMarket = storageMarket_;
+        emit StorageMarketSet(storageMarket_);
     }
 
     /// @notice Sets the minimum stake; providers below it become inactive. Only the owner.
@@ -219,9 +253,9 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     }
 
     /// @inheritdoc IProviderRegistry
-    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals) {
+    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals, uint256 collateral) {
         StakeHold memory hold = _holds[provider];
-        return (hold.until, hold.openDeals);
+        return (hold.until, hold.openDeals, hold.collateral);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -242,6 +276,14 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
     function _registered(address provider) internal view returns (Provider storage p) {
         p = _providers[provider];
         if (!p.registered) revert ProviderRegistry_NotRegistered(provider);
+    }
+
+    function _release(StakeHold storage hold, address provider, uint256 amount) internal {
+        if (amount == 0) return;
+        uint256 reserved = hold.collateral;
+        uint256 left = amount < reserved ? reserved - amount : 0;
+        hold.collateral = uint128(left);
+        emit CollateralReserved(provider, left);
     }
 
     function _checkMetadata(ProviderMetadata calldata metadata) internal pure {

@@ -6,6 +6,7 @@ import {Vm} from "forge-std/Vm.sol";
 
 import {JobEscrow} from "../../src/JobEscrow.sol";
 import {ProviderRegistry} from "../../src/ProviderRegistry.sol";
+import {StorageMarket} from "../../src/StorageMarket.sol";
 import {IJobEscrow} from "../../src/interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "../../src/interfaces/IProviderRegistry.sol";
 import {BenchFixtures} from "../../bench/BenchFixtures.sol";
@@ -17,6 +18,7 @@ contract GasBench is Script {
     uint256 internal constant JOBS = 100;
     string internal mnemonic;
     JobEscrow internal escrow;
+    StorageMarket internal market;
     ProviderRegistry internal registry;
     address[] internal providers;
     uint256[] internal committeeKeys;
@@ -26,6 +28,7 @@ contract GasBench is Script {
         string memory dep = vm.readFile(vm.envString("QOR_DEPLOYMENTS"));
         escrow = JobEscrow(payable(vm.parseJsonAddress(dep, ".jobEscrow")));
         registry = ProviderRegistry(vm.parseJsonAddress(dep, ".providerRegistry"));
+        market = StorageMarket(payable(vm.parseJsonAddress(dep, ".storageMarket")));
         uint32[3] memory committeeIdx = [uint32(1), 6, 7];
         for (uint256 i; i < 3; ++i) {
             committeeKeys.push(vm.deriveKey(mnemonic, committeeIdx[i]));
@@ -66,15 +69,15 @@ contract GasBench is Script {
         // the chain challenges), accepted, one filler transaction so the seed block is mined, the proof.
         (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
         vm.broadcast(buyerKey);
-        uint256 dealId = escrow.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
+        uint256 dealId = market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
         vm.broadcast(providerKeys[0]);
-        escrow.acceptStorageDeal(dealId);
+        market.acceptStorageDeal(dealId);
         vm.broadcast(buyerKey);
         payable(vm.addr(buyerKey)).transfer(1);
         // The simulation runs in one block; on chain each transaction mines its own.
         vm.roll(block.number + 2);
         vm.broadcast(buyerKey);
-        escrow.proveStorage(dealId, 0, chunk, path);
+        market.proveStorage(dealId, 0, chunk, path);
     }
 
     function _job(uint256 buyerKey, uint256 i)

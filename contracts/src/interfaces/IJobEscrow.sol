@@ -2,11 +2,11 @@
 pragma solidity ^0.8.24;
 
 /// @title IJobEscrow
-/// @notice Buyers lock payment here for compute jobs and storage deals; nothing is paid until the verifier
+/// @notice Buyers lock payment here for compute jobs; nothing is paid until the verifier
 /// committee has checked the work. Compute jobs settle in batches under one M-of-N committee signature,
 /// sit in a challenge window, and are finalized by anyone: 90% of the price to the winning replicas,
 /// the protocol fee to the treasury, the unused budget back to the buyer, minority replicas slashed.
-/// Storage deals pay per proven period; a missed period refunds the buyer and slashes the provider.
+/// Storage deals live in {IStorageMarket}, which shares the registry and the committee.
 /// Every payment is credited to a balance and pulled with `withdraw`.
 ///
 /// @dev Gas shapes the storage layout. A compute job is stored as one slot: the keccak commitment of its
@@ -129,12 +129,6 @@ interface IJobEscrow {
         uint64 fuelUsed;
     }
 
-    /// @notice Committee attestation that `dealId` passed the periods whose bits are set in `periods`.
-    struct StorageAttestation {
-        uint256 dealId;
-        uint256 periods;
-    }
-
     /// @notice Where a compute job is. Only moves forward.
     enum ComputeJobStatus {
         None,
@@ -153,34 +147,6 @@ interface IJobEscrow {
         Upheld,
         Rejected,
         Expired
-    }
-
-    /// @notice Where a storage deal is. Only moves forward.
-    enum StorageDealStatus {
-        None,
-        Open,
-        Active,
-        Completed,
-        Cancelled
-    }
-
-    /// @notice A storage deal. Periods are counted in blocks: period p starts at
-    /// `startBlock + p * periodLength`, and that block's hash picks the chunk challenged in period p.
-    /// @dev Field order is storage layout: a proof reads only the second slot, the root and the
-    /// pending bitmap.
-    struct StorageDeal {
-        address buyer;
-        uint96 pricePerPeriod;
-        uint48 startBlock;
-        uint16 periods;
-        uint16 settledPeriods;
-        StorageDealStatus status;
-        uint32 periodLength;
-        uint64 size;
-        address provider;
-        address preferredProvider;
-        bytes32 merkleRoot;
-        uint256 pendingPeriods;
     }
 
     /// @notice A settled batch.
@@ -220,7 +186,6 @@ interface IJobEscrow {
     /// @param challengeResolutionPeriod Seconds the committee has to resolve a challenge.
     /// @param challengeBond Wei a challenger locks.
     /// @param minoritySlash Wei of stake slashed per compute job lost or per upheld challenge.
-    /// @param storageSlash Wei of stake slashed per missed storage period.
     struct EscrowParams {
         address treasury;
         uint16 feeBps;
@@ -228,7 +193,6 @@ interface IJobEscrow {
         uint32 challengeResolutionPeriod;
         uint96 challengeBond;
         uint96 minoritySlash;
-        uint96 storageSlash;
     }
 
     // ---------------------------------------------------------------- EVENTS
@@ -248,27 +212,6 @@ interface IJobEscrow {
     event ComputeJobChallenged(uint256 indexed jobId, uint256 indexed batchId, address indexed challenger, uint256 bond);
     /// @notice The dispute over `jobId` ended with `status`.
     event ChallengeResolved(uint256 indexed jobId, ChallengeStatus status);
-    /// @notice A buyer locked `periods * pricePerPeriod` wei for deal `dealId`.
-    event StorageDealCreated(
-        uint256 indexed dealId,
-        address indexed buyer,
-        bytes32 indexed merkleRoot,
-        uint64 size,
-        uint16 periods,
-        uint32 periodLength,
-        uint96 pricePerPeriod,
-        address preferredProvider
-    );
-    /// @notice `provider` took deal `dealId`; period 0 starts at `startBlock`.
-    event StorageDealAccepted(uint256 indexed dealId, address indexed provider, uint64 startBlock);
-    /// @notice The buyer cancelled deal `dealId` before any provider took it.
-    event StorageDealCancelled(uint256 indexed dealId);
-    /// @notice Deal `dealId` proved period `period` on chain with chunk `chunkIndex`.
-    event StoragePeriodProven(uint256 indexed dealId, uint256 period, uint256 chunkIndex);
-    /// @notice The committee attested the periods set in `periods` for deal `dealId`.
-    event StoragePeriodsAttested(uint256 indexed dealId, uint256 periods);
-    /// @notice Periods `[fromPeriod, toPeriod)` of deal `dealId` were paid (`passed`) or refunded (`missed`).
-    event StoragePeriodsSettled(uint256 indexed dealId, uint256 fromPeriod, uint256 toPeriod, uint256 passed, uint256 missed);
     /// @notice `account` withdrew `amount` of `token`.
     event Withdrawn(address indexed account, address indexed token, uint256 amount);
     /// @notice The owner changed the parameters.
@@ -331,32 +274,6 @@ interface IJobEscrow {
     error JobEscrow_InvalidChallengeStatus(uint256 jobId, ChallengeStatus status);
     /// @notice `jobId`'s challenge can be resolved by the committee until `resolveBy` (it is `nowTimestamp`).
     error JobEscrow_ChallengeNotExpired(uint256 jobId, uint64 resolveBy, uint64 nowTimestamp);
-    /// @notice A storage deal parameter `field` is invalid.
-    error JobEscrow_InvalidDealParameter(string field);
-    /// @notice `dealId` does not exist.
-    error JobEscrow_UnknownDeal(uint256 dealId);
-    /// @notice `dealId` is `status`, which does not allow this.
-    error JobEscrow_InvalidDealStatus(uint256 dealId, StorageDealStatus status);
-    /// @notice Only `expected` may do this; `caller` tried.
-    error JobEscrow_Unauthorized(address caller, address expected);
-    /// @notice `provider` is not an active (registered and staked) provider.
-    error JobEscrow_ProviderNotActive(address provider);
-    /// @notice Period `period` of `dealId` does not exist (the deal has `periods`).
-    error JobEscrow_InvalidPeriod(uint256 dealId, uint256 period, uint256 periods);
-    /// @notice Period `period` of `dealId` can be proven on chain in blocks `[fromBlock, toBlock]`.
-    error JobEscrow_OutsideProofWindow(uint256 dealId, uint256 period, uint256 fromBlock, uint256 toBlock);
-    /// @notice Period `period` of `dealId` was already proven or settled.
-    error JobEscrow_PeriodNotPending(uint256 dealId, uint256 period);
-    /// @notice The chunk is `length` bytes; chunks are exactly `CHUNK_SIZE` bytes (the last one zero padded).
-    error JobEscrow_InvalidChunkLength(uint256 length);
-    /// @notice The Merkle path does not prove chunk `index` of `dealId`.
-    error JobEscrow_InvalidStorageProof(uint256 dealId, uint256 index);
-    /// @notice The attestation for `dealId` covers periods (bits `periods`) that have not started or were settled.
-    error JobEscrow_InvalidAttestation(uint256 dealId, uint256 periods);
-    /// @notice The block hash that seeds `period`'s challenge of `dealId` is not available yet or any more.
-    error JobEscrow_ChallengeSeedUnavailable(uint256 dealId, uint256 period);
-    /// @notice No period of `dealId` has ended since the last settlement; the next ends at block `endBlock`.
-    error JobEscrow_NothingToSettle(uint256 dealId, uint256 endBlock);
     /// @notice There is nothing to withdraw of `token`.
     error JobEscrow_NothingToWithdraw(address token);
     /// @notice Sending `amount` wei to `to` failed.
@@ -423,43 +340,6 @@ interface IJobEscrow {
     /// Anyone may call; the budget is credited to the buyer.
     function reclaim(uint256 jobId, ComputeJob calldata job) external;
 
-    // ---------------------------------------------------------------- STORAGE
-
-    /// @notice Locks `periods * pricePerPeriod` wei (send exactly that) for a storage deal over a file whose
-    /// Merkle root is `merkleRoot`.
-    /// @dev Requirements: root ≠ 0; size > 0; 1 ≤ periods ≤ 256; periodLength ≥ `MIN_PERIOD_LENGTH` blocks;
-    /// pricePerPeriod > 0. Emits `StorageDealCreated`.
-    /// @return dealId The new deal's id (ids start at 1).
-    function createStorageDeal(
-        bytes32 merkleRoot,
-        uint64 size,
-        uint16 periods,
-        uint32 periodLength,
-        uint96 pricePerPeriod,
-        address preferredProvider
-    ) external payable returns (uint256 dealId);
-
-    /// @notice The caller (an active provider; the preferred one if the deal names one) takes an open deal.
-    /// Period 0 starts at the next block.
-    function acceptStorageDeal(uint256 dealId) external;
-
-    /// @notice The buyer cancels a deal no provider took; the price is credited back.
-    function cancelStorageDeal(uint256 dealId) external;
-
-    /// @notice Proves period `period` on chain with the challenged chunk (exactly `CHUNK_SIZE` bytes) and
-    /// its Merkle path, leaf to root, siblings only (a level where the node has no sibling is skipped).
-    /// @dev Allowed in blocks `(challengeBlock, challengeBlock + min(periodLength - 1, 256)]`, while the
-    /// seed's block hash is available. Anyone may submit.
-    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path) external;
-
-    /// @notice Records committee attestations (EIP-712 `StorageAttestationBatch`) of passed periods.
-    /// @dev Requirements: each deal is active; each attested period has started and is not settled.
-    function attestStorage(StorageAttestation[] calldata attestations, bytes[] calldata signatures) external;
-
-    /// @notice Pays the deal's ended periods: each proven one to the provider (less the fee), each missed
-    /// one back to the buyer with `storageSlash` of the provider's stake. Anyone may call.
-    function settleStorageDeal(uint256 dealId) external;
-
     // ---------------------------------------------------------------- PAYOUTS
 
     /// @notice Sends the caller its whole balance of `token` (address(0) for ETH).
@@ -487,14 +367,6 @@ interface IJobEscrow {
     /// @notice The winners and losers of `jobId`'s disputed settlement (empty when not challenged).
     function getChallengeParties(uint256 jobId) external view returns (ChallengeParties memory);
 
-    /// @notice A storage deal.
-    function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory);
-
-    /// @notice The chunk index challenged in `period` of `dealId`:
-    /// `uint256(keccak256(abi.encode(blockhash(challengeBlock), dealId, period))) % chunkCount`.
-    /// @dev Reverts while the challenge block is not mined, or when its hash is older than 256 blocks.
-    function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256);
-
     /// @notice `account`'s withdrawable balance of `token`.
     function balanceOf(address account, address token) external view returns (uint256);
 
@@ -507,9 +379,6 @@ interface IJobEscrow {
     /// @notice EIP-712 digest the committee signs to resolve `jobId`'s challenge.
     function hashChallengeResolution(uint256 jobId, bool upheld) external view returns (bytes32);
 
-    /// @notice EIP-712 digest the committee signs to attest storage periods.
-    function hashStorageAttestations(StorageAttestation[] calldata attestations) external view returns (bytes32);
-
     /// @notice EIP-712 struct hash of one settlement (what `ChallengeProof.settlementHashes` holds).
     function hashSettlement(Settlement calldata settlement) external pure returns (bytes32);
 
@@ -519,6 +388,4 @@ interface IJobEscrow {
     /// @notice The id the next settled batch will get.
     function nextBatchId() external view returns (uint256);
 
-    /// @notice The id the next storage deal will get.
-    function nextDealId() external view returns (uint256);
 }

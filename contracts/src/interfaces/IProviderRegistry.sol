@@ -62,6 +62,10 @@ interface IProviderRegistry {
     event UnbondingDelaySet(uint64 unbondingDelay);
     /// @notice The owner bound the registry to its escrow (once).
     event EscrowSet(address escrow);
+    /// @notice The owner bound the registry to its storage market (once).
+    event StorageMarketSet(address storageMarket);
+    /// @notice `provider` now has `collateral` wei of its stake reserved for the storage deals it holds.
+    event CollateralReserved(address indexed provider, uint256 collateral);
     /// @notice `provider`'s stake is held for the obligations the escrow named: until `until` (settled
     /// jobs' challenge windows and resolution periods) and while `openDeals` storage deals it took are
     /// not settled to their last period.
@@ -81,8 +85,12 @@ interface IProviderRegistry {
     error ProviderRegistry_InsufficientStake(uint256 requested, uint256 available);
     /// @notice Unbonded stake is locked until `unbondingEndsAt`; it is `nowTimestamp`.
     error ProviderRegistry_StillUnbonding(uint64 unbondingEndsAt, uint64 nowTimestamp);
-    /// @notice Only the escrow may call this; `caller` did.
+    /// @notice Only the escrow (or, for storage, the storage market) may call this; `caller` did.
     error ProviderRegistry_OnlyEscrow(address caller);
+    /// @notice The storage market is already set to `storageMarket`.
+    error ProviderRegistry_StorageMarketAlreadySet(address storageMarket);
+    /// @notice `provider` has `free` wei of stake not reserved for other deals; the deal needs `needed`.
+    error ProviderRegistry_InsufficientCollateral(address provider, uint256 free, uint256 needed);
     /// @notice The escrow is already set to `escrow`.
     error ProviderRegistry_EscrowAlreadySet(address escrow);
     /// @notice A zero address was given for `what`.
@@ -127,11 +135,11 @@ interface IProviderRegistry {
     // ---------------------------------------------------------------- ESCROW FUNCTIONS
 
     /// @notice Takes up to `amount` wei of `provider`'s stake (then of its unbonding stake) and sends it to
-    /// the escrow, which credits `beneficiary`. Only the escrow may call.
+    /// the caller, which credits `beneficiary`. Only the escrow or the storage market may call.
     /// @return slashed The amount actually taken: `min(amount, stake + unbonding)`.
     function slash(address provider, uint256 amount, address beneficiary) external returns (uint256 slashed);
 
-    /// @notice Adds to `provider`'s reputation counters. Only the escrow may call.
+    /// @notice Adds to `provider`'s reputation counters. Only the escrow or the storage market may call.
     function recordOutcomes(address provider, uint64 completed, uint64 failed) external;
 
     /// @notice Holds `provider`'s stake (and what it is unbonding) until at least `until`: the escrow
@@ -140,21 +148,29 @@ interface IProviderRegistry {
     /// @dev Requirements: only the escrow; `provider` is registered.
     function lockStake(address provider, uint64 until) external;
 
-    /// @notice Holds `provider`'s stake while the storage deal it accepts runs. Only the escrow may call;
-    /// `provider` must be registered.
-    function openDeal(address provider) external;
+    /// @notice Holds `provider`'s stake while the storage deal it accepts runs, and reserves `collateral`
+    /// wei of it for that deal alone (every period's slash), so one stake cannot back more deals than it
+    /// can pay for.
+    /// @dev Requirements: only the storage market; `provider` is registered; its stake not yet reserved
+    /// covers `collateral`.
+    function openDeal(address provider, uint256 collateral) external;
 
-    /// @notice Releases the hold of one storage deal of `provider`, settled to its last period. Only the
-    /// escrow may call.
-    function closeDeal(address provider) external;
+    /// @notice Gives back `amount` wei of `provider`'s reserved collateral (settled periods' share).
+    /// Only the storage market may call.
+    function releaseCollateral(address provider, uint256 amount) external;
+
+    /// @notice Ends the hold of one storage deal of `provider` and gives back the `collateral` it still
+    /// reserved. Only the storage market may call.
+    function closeDeal(address provider, uint256 collateral) external;
 
     // ---------------------------------------------------------------- VIEWS
 
     /// @notice Everything known about `provider` (all zero when unknown).
     function getProvider(address provider) external view returns (Provider memory);
 
-    /// @notice What holds `provider`'s stake: no withdrawal before `until`, nor while `openDeals` > 0.
-    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals);
+    /// @notice What holds `provider`'s stake: no withdrawal before `until`, nor while `openDeals` > 0;
+    /// `collateral` of it is reserved for those deals.
+    function stakeLock(address provider) external view returns (uint64 until, uint32 openDeals, uint256 collateral);
 
     /// @notice True when `provider` is registered and its stake is at least `minStake()`.
     function isActive(address provider) external view returns (bool);
@@ -170,4 +186,7 @@ interface IProviderRegistry {
 
     /// @notice The escrow allowed to slash and record outcomes.
     function escrow() external view returns (address);
+
+    /// @notice The storage market allowed to slash, record outcomes and reserve collateral.
+    function storageMarket() external view returns (address);
 }

@@ -3,15 +3,17 @@ pragma solidity 0.8.30;
 
 import {Base} from "../utils/Base.t.sol";
 import {IJobEscrow} from "../../src/interfaces/IJobEscrow.sol";
+import {IStorageMarket} from "../../src/interfaces/IStorageMarket.sol";
 import {JobEscrow} from "../../src/JobEscrow.sol";
 
 /// @notice The vectors in `test/data/protocol.json` are written by the Rust `qor-protocol` crate. The
-/// escrow's own hashing must produce every EIP-712 digest in them, so what the Rust verifier signs is
-/// what the contract checks. The escrow's code is placed at the vectors' address; OpenZeppelin's EIP712
-/// rebuilds its domain for that address.
+/// escrow's and the storage market's own hashing must produce every EIP-712 digest in them, so what the
+/// Rust verifier signs is what the contracts check. Their code is placed at the vectors' addresses;
+/// OpenZeppelin's EIP712 rebuilds each domain for its address.
 contract ProtocolVectors_Unit is Base {
     string internal json;
     IJobEscrow internal atVector;
+    IStorageMarket internal marketAtVector;
 
     function setUp() public override {
         super.setUp();
@@ -20,6 +22,9 @@ contract ProtocolVectors_Unit is Base {
         address at = vm.parseJsonAddress(json, ".escrow");
         vm.etch(at, address(escrow).code);
         atVector = IJobEscrow(at);
+        address marketAt = vm.parseJsonAddress(json, ".storageMarket");
+        vm.etch(marketAt, address(market).code);
+        marketAtVector = IStorageMarket(marketAt);
     }
 
     function test_SettlementBatchDigest() public view {
@@ -52,18 +57,22 @@ contract ProtocolVectors_Unit is Base {
 
     function test_StorageAttestationsDigest() public view {
         uint256[] memory deals = vm.parseJsonUintArray(json, ".storageAttestations.dealIds");
+        address[] memory ps = vm.parseJsonAddressArray(json, ".storageAttestations.providers");
         uint256[] memory periods = vm.parseJsonUintArray(json, ".storageAttestations.periods");
-        IJobEscrow.StorageAttestation[] memory a = new IJobEscrow.StorageAttestation[](deals.length);
+        IStorageMarket.StorageAttestation[] memory a = new IStorageMarket.StorageAttestation[](deals.length);
         for (uint256 i; i < deals.length; ++i) {
-            a[i] = IJobEscrow.StorageAttestation(deals[i], periods[i]);
+            a[i] = IStorageMarket.StorageAttestation(deals[i], ps[i], periods[i]);
         }
-        assertEq(atVector.hashStorageAttestations(a), vm.parseJsonBytes32(json, ".storageAttestations.digest"));
+        uint64 validUntil = uint64(vm.parseJsonUint(json, ".storageAttestations.validUntil"));
+        assertEq(
+            marketAtVector.hashStorageAttestations(a, validUntil), vm.parseJsonBytes32(json, ".storageAttestations.digest")
+        );
     }
 
     /// The escrow does not hash receipts (the verifier checks them off chain), so the Solidity side
     /// rebuilds the digest from the typehash under the escrow's domain and recovers the Rust signature.
     function test_ReceiptDigestAndSignature() public view {
-        bytes32 domain = domainSeparatorOf(JobEscrow(payable(address(atVector))));
+        bytes32 domain = domainSeparatorOf(address(atVector));
         bytes32 structHash = keccak256(
             abi.encode(
                 keccak256(
@@ -88,7 +97,7 @@ contract ProtocolVectors_Unit is Base {
     /// A replica counts as a loser only on evidence it signed: its lease acceptance and its seal, both
     /// EIP-712 under the escrow's domain (checked off chain by the verifier, like receipts).
     function test_LeaseAcceptanceAndSealCommitmentDigests() public view {
-        bytes32 domain = domainSeparatorOf(JobEscrow(payable(address(atVector))));
+        bytes32 domain = domainSeparatorOf(address(atVector));
         bytes32 acceptance = keccak256(
             abi.encode(
                 keccak256("LeaseAcceptance(uint256 jobId,bytes32 specHash,address worker)"),

@@ -5,14 +5,16 @@ import {Test, Vm} from "forge-std/Test.sol";
 
 import {JobEscrow} from "../../src/JobEscrow.sol";
 import {ProviderRegistry} from "../../src/ProviderRegistry.sol";
+import {StorageMarket} from "../../src/StorageMarket.sol";
 import {VerifierCommittee} from "../../src/VerifierCommittee.sol";
 import {IJobEscrow} from "../../src/interfaces/IJobEscrow.sol";
 import {IProviderRegistry} from "../../src/interfaces/IProviderRegistry.sol";
+import {IStorageMarket} from "../../src/interfaces/IStorageMarket.sol";
 import {IVerifierCommittee} from "../../src/interfaces/IVerifierCommittee.sol";
 import {MockERC20} from "./Mocks.sol";
 import {TestMerkle} from "./TestMerkle.sol";
 
-/// @notice Deploys the three contracts as `script/Deploy.s.sol` does, with a 2-of-3 committee and three
+/// @notice Deploys the four contracts as `script/Deploy.s.sol` does, with a 2-of-3 committee and three
 /// staked providers, and offers the helpers every test layer shares: jobs, signed batches, the batch
 /// outcome read back from the event, storage trees.
 abstract contract Base is Test {
@@ -24,11 +26,13 @@ abstract contract Base is Test {
     uint96 internal constant BOND = 0.1 ether;
     uint96 internal constant MINORITY_SLASH = 0.5 ether;
     uint96 internal constant STORAGE_SLASH = 0.2 ether;
+    uint96 internal constant MIN_STORAGE_PRICE = 1_000;
     uint256 internal constant CHUNK = 1024;
 
     ProviderRegistry internal registry;
     VerifierCommittee internal committee;
     JobEscrow internal escrow;
+    StorageMarket internal market;
     MockERC20 internal token;
 
     address internal owner = makeAddr("owner");
@@ -57,8 +61,11 @@ abstract contract Base is Test {
         registry = new ProviderRegistry(owner, MIN_STAKE, UNBONDING);
         committee = new VerifierCommittee(owner, members, 2);
         escrow = new JobEscrow(owner, registry, committee, defaultParams());
-        vm.prank(owner);
+        market = new StorageMarket(owner, registry, committee, defaultStorageParams());
+        vm.startPrank(owner);
         registry.setEscrow(address(escrow));
+        registry.setStorageMarket(address(market));
+        vm.stopPrank();
         token = new MockERC20();
 
         providers.push(makeAddr("provider-a"));
@@ -75,6 +82,7 @@ abstract contract Base is Test {
         token.approve(address(escrow), type(uint256).max);
 
         vm.label(address(escrow), "JobEscrow");
+        vm.label(address(market), "StorageMarket");
         vm.label(address(registry), "ProviderRegistry");
         vm.label(address(committee), "VerifierCommittee");
     }
@@ -86,8 +94,16 @@ abstract contract Base is Test {
             challengeWindow: WINDOW,
             challengeResolutionPeriod: RESOLUTION,
             challengeBond: BOND,
-            minoritySlash: MINORITY_SLASH,
-            storageSlash: STORAGE_SLASH
+            minoritySlash: MINORITY_SLASH
+        });
+    }
+
+    function defaultStorageParams() internal view returns (IStorageMarket.StorageParams memory) {
+        return IStorageMarket.StorageParams({
+            treasury: treasury,
+            feeBps: FEE_BPS,
+            slashPerPeriod: STORAGE_SLASH,
+            minPricePerPeriod: MIN_STORAGE_PRICE
         });
     }
 
@@ -176,9 +192,11 @@ abstract contract Base is Test {
         }
     }
 
-    /// @dev The EIP-712 domain separator of `escrow_`, rebuilt from its ERC-5267 `eip712Domain()`.
-    function domainSeparatorOf(JobEscrow escrow_) internal view returns (bytes32) {
-        (, string memory name, string memory version, uint256 chainId, address verifying,,) = escrow_.eip712Domain();
+    /// @dev The EIP-712 domain separator of `escrow_` (or the market), rebuilt from its ERC-5267
+    /// `eip712Domain()`.
+    function domainSeparatorOf(address escrow_) internal view returns (bytes32) {
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) =
+            JobEscrow(payable(escrow_)).eip712Domain();
         return keccak256(
             abi.encode(
                 keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),

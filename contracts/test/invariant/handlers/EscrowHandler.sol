@@ -8,12 +8,14 @@ import {Vm} from "forge-std/Vm.sol";
 
 import {JobEscrow} from "../../../src/JobEscrow.sol";
 import {ProviderRegistry} from "../../../src/ProviderRegistry.sol";
+import {StorageMarket} from "../../../src/StorageMarket.sol";
 import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
+import {IStorageMarket} from "../../../src/interfaces/IStorageMarket.sol";
 import {IProviderRegistry} from "../../../src/interfaces/IProviderRegistry.sol";
 import {MockERC20} from "../../utils/Mocks.sol";
 import {TestMerkle} from "../../utils/TestMerkle.sol";
 
-/// @notice Drives the escrow through every state change with valid inputs only (the suite runs with
+/// @notice Drives the escrow and the storage market through every state change with valid inputs only (the suite runs with
 /// `fail_on_revert`), and keeps a model of what every account should be credited and what the escrow
 /// should still hold. The invariants compare the contracts with the model.
 contract EscrowHandler is CommonBase, StdCheats, StdUtils {
@@ -21,6 +23,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     uint256 internal constant CHUNKS = 3;
 
     JobEscrow public immutable escrow;
+    StorageMarket public immutable market;
     ProviderRegistry public immutable registry;
     MockERC20 public immutable token;
     address public immutable treasury;
@@ -61,7 +64,8 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint48 start;
         uint256 passed; // model bitmap
         uint16 settled;
-        IJobEscrow.StorageDealStatus status;
+        uint16 missedInARow;
+        IStorageMarket.StorageDealStatus status;
     }
 
     GJob[] internal jobs;
@@ -72,8 +76,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
 
     /// @notice What the model says `account` may withdraw of `token`.
     mapping(address account => mapping(address token => uint256)) public expected;
-    /// @notice What the model says the escrow holds of `token` for jobs, bonds and deals not yet paid out.
+    /// @notice What the model says the escrow holds of `token` for jobs and bonds not yet paid out.
     mapping(address token => uint256) public held;
+    /// @notice What the model says `account` may withdraw from the storage market.
+    mapping(address account => uint256) public marketExpected;
+    /// @notice What the model says the market holds for deal periods not yet paid out.
+    uint256 public marketHeld;
+    /// @notice The collateral the model says each provider has reserved for its storage deals.
+    mapping(address provider => uint256) public reserved;
     /// @notice Forbidden things that succeeded: a second settlement, finalization or reclaim.
     uint256 public violations;
     /// @notice Counts per action, for the run summary.
@@ -89,6 +99,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
 
     constructor(
         JobEscrow escrow_,
+        StorageMarket market_,
         ProviderRegistry registry_,
         MockERC20 token_,
         address treasury_,
@@ -96,6 +107,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         address[] memory providers_
     ) {
         escrow = escrow_;
+        market = market_;
         registry = registry_;
         token = token_;
         treasury = treasury_;
@@ -380,43 +392,77 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 total = uint256(periods) * price;
         vm.deal(b, b.balance + total);
         vm.prank(b);
-        uint256 id = escrow.createStorageDeal{value: total}(root, uint64(CHUNKS * 1024 - 10), periods, len, price, address(0));
+        uint256 id = market.createStorageDeal{value: total}(root, uint64(CHUNKS * 1024 - 10), periods, len, price, address(0));
         GDeal storage d = deals.push();
         d.id = id;
         d.buyer = b;
         d.periods = periods;
         d.len = len;
         d.price = price;
-        d.status = IJobEscrow.StorageDealStatus.Open;
-        held[address(0)] += total;
+        d.status = IStorageMarket.StorageDealStatus.Open;
+        marketHeld += total;
     }
 
+    /// @notice An active provider whose free stake covers the collateral takes an open (or re-opened) deal.
     function acceptDeal(uint256 seed) external {
         address p = providers[seed % providers.length];
         if (!registry.isActive(p)) return;
+        uint256 stake = registry.getProvider(p).stake;
+        uint256 free = stake > reserved[p] ? stake - reserved[p] : 0;
+        uint256 slash = market.params().slashPerPeriod;
         for (uint256 k; k < deals.length; ++k) {
             GDeal storage d = deals[_at(seed, k, deals.length)];
-            if (d.status != IJobEscrow.StorageDealStatus.Open) continue;
+            if (d.status != IStorageMarket.StorageDealStatus.Open) continue;
+            uint256 collateral = uint256(d.periods - d.settled) * slash;
+            if (collateral > free) continue;
             calls["acceptDeal"]++;
             vm.prank(p);
-            escrow.acceptStorageDeal(d.id);
+            market.acceptStorageDeal(d.id);
             d.provider = p;
-            d.start = uint48(block.number + 1);
-            d.status = IJobEscrow.StorageDealStatus.Active;
+            d.start = uint48(block.number + 1 - uint256(d.settled) * d.len);
+            d.status = IStorageMarket.StorageDealStatus.Active;
+            d.missedInARow = 0;
             openDeals[p]++;
+            reserved[p] += collateral;
             return;
         }
     }
 
+    /// @notice The buyer cancels an open deal, or an active one whose provider it may drop.
     function cancelDeal(uint256 seed) external {
         for (uint256 k; k < deals.length; ++k) {
             GDeal storage d = deals[_at(seed, k, deals.length)];
-            if (d.status != IJobEscrow.StorageDealStatus.Open) continue;
+            if (d.status == IStorageMarket.StorageDealStatus.Active && _droppable(d)) {
+                calls["cancelActiveDeal"]++;
+                _dropModel(d);
+                vm.prank(d.buyer);
+                market.cancelStorageDeal(d.id);
+                _creditMarket(d.buyer, uint256(d.periods - d.settled) * d.price);
+                d.status = IStorageMarket.StorageDealStatus.Cancelled;
+                return;
+            }
+            if (d.status != IStorageMarket.StorageDealStatus.Open) continue;
             calls["cancelDeal"]++;
             vm.prank(d.buyer);
-            escrow.cancelStorageDeal(d.id);
-            _credit(d.buyer, address(0), uint256(d.periods) * d.price);
-            d.status = IJobEscrow.StorageDealStatus.Cancelled;
+            market.cancelStorageDeal(d.id);
+            _creditMarket(d.buyer, uint256(d.periods - d.settled) * d.price);
+            d.status = IStorageMarket.StorageDealStatus.Cancelled;
+            return;
+        }
+    }
+
+    /// @notice The buyer re-opens an active deal whose provider missed three periods in a row or left.
+    function reopenDeal(uint256 seed) external {
+        for (uint256 k; k < deals.length; ++k) {
+            GDeal storage d = deals[_at(seed, k, deals.length)];
+            if (d.status != IStorageMarket.StorageDealStatus.Active || !_droppable(d)) continue;
+            calls["reopenDeal"]++;
+            _dropModel(d);
+            vm.prank(d.buyer);
+            market.reopenStorageDeal(d.id);
+            d.status = IStorageMarket.StorageDealStatus.Open;
+            d.provider = address(0);
+            d.passed = 0;
             return;
         }
     }
@@ -426,21 +472,22 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function proveOrAttest(uint256 seed) external {
         for (uint256 k; k < deals.length; ++k) {
             GDeal storage d = deals[_at(seed, k, deals.length)];
-            if (d.status != IJobEscrow.StorageDealStatus.Active || block.number <= d.start) continue;
+            if (d.status != IStorageMarket.StorageDealStatus.Active || block.number <= d.start) continue;
             uint256 p = (block.number - 1 - d.start) / d.len;
             if (p >= d.periods) p = d.periods - 1;
             if (p < d.settled || (d.passed >> p) & 1 == 1) continue;
             uint256 seedBlock = d.start + p * d.len;
             if (block.number <= seedBlock + _min(d.len - 1, 256)) {
                 calls["proveStorage"]++;
-                uint256 index = escrow.storageChallengeIndex(d.id, p);
+                uint256 index = market.storageChallengeIndex(d.id, p);
                 (, bytes32[] memory path) = TestMerkle.merkle(TestMerkle.leavesOf(chunks), index);
-                escrow.proveStorage(d.id, p, chunks[index], path);
+                market.proveStorage(d.id, p, chunks[index], path);
             } else {
                 calls["attestStorage"]++;
-                IJobEscrow.StorageAttestation[] memory a = new IJobEscrow.StorageAttestation[](1);
-                a[0] = IJobEscrow.StorageAttestation(d.id, 1 << p);
-                escrow.attestStorage(a, _sign(escrow.hashStorageAttestations(a), 2));
+                IStorageMarket.StorageAttestation[] memory a = new IStorageMarket.StorageAttestation[](1);
+                a[0] = IStorageMarket.StorageAttestation(d.id, d.provider, 1 << p);
+                uint64 validUntil = uint64(block.timestamp + 1 hours);
+                market.attestStorage(a, validUntil, _sign(market.hashStorageAttestations(a, validUntil), 2));
             }
             d.passed |= 1 << p;
             return;
@@ -450,31 +497,24 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function settleDeal(uint256 seed) external {
         for (uint256 k; k < deals.length; ++k) {
             GDeal storage d = deals[_at(seed, k, deals.length)];
-            if (d.status != IJobEscrow.StorageDealStatus.Active || block.number < d.start) continue;
-            uint256 ended = (block.number - d.start) / d.len;
-            if (ended > d.periods) ended = d.periods;
-            if (ended <= d.settled) continue;
+            if (d.status != IStorageMarket.StorageDealStatus.Active || _ended(d) <= d.settled) continue;
             calls["settleDeal"]++;
-            uint256 passed;
-            for (uint256 p = d.settled; p < ended; ++p) {
-                if ((d.passed >> p) & 1 == 1) passed++;
-            }
-            uint256 missed = ended - d.settled - passed;
-            uint256 gross = passed * d.price;
-            uint256 fee = gross * escrow.params().feeBps / BPS;
-            _credit(d.provider, address(0), gross - fee);
-            _credit(treasury, address(0), fee);
-            _credit(d.buyer, address(0), missed * d.price);
-            uint256 available = registry.getProvider(d.provider).stake + registry.getProvider(d.provider).unbonding;
-            expected[d.buyer][address(0)] += _min(missed * escrow.params().storageSlash, available);
-            escrow.settleStorageDeal(d.id);
-            d.settled = uint16(ended);
-            if (ended == d.periods) {
-                d.status = IJobEscrow.StorageDealStatus.Completed;
-                openDeals[d.provider]--;
-            }
+            _settleModel(d);
+            market.settleStorageDeal(d.id);
             return;
         }
+    }
+
+    function withdrawFromMarket(uint256 seed) external {
+        address a = actors[seed % actors.length];
+        uint256 amount = market.balanceOf(a);
+        if (amount == 0) return;
+        calls["withdrawFromMarket"]++;
+        uint256 before = a.balance;
+        vm.prank(a);
+        market.withdraw();
+        if (a.balance - before != amount || amount != marketExpected[a]) violations++;
+        marketExpected[a] = 0;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -535,7 +575,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     /// @dev Tries to withdraw stake the model holds: counts the refusal that names the hold, and
     /// anything else (a success, another error) as a locked withdrawal.
     function _withdrawHeld(address p) internal {
-        (uint64 until, uint32 open) = registry.stakeLock(p);
+        (uint64 until, uint32 open,) = registry.stakeLock(p);
         bytes memory want = abi.encodeWithSelector(IProviderRegistry.ProviderRegistry_StakeLocked.selector, until, open);
         vm.prank(p);
         try registry.withdrawStake() {
@@ -562,7 +602,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         return deals.length;
     }
 
-    function dealAt(uint256 i) external view returns (uint256 id, IJobEscrow.StorageDealStatus status) {
+    function dealAt(uint256 i) external view returns (uint256 id, IStorageMarket.StorageDealStatus status) {
         return (deals[i].id, deals[i].status);
     }
 
@@ -584,6 +624,69 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         for (uint256 i; i < jobs.length; ++i) {
             if (escrow.computeJobStatus(jobs[i].id) != jobs[i].status) violations++;
         }
+    }
+
+    function _ended(GDeal storage d) internal view returns (uint256 ended) {
+        if (block.number < d.start) return 0;
+        ended = (block.number - d.start) / d.len;
+        if (ended > d.periods) ended = d.periods;
+    }
+
+    /// @dev Model of `settleStorageDeal` (also run inside cancel and re-open): passed periods pay the
+    /// provider less the fee (rounded up), missed ones refund the buyer with their collateral, and every
+    /// settled period's collateral stops being reserved.
+    function _settleModel(GDeal storage d) internal {
+        uint256 ended = _ended(d);
+        if (ended <= d.settled) return;
+        uint256 passed;
+        uint256 streak = d.missedInARow;
+        for (uint256 p = d.settled; p < ended; ++p) {
+            if ((d.passed >> p) & 1 == 1) {
+                passed++;
+                streak = 0;
+            } else {
+                streak++;
+            }
+        }
+        uint256 missed = ended - d.settled - passed;
+        uint256 gross = passed * d.price;
+        uint256 fee = (gross * market.params().feeBps + BPS - 1) / BPS;
+        _creditMarket(d.provider, gross - fee);
+        _creditMarket(treasury, fee);
+        _creditMarket(d.buyer, missed * d.price);
+        uint256 slash = market.params().slashPerPeriod;
+        uint256 available = registry.getProvider(d.provider).stake + registry.getProvider(d.provider).unbonding;
+        marketExpected[d.buyer] += _min(missed * slash, available);
+        uint256 release = (ended - d.settled) * slash;
+        reserved[d.provider] = reserved[d.provider] > release ? reserved[d.provider] - release : 0;
+        d.settled = uint16(ended);
+        d.missedInARow = uint16(streak);
+        if (ended == d.periods) {
+            d.status = IStorageMarket.StorageDealStatus.Completed;
+            openDeals[d.provider]--;
+        }
+    }
+
+    /// @dev Settles what has ended (model and contract), then says whether the buyer may drop the provider.
+    function _droppable(GDeal storage d) internal returns (bool) {
+        if (_ended(d) > d.settled) {
+            _settleModel(d);
+            market.settleStorageDeal(d.id);
+        }
+        if (d.status != IStorageMarket.StorageDealStatus.Active) return false;
+        return d.missedInARow >= 3 || !registry.isActive(d.provider);
+    }
+
+    /// @dev Model of dropping the provider: its hold ends and its collateral for the periods left is released.
+    function _dropModel(GDeal storage d) internal {
+        uint256 left = uint256(d.periods - d.settled) * market.params().slashPerPeriod;
+        reserved[d.provider] = reserved[d.provider] > left ? reserved[d.provider] - left : 0;
+        openDeals[d.provider]--;
+    }
+
+    function _creditMarket(address account, uint256 amount) internal {
+        marketExpected[account] += amount;
+        marketHeld -= amount;
     }
 
     function _credit(address account, address tok, uint256 amount) internal {

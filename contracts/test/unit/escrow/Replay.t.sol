@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Base} from "../../utils/Base.t.sol";
 import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
+import {IStorageMarket} from "../../../src/interfaces/IStorageMarket.sol";
 import {JobEscrow} from "../../../src/JobEscrow.sol";
 import {ProviderRegistry} from "../../../src/ProviderRegistry.sol";
 import {IVerifierCommittee} from "../../../src/interfaces/IVerifierCommittee.sol";
@@ -57,12 +58,22 @@ contract Replay_Unit is Base {
         assertTrue(forOne != escrow.hashChallengeResolution(1, false));
     }
 
-    function test_AttestationDigestBindsDeal() public view {
-        IJobEscrow.StorageAttestation[] memory a = new IJobEscrow.StorageAttestation[](1);
-        a[0] = IJobEscrow.StorageAttestation(1, 1);
-        bytes32 h1 = escrow.hashStorageAttestations(a);
+    function test_AttestationDigestBindsDealProviderPeriodsAndExpiry() public view {
+        IStorageMarket.StorageAttestation[] memory a = new IStorageMarket.StorageAttestation[](1);
+        a[0] = IStorageMarket.StorageAttestation(1, providers[0], 1);
+        bytes32 h1 = market.hashStorageAttestations(a, 100);
+        assertTrue(h1 != market.hashStorageAttestations(a, 101), "expiry");
         a[0].dealId = 2;
-        assertTrue(h1 != escrow.hashStorageAttestations(a));
+        assertTrue(h1 != market.hashStorageAttestations(a, 100), "deal");
+        a[0].dealId = 1;
+        a[0].provider = providers[1];
+        assertTrue(h1 != market.hashStorageAttestations(a, 100), "provider");
+        a[0].provider = providers[0];
+        a[0].periods = 2;
+        assertTrue(h1 != market.hashStorageAttestations(a, 100), "periods");
+        (, string memory name, string memory version,,,,) = market.eip712Domain();
+        assertEq(name, "QOR StorageMarket");
+        assertEq(version, "1");
     }
 
     function test_DigestsFollowEip712() public view {
@@ -70,7 +81,7 @@ contract Replay_Unit is Base {
         (, string memory name, string memory version,,,,) = escrow.eip712Domain();
         assertEq(name, "QOR JobEscrow");
         assertEq(version, "1");
-        bytes32 domain = domainSeparatorOf(escrow);
+        bytes32 domain = domainSeparatorOf(address(escrow));
         IJobEscrow.Settlement memory s = verdict(7, 5, 2, 3);
         bytes32 sHash = keccak256(
             abi.encode(

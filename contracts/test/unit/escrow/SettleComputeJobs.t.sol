@@ -323,7 +323,7 @@ contract SettleComputeJobs_Unit is Base {
         (uint256 id, IJobEscrow.ComputeJob memory late) = createEthJob(1 ether);
         Settled memory s = settleOne(late, verdict(id, 0.5 ether, 3, 3));
         uint64 holdUntil = s.windowEnd + RESOLUTION;
-        (uint64 until, uint32 open) = registry.stakeLock(winner);
+        (uint64 until, uint32 open,) = registry.stakeLock(winner);
         assertEq(until, holdUntil);
         assertEq(open, 0);
 
@@ -345,7 +345,7 @@ contract SettleComputeJobs_Unit is Base {
         (uint256 id2, IJobEscrow.ComputeJob memory job2) = createEthJob(1 ether);
         vm.warp(block.timestamp + 1 hours);
         Settled memory second = settleOne(job2, verdict(id2, 0.5 ether, 3, 3));
-        (uint64 until,) = registry.stakeLock(providers[1]);
+        (uint64 until,,) = registry.stakeLock(providers[1]);
         assertEq(until, second.windowEnd + RESOLUTION);
         assertGt(until, first.windowEnd + RESOLUTION);
     }
