@@ -16,10 +16,11 @@ check "start.sh deploys on a fresh anvil" "'$QOR_ROOT/anvil/start.sh' --port $po
 dep="$QOR_ROOT/anvil/deployments/4242.json"
 check "deployments/4242.json written" "[ -f '$dep' ]"
 rpc="http://127.0.0.1:$port"
-for c in jobEscrow providerRegistry verifierCommittee; do
+for c in jobEscrow providerRegistry verifierCommittee storageMarket; do
   check "$c has code" "has_code \$(addr '$dep' $c) $rpc"
 done
 check "registry bound to escrow" "[ \"\$(cast call \$(addr '$dep' providerRegistry) 'escrow()(address)' --rpc-url $rpc)\" = \"\$(addr '$dep' jobEscrow)\" ]"
+check "registry bound to the storage market" "[ \"\$(cast call \$(addr '$dep' providerRegistry) 'storageMarket()(address)' --rpc-url $rpc)\" = \"\$(addr '$dep' storageMarket)\" ]"
 check "committee is account 1 of the mnemonic" "[ \"\$(cast call \$(addr '$dep' verifierCommittee) 'isMember(address)(bool)' \$(cast wallet address --mnemonic \"\$QOR_MNEMONIC\" --mnemonic-index 1) --rpc-url $rpc)\" = true ]"
 check "a buyer can fund a job" "cast send \$(addr '$dep' jobEscrow) 'createComputeJob(bytes32,uint8,address,uint256,uint64,address)' 0x\$(printf '%064x' 1) 1 0x0000000000000000000000000000000000000000 1000 \$((\$(date +%s) + 3600)) 0x0000000000000000000000000000000000000000 --value 1000 --private-key \$(cast wallet private-key --mnemonic \"\$QOR_MNEMONIC\" --mnemonic-index 2) --rpc-url $rpc >/dev/null"
 check "job 1 is open" "[ \"\$(cast call \$(addr '$dep' jobEscrow) 'computeJobStatus(uint256)(uint8)' 1 --rpc-url $rpc)\" = 1 ]"

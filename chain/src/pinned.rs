@@ -1,5 +1,5 @@
 //! The pinned deployment against the world. A worker that staked in a registry the coordinator named
-//! could be slashed to anyone; so every client reads the chain id and the three addresses from its
+//! could be slashed to anyone; so every client reads the chain id and the four addresses from its
 //! own config, and refuses to act when the RPC or the coordinator disagree, naming what differs.
 
 use alloy::providers::Provider;
@@ -10,7 +10,8 @@ use qor_protocol::bindings::IProviderRegistry;
 use qor_protocol::deployment::Deployment;
 
 sol! {
-    /// The escrow's public immutables: which registry slashes and which committee signs for it.
+    /// The escrow's and the storage market's public immutables: which registry slashes and which
+    /// committee signs for each.
     interface IEscrowWiring {
         function registry() external view returns (address);
         function committee() external view returns (address);
@@ -82,8 +83,8 @@ async fn call<C: SolCall>(provider: &impl Provider, to: Address, call: C, url: &
 }
 
 /// Checks that the chain at `url` (reached through `provider`) is the pinned one: its chain id, code
-/// at every pinned address, and an escrow wired to the pinned registry and committee (and the
-/// registry to the escrow).
+/// at every pinned address, an escrow and a storage market wired to the pinned registry and committee,
+/// and the registry to both.
 pub async fn check_chain(provider: &impl Provider, url: &str, pinned: &Deployment) -> Result<(), PinError> {
     let unreachable = |e: String| PinError::Unreachable { url: url.to_string(), reason: e };
     let got = provider.get_chain_id().await.map_err(|e| unreachable(e.to_string()))?;
@@ -97,23 +98,24 @@ pub async fn check_chain(provider: &impl Provider, url: &str, pinned: &Deploymen
         }
     }
     let escrow = pinned.job_escrow;
-    for (what, wired, expected) in [
-        ("registry", call(provider, escrow, IEscrowWiring::registryCall {}, url).await?, pinned.provider_registry),
-        ("committee", call(provider, escrow, IEscrowWiring::committeeCall {}, url).await?, pinned.verifier_committee),
-    ] {
-        if wired != expected {
-            return Err(PinError::Miswired { contract: "jobEscrow", at: escrow, what, wired, expected });
+    for (contract, at) in [("jobEscrow", escrow), ("storageMarket", pinned.storage_market)] {
+        for (what, wired, expected) in [
+            ("registry", call(provider, at, IEscrowWiring::registryCall {}, url).await?, pinned.provider_registry),
+            ("committee", call(provider, at, IEscrowWiring::committeeCall {}, url).await?, pinned.verifier_committee),
+        ] {
+            if wired != expected {
+                return Err(PinError::Miswired { contract, at, what, wired, expected });
+            }
         }
     }
-    let wired = call(provider, pinned.provider_registry, IProviderRegistry::escrowCall {}, url).await?;
-    if wired != escrow {
-        return Err(PinError::Miswired {
-            contract: "providerRegistry",
-            at: pinned.provider_registry,
-            what: "escrow",
-            wired,
-            expected: escrow,
-        });
+    let registry = pinned.provider_registry;
+    for (what, wired, expected) in [
+        ("escrow", call(provider, registry, IProviderRegistry::escrowCall {}, url).await?, escrow),
+        ("storageMarket", call(provider, registry, IProviderRegistry::storageMarketCall {}, url).await?, pinned.storage_market),
+    ] {
+        if wired != expected {
+            return Err(PinError::Miswired { contract: "providerRegistry", at: registry, what, wired, expected });
+        }
     }
     Ok(())
 }

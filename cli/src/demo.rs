@@ -12,7 +12,7 @@ use alloy::rpc::types::Filter;
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEvent;
 use anyhow::{Context, anyhow, bail, ensure};
-use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::bindings::{IJobEscrow, IStorageMarket};
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_verifier::chain::{Chain, SendPolicy};
 use serde_json::Value;
@@ -105,25 +105,25 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     let (root, deal) = m.store(artifact, 2, 4, 10u128.pow(14), Address::ZERO).await?;
     let d = m
         .until("a provider to accept the deal", 60, async || {
-            let d = m.chain.call(escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
-            Ok((d.status == IJobEscrow::StorageDealStatus::Active).then_some(d))
+            let d = m.onchain_deal(deal).await?;
+            Ok((d.status == IStorageMarket::StorageDealStatus::Active).then_some(d))
         })
         .await?;
     println!("      deal {deal}: root {root}, pinned by {:#x} (checked the root itself, accepted on chain)", d.provider);
 
-    step(5, "A storage challenge: the chunk the escrow picks from the period's block hash, proven against the root");
+    step(5, "A storage challenge: the chunk the market picks from the period's block hash, proven against the root");
     // Attested by the committee once it checked the provider's answer; or, when the attestation is
     // late in the period's proof window, proven on chain by the provider itself.
     let covered = m
         .until("a period to be attested or proven", 90, async || {
-            let events = vec![IJobEscrow::StoragePeriodsAttested::SIGNATURE_HASH, IJobEscrow::StoragePeriodProven::SIGNATURE_HASH];
-            let filter = Filter::new().address(escrow).event_signature(events).from_block(0);
+            let events = vec![IStorageMarket::StoragePeriodsAttested::SIGNATURE_HASH, IStorageMarket::StoragePeriodProven::SIGNATURE_HASH];
+            let filter = Filter::new().address(m.info.storage_market).event_signature(events).from_block(0);
             Ok(node.get_logs(&filter).await?.iter().find_map(|l| {
-                if let Ok(e) = IJobEscrow::StoragePeriodsAttested::decode_log(&l.inner) {
+                if let Ok(e) = IStorageMarket::StoragePeriodsAttested::decode_log(&l.inner) {
                     return (e.data.dealId == deal)
                         .then(|| format!("attested on chain by the committee (periods bitmap {:#b})", e.data.periods));
                 }
-                let e = IJobEscrow::StoragePeriodProven::decode_log(&l.inner).ok()?.data;
+                let e = IStorageMarket::StoragePeriodProven::decode_log(&l.inner).ok()?.data;
                 (e.dealId == deal).then(|| format!("proven on chain by the provider itself (period {})", e.period))
             }))
         })
@@ -174,14 +174,14 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     step(8, "The storage deal runs out: every period proven, the provider paid per period");
     let done = m
         .until("the deal to complete", 120, async || {
-            let d = m.chain.call(escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
-            Ok((d.status == IJobEscrow::StorageDealStatus::Completed).then_some(d))
+            let d = m.onchain_deal(deal).await?;
+            Ok((d.status == IStorageMarket::StorageDealStatus::Completed).then_some(d))
         })
         .await?;
     ensure!(done.pendingPeriods.is_zero(), "every period of deal {deal} was proven");
     println!("      deal {deal}: completed, {} periods proven", done.periods);
 
-    step(9, "Release: everyone withdraws what the escrow credited them");
+    step(9, "Release: everyone withdraws what the escrow and the storage market credited them");
     let treasury = params.treasury;
     let mut parties: BTreeMap<Address, &str> = BTreeMap::new();
     parties.insert(treasury, "treasury");
@@ -191,32 +191,37 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     }
     let mut moved: BTreeMap<Address, U256> = BTreeMap::new();
     for (who, role) in &parties {
-        let amount = m.withdrawable(*who).await?;
-        moved.insert(*who, amount);
-        if amount.is_zero() {
+        let (from_escrow, from_market) = m.withdrawable(*who).await?;
+        moved.insert(*who, from_escrow + from_market);
+        if from_escrow.is_zero() && from_market.is_zero() {
             continue;
         }
         let key = KEYS[(0..KEYS.len()).find(|i| accounts::address(*i) == *who).ok_or_else(|| anyhow!("no key for {who}"))?];
         let policy = SendPolicy { receipt_timeout: std::time::Duration::from_secs(30), bump_percent: 20, max_sends: 3 };
         let wallet = Chain::connect(&net.rpc_url, key.parse()?, &m.info, policy).await?;
-        wallet.send(escrow, &IJobEscrow::withdrawCall { token: Address::ZERO }, "withdraw").await?;
-        println!("      {role:<9} {who:#x} withdrew {}", ether(amount));
+        if !from_escrow.is_zero() {
+            wallet.send(escrow, &IJobEscrow::withdrawCall { token: Address::ZERO }, "withdraw").await?;
+        }
+        if !from_market.is_zero() {
+            wallet.send(m.info.storage_market, &IStorageMarket::withdrawCall {}, "withdraw from the storage market").await?;
+        }
+        println!("      {role:<9} {who:#x} withdrew {}", ether(from_escrow + from_market));
     }
-    let left = node.get_balance(escrow).await?;
+    let left = node.get_balance(escrow).await? + node.get_balance(m.info.storage_market).await?;
     let statuses = [m.onchain_status(jobs[0]).await?, m.onchain_status(jobs[1]).await?];
     let providers: U256 = moved.iter().filter(|(a, _)| parties[*a] == "provider").map(|(_, v)| *v).sum();
     let fee = moved[&treasury];
     let gross = providers + fee;
     println!("\nEnd state");
     println!("  jobs:            {} and {}: {:?}", jobs[0], jobs[1], statuses);
-    println!("  escrow balance:  {}", ether(left));
+    println!("  escrow + market: {}", ether(left));
     println!("  providers:       {} ({}%)", ether(providers), pct(providers, gross));
     println!("  treasury:        {} ({}%)", ether(fee), pct(fee, gross));
     println!("  buyer refunded:  {} of the unspent budgets", ether(moved[&m.me()]));
     if statuses != ["finalized", "finalized"] {
         bail!("both jobs should be released, they are {statuses:?}");
     }
-    ensure!(left.is_zero(), "the escrow still holds {left} wei");
+    ensure!(left.is_zero(), "the escrow and the storage market still hold {left} wei");
     // 10% of every price, to within the rounding of each split (a few wei).
     let tenth = fee * U256::from(10);
     ensure!(

@@ -227,6 +227,7 @@ impl Devnet {
                 job_escrow: Address::ZERO,
                 provider_registry: Address::ZERO,
                 verifier_committee: Address::ZERO,
+                storage_market: Address::ZERO,
             },
             data_dir: data_dir.clone(),
             verifier_urls: Vec::new(),
@@ -391,7 +392,7 @@ impl Devnet {
         for (i, v) in self.verifier_urls.iter().enumerate() {
             s.push_str(&format!("  verifier {i}   {v}/health  {v}/metrics\n"));
         }
-        for key in ["jobEscrow", "providerRegistry", "verifierCommittee"] {
+        for key in ["jobEscrow", "storageMarket", "providerRegistry", "verifierCommittee"] {
             s.push_str(&format!("  {key:<17} {:#x}\n", self.address(key)));
         }
         s.push_str("  keys to import into MetaMask (devnet only; well-known, never use them elsewhere):\n");

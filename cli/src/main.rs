@@ -512,7 +512,7 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             let d = m.get(&format!("/v1/storage/deals/{deal}")).await?;
             let blob: B256 =
                 d["blobHash"].as_str().and_then(|h| h.parse().ok()).ok_or_else(|| anyhow!("deal {deal} has no file at the coordinator"))?;
-            let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+            let onchain = m.onchain_deal(deal).await?;
             let bytes = m.blob(blob).await?;
             // The root from every chunk: a single changed byte anywhere changes it.
             let (root, size) = qor_protocol::merkle::root_from_reader(&bytes[..]).map_err(|e| anyhow!("{e}"))?;
@@ -529,7 +529,7 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             });
         }
         StoreAction::Challenge { deal, chunk, timeout } => {
-            let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+            let onchain = m.onchain_deal(deal).await?;
             let chunks = qor_protocol::merkle::chunk_count(onchain.size);
             if onchain.provider.is_zero() || chunks == 0 {
                 bail!("deal {deal} has no provider hosting it yet (status {})", onchain.status as u8);
@@ -568,7 +568,7 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             let d = match m.get(&format!("/v1/storage/deals/{deal}")).await {
                 Ok(d) => d,
                 Err(e) => {
-                    let onchain = m.chain.call(m.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await?;
+                    let onchain = m.onchain_deal(deal).await?;
                     if onchain.buyer.is_zero() {
                         bail!("storage deal {deal} does not exist on chain");
                     }

@@ -7,7 +7,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::SolEvent;
 use anyhow::{Context, anyhow, bail};
-use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::bindings::{IJobEscrow, IStorageMarket};
 use qor_protocol::deployment::Deployment;
 use qor_protocol::merkle::ChunkProof;
 use qor_protocol::spec::JobSpec;
@@ -102,7 +102,7 @@ impl Market {
             deadline: now + deadline_secs,
             preferredProvider: provider,
         };
-        let created: IJobEscrow::ComputeJobCreated = self.send_for_event(&call, budget, "createComputeJob").await?;
+        let created: IJobEscrow::ComputeJobCreated = self.send_for_event(self.info.job_escrow, &call, budget, "createComputeJob").await?;
         Ok(created.jobId)
     }
 
@@ -222,7 +222,7 @@ impl Market {
         let blob = self.put_blob(bytes).await?;
         let file = self.post("/v1/storage/files", serde_json::to_vec(&json!({ "blobHash": blob }))?).await?;
         let root: B256 = file["root"].as_str().and_then(|r| r.parse().ok()).ok_or_else(|| anyhow!("no root in {file}"))?;
-        let call = IJobEscrow::createStorageDealCall {
+        let call = IStorageMarket::createStorageDealCall {
             merkleRoot: root,
             size,
             periods,
@@ -231,13 +231,21 @@ impl Market {
             preferredProvider: provider,
         };
         let value = U256::from(price) * U256::from(periods);
-        let created: IJobEscrow::StorageDealCreated = self.send_for_event(&call, value, "createStorageDeal").await?;
+        let created: IStorageMarket::StorageDealCreated =
+            self.send_for_event(self.info.storage_market, &call, value, "createStorageDeal").await?;
         Ok((root, created.dealId))
     }
 
-    /// Sends `call` with `value` wei to the escrow and returns the first `E` its receipt logs.
-    async fn send_for_event<C: alloy_sol_types::SolCall, E: SolEvent>(&self, call: &C, value: U256, what: &str) -> anyhow::Result<E> {
-        let r = self.chain.send_value(self.info.job_escrow, call, value, what).await?;
+    /// Sends `call` with `value` wei to `to` (the escrow or the storage market) and returns the first
+    /// `E` its receipt logs.
+    async fn send_for_event<C: alloy_sol_types::SolCall, E: SolEvent>(
+        &self,
+        to: Address,
+        call: &C,
+        value: U256,
+        what: &str,
+    ) -> anyhow::Result<E> {
+        let r = self.chain.send_value(to, call, value, what).await?;
         r.inner
             .logs()
             .iter()
@@ -318,9 +326,16 @@ impl Market {
         Ok(Coordinator::read_capped(r, self.client.max_download_bytes, what).await?)
     }
 
-    /// What `account` can withdraw from the escrow, in wei.
-    pub(crate) async fn withdrawable(&self, account: Address) -> anyhow::Result<U256> {
-        self.chain.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account, token: Address::ZERO }).await
+    /// What `account` can withdraw in wei: from the escrow, and from the storage market.
+    pub(crate) async fn withdrawable(&self, account: Address) -> anyhow::Result<(U256, U256)> {
+        let escrow = self.chain.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account, token: Address::ZERO }).await?;
+        let market = self.chain.call(self.info.storage_market, IStorageMarket::balanceOfCall { account }).await?;
+        Ok((escrow, market))
+    }
+
+    /// Deal `deal` as the storage market has it.
+    pub(crate) async fn onchain_deal(&self, deal: U256) -> anyhow::Result<IStorageMarket::StorageDeal> {
+        self.chain.call(self.info.storage_market, IStorageMarket::getStorageDealCall { dealId: deal }).await
     }
 }
 

@@ -1,5 +1,5 @@
-//! The chain watcher: follows JobEscrow, ProviderRegistry and VerifierCommittee events over HTTP
-//! polling.
+//! The chain watcher: follows JobEscrow, StorageMarket, ProviderRegistry and VerifierCommittee events
+//! over HTTP polling.
 //!
 //! It applies a block's events only once the block has `confirmations` blocks on top, records each
 //! applied event (block, log index, block hash) and the hash and parent of every block it stored, and
@@ -20,6 +20,7 @@ use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolEvent;
 use qor_protocol::bindings::IJobEscrow as E;
 use qor_protocol::bindings::IProviderRegistry as R;
+use qor_protocol::bindings::IStorageMarket as M;
 use qor_protocol::bindings::IVerifierCommittee as C;
 use serde_json::{Value, json};
 use sqlx::{Sqlite, Transaction};
@@ -103,8 +104,10 @@ pub async fn tick(state: &AppState, provider: &RootProvider, cfg: &WatchConfig) 
     let from = (last + 1) as u64;
     let to = safe.min(from + cfg.batch_blocks - 1);
     let mut contracts = vec![state.cfg.escrow, state.cfg.registry];
-    if state.cfg.committee != Address::ZERO {
-        contracts.push(state.cfg.committee);
+    for optional in [state.cfg.committee, state.cfg.market] {
+        if optional != Address::ZERO {
+            contracts.push(optional);
+        }
     }
     let filter = Filter::new().address(contracts).from_block(from).to_block(to);
     let logs = provider.get_logs(&filter).await?;
@@ -178,6 +181,7 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
     let tx_hash = format!("{:#x}", log.transaction_hash.unwrap_or_default());
     let from_escrow = log.address() == state.cfg.escrow;
     let from_committee = log.address() == state.cfg.committee;
+    let from_market = log.address() == state.cfg.market;
 
     let (name, detail): (&str, Value) = match *topic {
         E::ComputeJobCreated::SIGNATURE_HASH if from_escrow => {
@@ -219,8 +223,9 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
             let e = E::ChallengeResolved::decode_log(&log.inner)?.data;
             ("ChallengeResolved", json!({ "jobId": e.jobId.to_string(), "status": e.status as u8 }))
         }
-        E::StorageDealCreated::SIGNATURE_HASH if from_escrow => {
-            let e = E::StorageDealCreated::decode_log(&log.inner)?.data;
+        _ if from_escrow => return Ok(None),
+        M::StorageDealCreated::SIGNATURE_HASH if from_market => {
+            let e = M::StorageDealCreated::decode_log(&log.inner)?.data;
             (
                 "StorageDealCreated",
                 json!({
@@ -230,16 +235,32 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
                 }),
             )
         }
-        E::StorageDealAccepted::SIGNATURE_HASH if from_escrow => {
-            let e = E::StorageDealAccepted::decode_log(&log.inner)?.data;
-            ("StorageDealAccepted", json!({ "dealId": e.dealId.to_string(), "provider": addr(&e.provider), "startBlock": e.startBlock }))
+        M::StorageDealAccepted::SIGNATURE_HASH if from_market => {
+            let e = M::StorageDealAccepted::decode_log(&log.inner)?.data;
+            (
+                "StorageDealAccepted",
+                json!({
+                    "dealId": e.dealId.to_string(), "provider": addr(&e.provider), "startBlock": e.startBlock,
+                    "collateral": e.collateral.to_string(),
+                }),
+            )
         }
-        E::StorageDealCancelled::SIGNATURE_HASH if from_escrow => {
-            let e = E::StorageDealCancelled::decode_log(&log.inner)?.data;
-            ("StorageDealCancelled", json!({ "dealId": e.dealId.to_string() }))
+        M::StorageDealCancelled::SIGNATURE_HASH if from_market => {
+            let e = M::StorageDealCancelled::decode_log(&log.inner)?.data;
+            ("StorageDealCancelled", json!({ "dealId": e.dealId.to_string(), "refund": e.refund.to_string() }))
         }
-        E::StoragePeriodProven::SIGNATURE_HASH if from_escrow => {
-            let e = E::StoragePeriodProven::decode_log(&log.inner)?.data;
+        M::StorageDealReopened::SIGNATURE_HASH if from_market => {
+            let e = M::StorageDealReopened::decode_log(&log.inner)?.data;
+            (
+                "StorageDealReopened",
+                json!({
+                    "dealId": e.dealId.to_string(), "previousProvider": addr(&e.previousProvider),
+                    "periodsLeft": e.periodsLeft.to::<u64>(),
+                }),
+            )
+        }
+        M::StoragePeriodProven::SIGNATURE_HASH if from_market => {
+            let e = M::StoragePeriodProven::decode_log(&log.inner)?.data;
             (
                 "StoragePeriodProven",
                 json!({
@@ -247,12 +268,12 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
                 }),
             )
         }
-        E::StoragePeriodsAttested::SIGNATURE_HASH if from_escrow => {
-            let e = E::StoragePeriodsAttested::decode_log(&log.inner)?.data;
+        M::StoragePeriodsAttested::SIGNATURE_HASH if from_market => {
+            let e = M::StoragePeriodsAttested::decode_log(&log.inner)?.data;
             ("StoragePeriodsAttested", json!({ "dealId": e.dealId.to_string(), "periods": e.periods.to_string() }))
         }
-        E::StoragePeriodsSettled::SIGNATURE_HASH if from_escrow => {
-            let e = E::StoragePeriodsSettled::decode_log(&log.inner)?.data;
+        M::StoragePeriodsSettled::SIGNATURE_HASH if from_market => {
+            let e = M::StoragePeriodsSettled::decode_log(&log.inner)?.data;
             (
                 "StoragePeriodsSettled",
                 json!({
@@ -261,7 +282,7 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
                 }),
             )
         }
-        _ if from_escrow => return Ok(None),
+        _ if from_market => return Ok(None),
         C::MemberAdded::SIGNATURE_HASH if from_committee => {
             let e = C::MemberAdded::decode_log(&log.inner)?.data;
             ("MemberAdded", json!({ "member": addr(&e.member) }))
@@ -441,7 +462,7 @@ async fn apply(
             crate::blobs::claim(tx, &blob.into_iter().collect::<Vec<_>>(), now + retention_ms, true).await?;
             timeline(tx, &format!("deal:{deal}"), "chain", "funded", d.clone(), Some(block)).await?;
         }
-        "StorageDealAccepted" | "StorageDealCancelled" | "StoragePeriodsSettled" => {
+        "StorageDealAccepted" | "StorageDealCancelled" | "StorageDealReopened" | "StoragePeriodsSettled" => {
             apply_deal(tx, name, d).await?;
             // An ended deal's file is kept for the retention period from now.
             let deal = s(d, "dealId");
@@ -493,6 +514,30 @@ async fn apply_deal(tx: &mut Transaction<'_, Sqlite>, name: &str, d: &Value) -> 
             sqlx::query!("UPDATE storage_deals SET status = 'cancelled', updated_at = ? WHERE deal_id = ?", now, deal)
                 .execute(&mut **tx)
                 .await?;
+        }
+        "StorageDealReopened" => {
+            // The buyer dropped its provider: the periods left are offered again, to anyone but it.
+            let previous = s(d, "previousProvider");
+            sqlx::query!(
+                "UPDATE storage_deals SET status = 'open', provider = NULL, start_block = NULL, offered_to = NULL, reported_root = NULL,
+                   preferred = '0x0000000000000000000000000000000000000000',
+                   refused_by = json_insert(refused_by, '$[#]', ?), updated_at = ? WHERE deal_id = ?",
+                previous,
+                now,
+                deal
+            )
+            .execute(&mut **tx)
+            .await?;
+            // Challenges of the periods left were the dropped provider's: the next one's differ.
+            let left = d["periodsLeft"].as_i64().unwrap_or(0);
+            sqlx::query!(
+                "DELETE FROM storage_challenges WHERE deal_id = ?1
+                   AND period >= (SELECT periods FROM storage_deals WHERE deal_id = ?1) - ?2",
+                deal,
+                left
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         "StoragePeriodsSettled" => {
             let to = d["toPeriod"].as_i64().unwrap_or(0);
@@ -613,7 +658,8 @@ pub async fn rollback(state: &AppState, base: i64) -> anyhow::Result<()> {
     // Deals that remain: their chain state replayed from the events that remain.
     sqlx::query!("UPDATE storage_deals SET status = 'open', provider = NULL, start_block = NULL").execute(&mut *tx).await?;
     let deal_events = sqlx::query!(
-        "SELECT name, detail FROM chain_events WHERE name IN ('StorageDealAccepted', 'StorageDealCancelled', 'StoragePeriodsSettled')
+        "SELECT name, detail FROM chain_events WHERE name IN ('StorageDealAccepted', 'StorageDealCancelled', 'StorageDealReopened',
+           'StoragePeriodsSettled')
          ORDER BY block_number, log_index"
     )
     .fetch_all(&mut *tx)

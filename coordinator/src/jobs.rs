@@ -319,6 +319,7 @@ pub async fn chain_info(State(state): State<AppState>) -> Json<Value> {
     let c = &state.cfg;
     Json(json!({
         "chainId": c.chain_id, "jobEscrow": c.escrow, "providerRegistry": c.registry, "verifierCommittee": c.committee,
+        "storageMarket": c.market,
         "deployBlock": c.deploy_block, "rpcUrl": c.public_rpc_url, "walletConnectProjectId": c.walletconnect_project_id,
         "confirmations": c.confirmations,
         "chainBlock": state.metrics.chain_block.load(std::sync::atomic::Ordering::Relaxed),

@@ -53,6 +53,8 @@ pub struct Config {
     pub registry: Address,
     /// VerifierCommittee (zero: none is watched, so no verifier can sign in).
     pub committee: Address,
+    /// StorageMarket (zero: no storage deal is followed).
+    pub market: Address,
     /// The block the contracts were deployed at (where event scans start).
     pub deploy_block: u64,
     /// Hosts a Sign-In with Ethereum message may name (empty: the request's own `Host`).
@@ -158,6 +160,7 @@ impl Config {
             escrow,
             registry,
             committee: Address::ZERO,
+            market: Address::ZERO,
             deploy_block: 0,
             siwe_domains: Vec::new(),
             session_ttl_ms: 24 * 3_600_000,

@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     let start_block = deployment.deploy_block;
     let mut cfg = Config::new(deployment.chain_id, deployment.job_escrow, deployment.provider_registry);
     cfg.committee = deployment.verifier_committee;
+    cfg.market = deployment.storage_market;
     cfg.deploy_block = start_block;
     cfg.siwe_domains = args.siwe_domains;
     cfg.limits.max_connections = args.max_connections;

@@ -116,7 +116,8 @@ async fn a_flood_of_anonymous_callers_leaves_health_fast_and_memory_bounded() {
     std::fs::write(
         &deployment,
         r#"{"chainId": 31337, "deployBlock": 0, "jobEscrow": "0x00000000000000000000000000000000000e5c40",
-            "providerRegistry": "0x00000000000000000000000000000000005e5e5e", "verifierCommittee": "0x0000000000000000000000000000000000c0c0c0"}"#,
+            "providerRegistry": "0x00000000000000000000000000000000005e5e5e", "verifierCommittee": "0x0000000000000000000000000000000000c0c0c0",
+             "storageMarket": "0x0000000000000000000000000000000000057a4e"}"#,
     )
     .unwrap();
     let p = qor_testkit::CoordinatorProcess::start_with(

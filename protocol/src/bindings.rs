@@ -18,3 +18,8 @@ alloy_sol_types::sol!(
     #[sol(all_derives)]
     "../contracts/src/interfaces/IVerifierCommittee.sol"
 );
+
+alloy_sol_types::sol!(
+    #[sol(all_derives)]
+    "../contracts/src/interfaces/IStorageMarket.sol"
+);

@@ -1,4 +1,4 @@
-//! The deployment a client pins: the chain id and the addresses of the three contracts, as
+//! The deployment a client pins: the chain id and the addresses of the four contracts, as
 //! `anvil/deploy.sh` writes them to `deployments/<chainId>.json`. Every client (worker, verifier,
 //! CLI) keeps its own copy in its own config and acts only on it: the coordinator is told nothing it
 //! could change, it is only compared against ([`Deployment::differences`]), and any difference means
@@ -23,6 +23,8 @@ pub struct Deployment {
     pub provider_registry: Address,
     /// VerifierCommittee.
     pub verifier_committee: Address,
+    /// StorageMarket.
+    pub storage_market: Address,
 }
 
 /// Why a deployment file cannot be pinned.
@@ -49,9 +51,14 @@ impl Deployment {
         Ok(d)
     }
 
-    /// The three contracts by the names the deployment file gives them.
-    pub fn contracts(&self) -> [(&'static str, Address); 3] {
-        [("jobEscrow", self.job_escrow), ("providerRegistry", self.provider_registry), ("verifierCommittee", self.verifier_committee)]
+    /// The four contracts by the names the deployment file gives them.
+    pub fn contracts(&self) -> [(&'static str, Address); 4] {
+        [
+            ("jobEscrow", self.job_escrow),
+            ("providerRegistry", self.provider_registry),
+            ("verifierCommittee", self.verifier_committee),
+            ("storageMarket", self.storage_market),
+        ]
     }
 
     /// What `other` (someone else's account of the deployment: a coordinator's, say) says differently

@@ -1,7 +1,8 @@
 //! Signatures: workers sign their `LeaseAcceptance`, their `SealCommitment` and their `Receipt`; the
-//! verifier committee signs `SettlementBatch`es, challenge resolutions and storage attestations; all as
-//! EIP-712 typed data under the escrow's domain (`"QOR JobEscrow"`, version `"1"`, chain id, escrow
-//! address), so no signature can be replayed on another chain or another escrow. The struct types the
+//! verifier committee signs `SettlementBatch`es and challenge resolutions; all as EIP-712 typed data
+//! under the escrow's domain (`"QOR JobEscrow"`, version `"1"`, chain id, escrow address), so no
+//! signature can be replayed on another chain or another escrow. The committee's storage attestations
+//! are signed under the storage market's domain (`"QOR StorageMarket"`, [`market_domain`]). The struct types the
 //! escrow hashes come from the Solidity interface ([`bindings`]), so their type strings are the
 //! contract's by construction.
 //!
@@ -27,17 +28,19 @@ sol! {
         bool upheld;
     }
 
-    /// One deal's attested periods (the escrow's `STORAGE_ATTESTATION_TYPEHASH`).
+    /// The periods of one deal that its provider passed (the market's `STORAGE_ATTESTATION_TYPEHASH`).
     #[derive(Debug, PartialEq, Eq)]
     struct StorageAttestation {
         uint256 dealId;
+        address provider;
         uint256 periods;
     }
 
-    /// What the committee signs to attest storage periods.
+    /// What the committee signs to attest storage periods; the market refuses it after `validUntil`.
     #[derive(Debug, PartialEq, Eq)]
     struct StorageAttestationBatch {
         StorageAttestation[] attestations;
+        uint64 validUntil;
     }
 
     /// A worker takes a lease: it will run job `jobId`, whose spec hashes to `specHash`, and seal its
@@ -82,6 +85,16 @@ pub fn escrow_domain(chain_id: u64, escrow: Address) -> Eip712Domain {
         version: "1",
         chain_id: chain_id,
         verifying_contract: escrow,
+    }
+}
+
+/// The storage market's EIP-712 domain on `chain_id` at `market`.
+pub fn market_domain(chain_id: u64, market: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "QOR StorageMarket",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: market,
     }
 }
 
@@ -175,10 +188,15 @@ pub fn challenge_resolution_digest(job_id: U256, upheld: bool, domain: &Eip712Do
     ChallengeResolution { jobId: job_id, upheld }.eip712_signing_hash(domain)
 }
 
-/// The digest the committee signs to attest storage periods (`JobEscrow.hashStorageAttestations`).
-pub fn storage_attestations_digest(attestations: &[(U256, U256)], domain: &Eip712Domain) -> B256 {
+/// The digest the committee signs to attest that each `(deal, provider, periods)` passed, valid until
+/// `valid_until` (`StorageMarket.hashStorageAttestations`, under [`market_domain`]).
+pub fn storage_attestations_digest(attestations: &[(U256, Address, U256)], valid_until: u64, domain: &Eip712Domain) -> B256 {
     StorageAttestationBatch {
-        attestations: attestations.iter().map(|&(deal_id, periods)| StorageAttestation { dealId: deal_id, periods }).collect(),
+        attestations: attestations
+            .iter()
+            .map(|&(deal_id, provider, periods)| StorageAttestation { dealId: deal_id, provider, periods })
+            .collect(),
+        validUntil: valid_until,
     }
     .eip712_signing_hash(domain)
 }

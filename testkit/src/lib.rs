@@ -14,7 +14,7 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::{SolCall, SolEvent};
 use qor_coordinator::chain::WatchConfig;
 use qor_coordinator::{AppState, Config, chain, db, matcher, router};
-use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::bindings::{IJobEscrow, IStorageMarket};
 use serde_json::{Value, json};
 
 /// axum, for the tests' fake coordinators ([`FakeCoordinator::start_with`]'s routes).
@@ -108,7 +108,8 @@ impl Anvil {
         qor_protocol::deployment::Deployment::from_json(&serde_json::to_vec(&self.deployment).expect("JSON")).expect("a deployment")
     }
 
-    /// A contract's address from the deployment (`jobEscrow`, `providerRegistry`, `verifierCommittee`).
+    /// A contract's address from the deployment (`jobEscrow`, `providerRegistry`, `verifierCommittee`,
+    /// `storageMarket`).
     pub fn address(&self, key: &str) -> Address {
         self.deployment[key].as_str().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("deployment has no `{key}`"))
     }
@@ -148,7 +149,7 @@ impl Anvil {
             .expect("JSON");
         let root: B256 = file["root"].as_str().and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("no root in {file}"));
         let price = 1_000u64;
-        let create = IJobEscrow::createStorageDealCall {
+        let create = IStorageMarket::createStorageDealCall {
             merkleRoot: root,
             size: data.len() as u64,
             periods,
@@ -157,22 +158,23 @@ impl Anvil {
             preferredProvider: provider,
         };
         let tx = TransactionRequest::default()
-            .with_to(self.address("jobEscrow"))
+            .with_to(self.address("storageMarket"))
             .with_input(create.abi_encode())
             .with_value(U256::from(price * u64::from(periods)));
         let receipt = self.wallet(buyer_key).send_transaction(tx).await.expect("sent").get_receipt().await.expect("mined");
         assert!(receipt.status(), "createStorageDeal reverted");
-        let deal = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StorageDealCreated::decode_log(&l.inner).ok()).expect("the event");
+        let deal =
+            receipt.inner.logs().iter().find_map(|l| IStorageMarket::StorageDealCreated::decode_log(&l.inner).ok()).expect("the event");
         (root, deal.data.dealId)
     }
 
-    /// The chunk the escrow challenges in `period` of `deal` (mines two blocks so its seed exists).
+    /// The chunk the market challenges in `period` of `deal` (mines two blocks so its seed exists).
     pub async fn challenge_index(&self, deal: U256, period: u64) -> u64 {
         self.mine(2).await;
-        let call = IJobEscrow::storageChallengeIndexCall { dealId: deal, period: U256::from(period) };
-        let tx = TransactionRequest::default().with_to(self.address("jobEscrow")).with_input(call.abi_encode());
+        let call = IStorageMarket::storageChallengeIndexCall { dealId: deal, period: U256::from(period) };
+        let tx = TransactionRequest::default().with_to(self.address("storageMarket")).with_input(call.abi_encode());
         let out = self.wallet(BUYER_KEY).call(tx).await.expect("storageChallengeIndex");
-        IJobEscrow::storageChallengeIndexCall::abi_decode_returns(&out).expect("a uint").to::<u64>()
+        IStorageMarket::storageChallengeIndexCall::abi_decode_returns(&out).expect("a uint").to::<u64>()
     }
 
     /// Mines `n` empty blocks.
@@ -196,6 +198,7 @@ impl Coordinator {
     pub async fn start_with(dir: &Path, anvil: &Anvil, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut cfg = Config::new(31337, anvil.address("jobEscrow"), anvil.address("providerRegistry"));
         cfg.committee = anvil.address("verifierCommittee");
+        cfg.market = anvil.address("storageMarket");
         cfg.deploy_block = anvil.deployment["deployBlock"].as_u64().expect("deployBlock");
         tweak(&mut cfg);
         let pool = db::open(dir.join("c.db").to_str().expect("a UTF-8 path")).await.expect("the database opens");
@@ -271,7 +274,8 @@ impl FakeCoordinator {
     pub async fn start_with(deployment: qor_protocol::deployment::Deployment, routes: axum::Router) -> Self {
         let chain = json!({
             "chainId": deployment.chain_id, "jobEscrow": deployment.job_escrow, "providerRegistry": deployment.provider_registry,
-            "verifierCommittee": deployment.verifier_committee, "deployBlock": deployment.deploy_block, "confirmations": 0,
+            "verifierCommittee": deployment.verifier_committee, "storageMarket": deployment.storage_market,
+            "deployBlock": deployment.deploy_block, "confirmations": 0,
         });
         let app = routes.route("/v1/chain", axum::routing::get(move || async move { axum::Json(chain) }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");

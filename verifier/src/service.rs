@@ -32,12 +32,13 @@ use alloy_primitives::{Address, B256, Signature, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolEvent, SolValue};
 use anyhow::{Context, anyhow};
 use futures_util::StreamExt;
-use qor_protocol::bindings::IJobEscrow::{
-    self, BatchOutcome, ComputeJob, Receipt, Settlement, SettlementBatch, StorageAttestation, StorageDeal,
-};
+use qor_protocol::bindings::IJobEscrow::{self, BatchOutcome, ComputeJob, Receipt, Settlement, SettlementBatch};
+use qor_protocol::bindings::IStorageMarket::{self, StorageAttestation, StorageDeal};
 use qor_protocol::bindings::{IProviderRegistry, IVerifierCommittee};
 use qor_protocol::deployment::Deployment;
-use qor_protocol::eip712::{Signer, challenge_resolution_digest, escrow_domain, settlement_batch_digest, storage_attestations_digest};
+use qor_protocol::eip712::{
+    Signer, challenge_resolution_digest, escrow_domain, market_domain, settlement_batch_digest, storage_attestations_digest,
+};
 use qor_protocol::merkle::{ChunkProof, chunk_count, verify};
 use qor_protocol::spec::JobSpec;
 use qor_worker::client::Coordinator;
@@ -205,6 +206,8 @@ pub struct Service {
     confirmations: u64,
     signer: Signer,
     domain: Eip712Domain,
+    /// The storage market's, for attestations.
+    market_domain: Eip712Domain,
     /// Counters.
     pub metrics: Metrics,
     queue: Mutex<BTreeMap<U256, Queued>>,
@@ -222,7 +225,8 @@ pub struct Service {
     cosigning: Mutex<()>,
     batches: Mutex<BTreeMap<U256, Batch>>,
     challenges: Mutex<BTreeMap<U256, U256>>,
-    periods: Mutex<HashMap<(U256, u64), Period>>,
+    /// By deal, provider (a re-opened deal's next provider starts afresh) and period.
+    periods: Mutex<HashMap<(U256, Address, u64), Period>>,
     /// Failed re-runs of challenged jobs, per job (for the log).
     rerun_failures: Mutex<HashMap<U256, u32>>,
     /// Proposals this member signed (or refused to): never looked at again.
@@ -276,6 +280,7 @@ impl Service {
         let sandbox = Some(Arc::new(Sandbox::new().map_err(|e| anyhow!("the sandbox: {e}"))?));
         std::fs::create_dir_all(&cfg.work_dir).with_context(|| format!("creating {}", cfg.work_dir.display()))?;
         let domain = escrow_domain(info.chain_id, info.job_escrow);
+        let market_domain = market_domain(info.chain_id, info.storage_market);
         let cursor = AtomicU64::new(info.deploy_block);
         let created_cursor = AtomicU64::new(chain.head().await.context("reading the head")?.0);
         Ok(Arc::new(Self {
@@ -285,6 +290,7 @@ impl Service {
             confirmations: theirs.confirmations,
             signer,
             domain,
+            market_domain,
             metrics: Metrics::default(),
             queue: Mutex::default(),
             sending: Mutex::default(),
@@ -986,14 +992,23 @@ impl Service {
 
     async fn check_attestation_proposal(&self, digest: B256, payload: &Value) -> anyhow::Result<bool> {
         let mut attest = Vec::new();
-        for pair in payload["attestations"].as_array().into_iter().flatten() {
-            attest.push((parse::<U256>(&pair[0], "dealId")?, parse::<U256>(&pair[1], "periods")?));
+        for entry in payload["attestations"].as_array().into_iter().flatten() {
+            attest.push((
+                parse::<U256>(&entry[0], "dealId")?,
+                parse::<Address>(&entry[1], "provider")?,
+                parse::<U256>(&entry[2], "periods")?,
+            ));
         }
-        if storage_attestations_digest(&attest, &self.domain) != digest {
+        let valid_until = payload["validUntil"].as_u64().ok_or_else(|| anyhow!("no `validUntil`"))?;
+        if storage_attestations_digest(&attest, valid_until, &self.market_domain) != digest {
             anyhow::bail!("the payload is not what the digest signs");
         }
-        for (deal_id, mask) in attest {
-            let deal: StorageDeal = self.chain.call(self.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal_id }).await?;
+        for (deal_id, provider, mask) in attest {
+            let deal: StorageDeal =
+                self.chain.call(self.info.storage_market, IStorageMarket::getStorageDealCall { dealId: deal_id }).await?;
+            if deal.provider != provider {
+                anyhow::bail!("deal {deal_id} is held by {:#x}, not {provider:#x}", deal.provider);
+            }
             let listed = self.coordinator.get(&format!("/v1/storage/deals/{deal_id}")).await.map_err(|e| anyhow!("deal {deal_id}: {e}"))?;
             for period in (0..256u64).filter(|p| mask.bit(*p as usize)) {
                 let seed = deal.startBlock.to::<u64>() + period * u64::from(deal.periodLength);
@@ -1153,15 +1168,16 @@ impl Service {
     async fn check_storage(&self) -> anyhow::Result<()> {
         let list = self.coordinator.get("/v1/storage/deals").await.map_err(|e| anyhow!("listing deals: {e}"))?;
         let (head, _) = self.chain.head().await?;
-        let mut attest: Vec<(U256, U256)> = Vec::new();
+        let mut attest: Vec<(U256, Address, U256)> = Vec::new();
         let mut to_settle = Vec::new();
         for d in list["deals"].as_array().cloned().unwrap_or_default() {
             if d["status"] != "active" {
                 continue;
             }
             let deal_id: U256 = parse(&d["dealId"], "dealId")?;
-            let deal: StorageDeal = self.chain.call(self.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal_id }).await?;
-            if deal.status != IJobEscrow::StorageDealStatus::Active {
+            let deal: StorageDeal =
+                self.chain.call(self.info.storage_market, IStorageMarket::getStorageDealCall { dealId: deal_id }).await?;
+            if deal.status != IStorageMarket::StorageDealStatus::Active {
                 continue;
             }
             let (start, len) = (deal.startBlock.to::<u64>(), u64::from(deal.periodLength));
@@ -1184,27 +1200,44 @@ impl Service {
                 }
             }
             if !mask.is_zero() {
-                attest.push((deal_id, mask));
+                attest.push((deal_id, deal.provider, mask));
             }
             if resolved_until > u64::from(deal.settledPeriods) && mask.is_zero() {
                 to_settle.push(deal_id);
             }
         }
         if !attest.is_empty() {
-            let digest = storage_attestations_digest(&attest, &self.domain);
-            let payload: Vec<[String; 2]> = attest.iter().map(|(d, m)| [d.to_string(), m.to_string()]).collect();
-            let signatures = self.signatures(Kind::Attestation, digest, json!({ "attestations": payload })).await?;
+            // Signed for the next hour of chain time: a batch that lands later is refused, not replayed.
+            let (_, now) = self.chain.head().await?;
+            let valid_until = now + 3_600;
+            let digest = storage_attestations_digest(&attest, valid_until, &self.market_domain);
+            let payload: Vec<[String; 3]> = attest.iter().map(|(d, p, m)| [d.to_string(), format!("{p:#x}"), m.to_string()]).collect();
+            let signatures =
+                self.signatures(Kind::Attestation, digest, json!({ "attestations": payload, "validUntil": valid_until })).await?;
             let attestations: Vec<StorageAttestation> =
-                attest.iter().map(|(d, p)| StorageAttestation { dealId: *d, periods: *p }).collect();
-            let call = IJobEscrow::attestStorageCall { attestations, signatures };
-            match self.chain.send(self.info.job_escrow, &call, "attestStorage").await {
+                attest.iter().map(|(d, provider, p)| StorageAttestation { dealId: *d, provider: *provider, periods: *p }).collect();
+            let call = IStorageMarket::attestStorageCall { attestations, validUntil: valid_until, signatures };
+            match self.chain.send(self.info.storage_market, &call, "attestStorage").await {
                 Ok(r) => {
                     load(&self.metrics.gas_used, r.gas_used);
+                    // An entry the market skipped (settled or re-opened meanwhile) is re-read next round.
+                    let skipped: Vec<U256> = r
+                        .inner
+                        .logs()
+                        .iter()
+                        .filter_map(|l| IStorageMarket::StorageAttestationSkipped::decode_log(&l.inner).ok())
+                        .map(|e| e.data.dealId)
+                        .collect();
                     let mut periods = self.periods.lock().await;
-                    for (deal, mask) in &attest {
+                    for (deal, provider, mask) in &attest {
+                        if skipped.contains(deal) {
+                            warn!(deal = %deal, "attestation skipped by the market; re-reading the deal");
+                            periods.retain(|(d, _, _), s| d != deal || *s != Period::Passed);
+                            continue;
+                        }
                         for p in 0..256u64 {
                             if mask.bit(p as usize) {
-                                periods.insert((*deal, p), Period::Done);
+                                periods.insert((*deal, *provider, p), Period::Done);
                                 load(&self.metrics.storage_attested, 1);
                             }
                         }
@@ -1215,19 +1248,20 @@ impl Service {
                 Err(SendError::Refused { reason, .. }) => {
                     warn!(reason = %reason, "attestation refused; re-reading the deals");
                     let mut periods = self.periods.lock().await;
-                    for (deal, _) in &attest {
-                        periods.retain(|(d, _), s| d != deal || *s != Period::Passed);
+                    for (deal, _, _) in &attest {
+                        periods.retain(|(d, _, _), s| d != deal || *s != Period::Passed);
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         for deal_id in to_settle {
-            match self.chain.send(self.info.job_escrow, &IJobEscrow::settleStorageDealCall { dealId: deal_id }, "settleStorageDeal").await {
+            let call = IStorageMarket::settleStorageDealCall { dealId: deal_id };
+            match self.chain.send(self.info.storage_market, &call, "settleStorageDeal").await {
                 Ok(r) => {
                     load(&self.metrics.gas_used, r.gas_used);
                     for log in r.inner.logs() {
-                        if let Ok(e) = IJobEscrow::StoragePeriodsSettled::decode_log(&log.inner) {
+                        if let Ok(e) = IStorageMarket::StoragePeriodsSettled::decode_log(&log.inner) {
                             info!(deal = %deal_id, from = %e.data.fromPeriod, to = %e.data.toPeriod, passed = %e.data.passed, missed = %e.data.missed, "storage periods settled");
                         }
                     }
@@ -1241,7 +1275,7 @@ impl Service {
 
     /// Moves one period along: challenge it, check the answer, or call it missed.
     async fn period(&self, deal: &StorageDeal, deal_id: U256, period: u64, seed: u64, head: u64, listed: &Value) -> anyhow::Result<Period> {
-        let key = (deal_id, period);
+        let key = (deal_id, deal.provider, period);
         let known = self.periods.lock().await.get(&key).copied();
         let pending = deal.pendingPeriods.bit(period as usize);
         let state = match known {
@@ -1279,8 +1313,8 @@ impl Service {
         Ok(state)
     }
 
-    /// The chunk the escrow challenges in `period`: keccak(seed block hash, deal, period) mod chunks,
-    /// as `StorageDealLogic` derives it.
+    /// The chunk the market challenges in `period`: keccak(seed block hash, deal, period) mod chunks,
+    /// as `StorageMarket` derives it.
     async fn challenge_index(&self, deal: &StorageDeal, deal_id: U256, period: u64, seed: u64) -> anyhow::Result<u64> {
         let block = self
             .chain

@@ -75,6 +75,7 @@ export interface ChainInfo {
   jobEscrow: Hex;
   providerRegistry: Hex;
   verifierCommittee: Hex;
+  storageMarket: Hex;
   deployBlock: number;
   rpcUrl: string | null;
   walletConnectProjectId: string | null;

@@ -4,7 +4,7 @@
 import { getAccount, getPublicClient, simulateContract, waitForTransactionReceipt, writeContract } from '@wagmi/core';
 import type { Hex, PublicClient, TransactionReceipt } from 'viem';
 
-import { jobEscrowAbi, providerRegistryAbi } from './abi';
+import { jobEscrowAbi, providerRegistryAbi, storageMarketAbi } from './abi';
 import type { ChainInfo } from './api';
 import { insufficient } from './errors';
 import { type Session, type Wallet, ensureChain, signIn } from './wallet';
@@ -49,7 +49,7 @@ export const JOB_STATUS = ['none', 'open', 'settled', 'challenged', 'finalized',
 export const DEAL_STATUS = ['none', 'open', 'active', 'completed', 'cancelled'] as const;
 export const CHALLENGE_STATUS = ['none', 'pending', 'upheld', 'rejected', 'expired'] as const;
 
-type Contract = 'escrow' | 'registry';
+type Contract = 'escrow' | 'registry' | 'market';
 
 /**
  * Sends a transaction from the connected wallet: on the market's chain, refused before signing when the
@@ -70,7 +70,12 @@ export async function send(
     const balance = await app.client.getBalance({ address: from });
     if (balance < value) throw new Error(insufficient(balance, value));
   }
-  const target = contract === 'escrow' ? { address: app.info.jobEscrow, abi: jobEscrowAbi } : { address: app.info.providerRegistry, abi: providerRegistryAbi };
+  const target =
+    contract === 'escrow'
+      ? { address: app.info.jobEscrow, abi: jobEscrowAbi }
+      : contract === 'market'
+        ? { address: app.info.storageMarket, abi: storageMarketAbi }
+        : { address: app.info.providerRegistry, abi: providerRegistryAbi };
   // The ABI is typed; the pages pass function names and arguments they build at run time.
   const call = { ...target, functionName, args, value, account: from, chainId: app.wallet.chain.id } as never;
   const { request } = await simulateContract(app.wallet.config, call);
@@ -83,6 +88,10 @@ export async function send(
 
 export async function readEscrow<T>(app: App, functionName: string, args: readonly unknown[] = []): Promise<T> {
   return (await app.client.readContract({ address: app.info.jobEscrow, abi: jobEscrowAbi, functionName, args } as never)) as T;
+}
+
+export async function readMarket<T>(app: App, functionName: string, args: readonly unknown[] = []): Promise<T> {
+  return (await app.client.readContract({ address: app.info.storageMarket, abi: storageMarketAbi, functionName, args } as never)) as T;
 }
 
 export async function readRegistry<T>(app: App, functionName: string, args: readonly unknown[] = []): Promise<T> {

@@ -11,7 +11,7 @@ import {
 
 import { ApiError } from './api';
 
-/** What to do about each of the escrow's and registry's custom errors. */
+/** What to do about each of the escrow's, the storage market's and the registry's custom errors. */
 const HINTS: Record<string, string> = {
   JobEscrow_ZeroBudget: 'Set a budget above zero.',
   JobEscrow_InvalidRedundancy: 'Choose between 1 and the maximum number of replicas.',
@@ -23,10 +23,12 @@ const HINTS: Record<string, string> = {
   JobEscrow_ChallengeWindowClosed: 'The challenge window has closed; the result stands.',
   JobEscrow_ChallengeWindowOpen: 'The challenge window is still open; wait for it to close.',
   JobEscrow_NothingToChallenge: 'The job has no settlement to challenge yet.',
-  JobEscrow_InvalidDealParameter: 'Check the deal’s periods, period length and price.',
+  StorageMarket_InvalidDealParameter: 'Check the deal’s periods, period length and price (at least the market’s minimum).',
+  StorageMarket_NothingToWithdraw: 'There is nothing to withdraw from the storage market yet.',
+  StorageMarket_Unauthorized: 'Only the account named in the error may do this; switch accounts in your wallet.',
+  StorageMarket_ProviderNotActive: 'The preferred provider is not active; choose another or leave it open.',
+  StorageMarket_ProviderInGoodStanding: 'The provider has not missed enough periods in a row to be dropped; wait, or let the deal run.',
   JobEscrow_NothingToWithdraw: 'There is nothing to withdraw in this token yet.',
-  JobEscrow_Unauthorized: 'Only the account named in the error may do this; switch accounts in your wallet.',
-  JobEscrow_ProviderNotActive: 'The preferred provider is not active; choose another or leave it open.',
   JobEscrow_SettlementNotInBatch: 'The settlement proof did not match the batch; reload and try again.',
 };
 

@@ -1,5 +1,5 @@
 //! The provider's transactions and reads on chain: registering and staking in the ProviderRegistry,
-//! taking storage deals and withdrawing earnings from the JobEscrow.
+//! taking storage deals in the StorageMarket and withdrawing earnings from it and the JobEscrow.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,7 @@ use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, bail};
 use qor_protocol::bindings::IJobEscrow;
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
+use qor_protocol::bindings::IStorageMarket;
 use qor_protocol::deployment::Deployment;
 
 /// A wallet on the market's chain.
@@ -67,9 +68,9 @@ impl Chain {
         self.call(self.info.job_escrow, IJobEscrow::computeJobCommitmentCall { jobId: job_id }).await
     }
 
-    /// Deal `deal_id` as the escrow has it.
-    pub async fn storage_deal(&self, deal_id: U256) -> anyhow::Result<IJobEscrow::StorageDeal> {
-        self.call(self.info.job_escrow, IJobEscrow::getStorageDealCall { dealId: deal_id }).await
+    /// Deal `deal_id` as the storage market has it.
+    pub async fn storage_deal(&self, deal_id: U256) -> anyhow::Result<IStorageMarket::StorageDeal> {
+        self.call(self.info.storage_market, IStorageMarket::getStorageDealCall { dealId: deal_id }).await
     }
 
     /// The hash of block `number` (a storage period's seed), if it is mined.
@@ -90,8 +91,8 @@ impl Chain {
         chunk: Vec<u8>,
         path: Vec<alloy_primitives::B256>,
     ) -> anyhow::Result<alloy_primitives::B256> {
-        let call = IJobEscrow::proveStorageCall { dealId: deal_id, period: U256::from(period), chunk: chunk.into(), path };
-        self.send(self.info.job_escrow, call.abi_encode(), U256::ZERO, "prove storage").await
+        let call = IStorageMarket::proveStorageCall { dealId: deal_id, period: U256::from(period), chunk: chunk.into(), path };
+        self.send(self.info.storage_market, call.abi_encode(), U256::ZERO, "prove storage").await
     }
 
     async fn send(&self, to: Address, input: Vec<u8>, value: U256, what: &str) -> anyhow::Result<alloy_primitives::B256> {
@@ -138,20 +139,35 @@ impl Chain {
         self.send(self.info.provider_registry, IProviderRegistry::withdrawStakeCall {}.abi_encode(), U256::ZERO, "withdraw stake").await
     }
 
-    /// Withdraws the escrow balance in `token` (zero: ETH).
+    /// Withdraws the balance in `token` (zero: ETH, from the escrow and the storage market both).
+    /// Returns the last transaction's hash.
     pub async fn withdraw(&self, token: Address) -> anyhow::Result<alloy_primitives::B256> {
-        self.send(self.info.job_escrow, IJobEscrow::withdrawCall { token }.abi_encode(), U256::ZERO, "withdraw").await
+        let mut last = None;
+        if !self.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account: self.me, token }).await?.is_zero() {
+            let call = IJobEscrow::withdrawCall { token }.abi_encode();
+            last = Some(self.send(self.info.job_escrow, call, U256::ZERO, "withdraw from the escrow").await?);
+        }
+        if token.is_zero() && !self.market_balance().await?.is_zero() {
+            let call = IStorageMarket::withdrawCall {}.abi_encode();
+            last = Some(self.send(self.info.storage_market, call, U256::ZERO, "withdraw from the storage market").await?);
+        }
+        last.with_context(|| format!("nothing to withdraw in token {token:#x}"))
     }
 
-    /// Takes storage deal `deal_id`.
+    /// Takes storage deal `deal_id`, reserving its collateral out of the stake.
     pub async fn accept_storage_deal(&self, deal_id: U256) -> anyhow::Result<alloy_primitives::B256> {
-        let call = IJobEscrow::acceptStorageDealCall { dealId: deal_id };
-        self.send(self.info.job_escrow, call.abi_encode(), U256::ZERO, "accept storage deal").await
+        let call = IStorageMarket::acceptStorageDealCall { dealId: deal_id };
+        self.send(self.info.storage_market, call.abi_encode(), U256::ZERO, "accept storage deal").await
     }
 
-    /// The escrow balance withdrawable in `token`.
+    /// The balance withdrawable in `token`: the escrow's, plus the storage market's for ETH.
     pub async fn balance(&self, token: Address) -> anyhow::Result<U256> {
-        self.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account: self.me, token }).await
+        let escrow = self.call(self.info.job_escrow, IJobEscrow::balanceOfCall { account: self.me, token }).await?;
+        Ok(if token.is_zero() { escrow + self.market_balance().await? } else { escrow })
+    }
+
+    async fn market_balance(&self) -> anyhow::Result<U256> {
+        self.call(self.info.storage_market, IStorageMarket::balanceOfCall { account: self.me }).await
     }
 
     /// The account's own ETH.

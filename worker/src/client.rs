@@ -109,6 +109,8 @@ pub struct ChainInfo {
     pub provider_registry: Address,
     /// VerifierCommittee.
     pub verifier_committee: Address,
+    /// StorageMarket.
+    pub storage_market: Address,
     /// Deployment block.
     pub deploy_block: u64,
     /// How deep the coordinator lets a block get before acting on its events (0 from a coordinator
@@ -126,6 +128,7 @@ impl ChainInfo {
             job_escrow: self.job_escrow,
             provider_registry: self.provider_registry,
             verifier_committee: self.verifier_committee,
+            storage_market: self.storage_market,
         }
     }
 }

@@ -14,6 +14,7 @@ use qor_coordinator::db;
 use qor_protocol::auth::sign_request;
 use qor_protocol::bindings::IJobEscrow::{self, Receipt};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
+use qor_protocol::bindings::IStorageMarket;
 use qor_protocol::eip712::{Signer, escrow_domain};
 use qor_protocol::spec::{JobSpec, Limits};
 use qor_protocol::worker_requests::{acceptance_body, receipt_body, seal_body};
@@ -191,8 +192,9 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
         worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/root"), json!({ "root": tree.root() })).await;
     assert_eq!(reported["status"], "hosting");
     let deal_u = U256::from(deal_id.parse::<u64>().unwrap());
-    let accept = IJobEscrow::acceptStorageDealCall { dealId: deal_u };
-    let tx = TransactionRequest::default().with_to(escrow).with_input(accept.abi_encode());
+    let market = anvil.address("storageMarket");
+    let accept = IStorageMarket::acceptStorageDealCall { dealId: deal_u };
+    let tx = TransactionRequest::default().with_to(market).with_input(accept.abi_encode());
     assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status());
     wait_for("the deal to be active", async || {
         (get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await["status"] == "active").then_some(())
@@ -207,10 +209,14 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
     let proof = tree.prove(&fetched, chunk_index).unwrap();
     let answer = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/challenges/0"), answer).await;
-    let prove =
-        IJobEscrow::proveStorageCall { dealId: deal_u, period: U256::ZERO, chunk: proof.chunk.clone().into(), path: proof.path.clone() };
-    let tx = TransactionRequest::default().with_to(escrow).with_input(prove.abi_encode());
-    assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status(), "the escrow accepts the answer");
+    let prove = IStorageMarket::proveStorageCall {
+        dealId: deal_u,
+        period: U256::ZERO,
+        chunk: proof.chunk.clone().into(),
+        path: proof.path.clone(),
+    };
+    let tx = TransactionRequest::default().with_to(market).with_input(prove.abi_encode());
+    assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status(), "the market accepts the answer");
     let deal = wait_for("the proof on chain", async || {
         let deal = get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await;
         deal["timeline"].as_array().unwrap().iter().any(|t| t["kind"] == "StoragePeriodProven").then_some(deal)

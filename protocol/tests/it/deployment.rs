@@ -10,14 +10,16 @@ const FILE: &str = r#"{
   "owner": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
   "providerRegistry": "0x8464135c8f25da09e49bc8782676a84730c318bc",
   "verifierCommittee": "0x71c95911e9a5d330f4d621842ec243ee1343292e",
-  "jobEscrow": "0x948b3c65b89df0b4894abe91e6d02fe579834f8f"
+  "jobEscrow": "0x948b3c65b89df0b4894abe91e6d02fe579834f8f",
+  "storageMarket": "0x712516e61c8b383df4a63cfe83d7701bce54b03e"
 }"#;
 
 #[test]
-fn a_deployment_file_pins_the_chain_and_the_three_contracts() {
+fn a_deployment_file_pins_the_chain_and_the_four_contracts() {
     let d = Deployment::from_json(FILE.as_bytes()).unwrap();
     assert_eq!((d.chain_id, d.deploy_block), (31337, 3));
     assert_eq!(d.job_escrow, "0x948b3c65b89df0b4894abe91e6d02fe579834f8f".parse::<Address>().unwrap());
+    assert_eq!(d.storage_market, "0x712516e61c8b383df4a63cfe83d7701bce54b03e".parse::<Address>().unwrap());
     assert!(d.differences(&d).is_empty());
 }
 
@@ -26,6 +28,9 @@ fn a_bad_deployment_file_names_what_is_wrong() {
     let missing = FILE.replace(r#""jobEscrow""#, r#""escrow""#);
     let e = Deployment::from_json(missing.as_bytes()).unwrap_err().to_string();
     assert!(e.contains("jobEscrow"), "{e}");
+    let no_market = FILE.replace(r#""storageMarket""#, r#""market""#);
+    let e = Deployment::from_json(no_market.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("storageMarket"), "a deployment without its storage market is refused: {e}");
     let zero = FILE.replace("0x71c95911e9a5d330f4d621842ec243ee1343292e", "0x0000000000000000000000000000000000000000");
     assert!(matches!(Deployment::from_json(zero.as_bytes()), Err(DeploymentError::ZeroAddress("verifierCommittee"))));
 }

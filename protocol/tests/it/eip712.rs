@@ -8,6 +8,7 @@ use qor_protocol::eip712::{Signer, challenge_resolution_digest, escrow_domain, r
 
 pub(crate) const CHAIN_ID: u64 = 31337;
 pub(crate) const ESCROW: Address = address!("0x00000000000000000000000000000000000e5c40");
+pub(crate) const MARKET: Address = address!("0x000000000000000000000000000000000057a4e7");
 /// anvil's account 2 of the devnet mnemonic.
 pub(crate) const WORKER_KEY: B256 = b256!("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 

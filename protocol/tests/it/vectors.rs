@@ -6,13 +6,13 @@ use alloy_primitives::U256;
 use alloy_sol_types::SolStruct;
 use qor_protocol::digest::{ResultHasher, stdout_hash};
 use qor_protocol::eip712::{
-    LeaseAcceptance, SealCommitment, Signer, challenge_resolution_digest, escrow_domain, receipt_digest, seal, settlement_batch_digest,
-    storage_attestations_digest,
+    LeaseAcceptance, SealCommitment, Signer, challenge_resolution_digest, escrow_domain, market_domain, receipt_digest, seal,
+    settlement_batch_digest, storage_attestations_digest,
 };
 use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};
 
-use crate::eip712::{CHAIN_ID, ESCROW, WORKER_KEY, batch, receipt};
+use crate::eip712::{CHAIN_ID, ESCROW, MARKET, WORKER_KEY, batch, receipt};
 use crate::spec::EXAMPLE;
 
 fn vectors() -> Value {
@@ -28,11 +28,13 @@ fn vectors() -> Value {
     let r = receipt(signer.address());
     let sig = signer.sign_receipt(&r, &domain).unwrap();
     let b = batch();
-    let attestations = [(U256::from(1), U256::from(3)), (U256::from(2), U256::from(5))];
+    let providers = [b.providers[0], b.providers[1]];
+    let attestations = [(U256::from(1), providers[0], U256::from(3)), (U256::from(2), providers[1], U256::from(5))];
     json!({
         "description": "QOR protocol vectors, written by qor-protocol (tests/it/vectors.rs), checked by contracts/test/unit/ProtocolVectors.t.sol",
         "chainId": CHAIN_ID,
         "escrow": ESCROW.to_string(),
+        "storageMarket": MARKET.to_string(),
         "spec": {
             "canonical": String::from_utf8(spec.canonical_json()).unwrap(),
             "specHash": spec.spec_hash().to_string(),
@@ -86,8 +88,10 @@ fn vectors() -> Value {
         },
         "storageAttestations": {
             "dealIds": [1, 2],
+            "providers": providers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "periods": [3, 5],
-            "digest": storage_attestations_digest(&attestations, &domain).to_string(),
+            "validUntil": 1_800_000_000u64,
+            "digest": storage_attestations_digest(&attestations, 1_800_000_000, &market_domain(CHAIN_ID, MARKET)).to_string(),
         },
     })
 }

@@ -26,10 +26,11 @@ fn deployment() -> Deployment {
         job_escrow: Address::repeat_byte(0xe5),
         provider_registry: Address::repeat_byte(0x5e),
         verifier_committee: Address::repeat_byte(0xc0),
+        storage_market: Address::repeat_byte(0x57),
     }
 }
 
-const DEPLOYMENT_TOML: &str = "[deployment]\nchainId = 31337\njobEscrow = \"0xe5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5\"\nproviderRegistry = \"0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\"\nverifierCommittee = \"0xc0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\"\n";
+const DEPLOYMENT_TOML: &str = "[deployment]\nchainId = 31337\njobEscrow = \"0xe5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5\"\nproviderRegistry = \"0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\"\nverifierCommittee = \"0xc0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\"\nstorageMarket = \"0x5757575757575757575757575757575757575757\"\n";
 
 #[test]
 fn bad_settings_name_their_field() {

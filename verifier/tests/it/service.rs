@@ -432,15 +432,18 @@ async fn replicas_are_judged_settled_once_and_finalized_with_the_liars_slashed()
     }
 
     // What the verifiers report (once the finalizing one has its receipt too).
-    let (m1, m2) = wait_for("the finalization to be counted", 30, async || {
+    // Both counters are bumped after the receipt arrives, each by its own task: wait for both.
+    let settled_before = first[0].outcome.jobIds.len() as u64;
+    let (m1, m2) = wait_for("the finalizations and settlements to be counted", 30, async || {
         let (m1, m2) = (v1.metrics().await, v2.metrics().await);
-        let finalized =
-            Verifier::metric(&m1, "qor_verifier_batches_finalized_total") + Verifier::metric(&m2, "qor_verifier_batches_finalized_total");
-        (finalized as usize == batches.len()).then_some((m1, m2))
+        let sum = |name: &str| Verifier::metric(&m1, name) + Verifier::metric(&m2, name);
+        let finalized = sum("qor_verifier_batches_finalized_total");
+        let sent = sum("qor_verifier_settlements_sent_total");
+        (finalized as usize == batches.len() && sent + settled_before >= jobs.len() as u64).then_some((m1, m2))
     })
     .await;
     let sent = Verifier::metric(&m1, "qor_verifier_settlements_sent_total") + Verifier::metric(&m2, "qor_verifier_settlements_sent_total");
-    assert_eq!(sent + first[0].outcome.jobIds.len() as u64, jobs.len() as u64, "{m1}\n{m2}");
+    assert_eq!(sent + settled_before, jobs.len() as u64, "each job settled once:\n{m1}\n{m2}");
     assert!(Verifier::metric(&m1, "qor_verifier_gas_used_total") + Verifier::metric(&m2, "qor_verifier_gas_used_total") > 0);
     let health: Value = alloy::transports::http::reqwest::get(format!("http://{}/health", v2.listen)).await.unwrap().json().await.unwrap();
     assert_eq!(health["ok"], true, "{health}");

@@ -1,5 +1,5 @@
 //! Storage verification end to end: two `qor-worker` daemons host a file each; one then loses its
-//! copy. The `qor-verifier` binary challenges every period at the chunk the escrow derives, checks the
+//! copy. The `qor-verifier` binary challenges every period at the chunk the storage market derives, checks the
 //! answers against the deals' roots, attests the passed periods and settles: the honest provider is
 //! paid for every period, the other misses every one and is slashed.
 
@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use alloy_sol_types::SolEvent;
-use qor_protocol::bindings::IJobEscrow::{self, StorageDealStatus};
 use qor_protocol::bindings::IProviderRegistry;
+use qor_protocol::bindings::IStorageMarket::{self, StorageDealStatus};
 use qor_protocol::eip712::Signer;
 use qor_testkit::{Anvil, BUYER_KEY, Coordinator, DEPLOYER_KEY, ETHER, PROVIDER_KEY, PROVIDER2_KEY, wait_for, workspace_binary};
 
@@ -89,7 +89,7 @@ async fn storage_periods_are_challenged_attested_and_a_lost_file_is_slashed() {
     let tmp = tempfile::tempdir().unwrap();
     let coordinator = Coordinator::start(tmp.path(), &anvil).await;
     let base = coordinator.base.clone();
-    let (escrow, registry) = (anvil.address("jobEscrow"), anvil.address("providerRegistry"));
+    let (market, registry) = (anvil.address("storageMarket"), anvil.address("providerRegistry"));
     let address = |key: &str| Signer::from_bytes(&key.parse().unwrap()).unwrap().address();
     let (honest, careless) = (address(PROVIDER_KEY), address(PROVIDER2_KEY));
 
@@ -105,7 +105,7 @@ async fn storage_periods_are_challenged_attested_and_a_lost_file_is_slashed() {
     let (_, lost) = anvil.fund_storage_deal_for(&base, BUYER_KEY, &b, 2, careless).await;
     for deal in [kept, lost] {
         wait_for("the deals to be active", 60, async || {
-            let d = call(&anvil, escrow, IJobEscrow::getStorageDealCall { dealId: deal }).await;
+            let d = call(&anvil, market, IStorageMarket::getStorageDealCall { dealId: deal }).await;
             (d.status == StorageDealStatus::Active).then_some(())
         })
         .await;
@@ -116,7 +116,7 @@ async fn storage_periods_are_challenged_attested_and_a_lost_file_is_slashed() {
     std::fs::write(&hosted, vec![0u8; len as usize]).unwrap();
     let stake_before = call(&anvil, registry, IProviderRegistry::getProviderCall { provider: careless }).await.stake;
     let buyer = address(BUYER_KEY);
-    let buyer_before = call(&anvil, escrow, IJobEscrow::balanceOfCall { account: buyer, token: Address::ZERO }).await;
+    let buyer_before = call(&anvil, market, IStorageMarket::balanceOfCall { account: buyer }).await;
 
     let mut v = Verifier::init(&tmp.path().join("v"), &base, &anvil, DEPLOYER_KEY);
     v.start(None);
@@ -124,23 +124,23 @@ async fn storage_periods_are_challenged_attested_and_a_lost_file_is_slashed() {
     wait_for("both deals to be completed", 120, async || {
         anvil.mine(1).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let k = call(&anvil, escrow, IJobEscrow::getStorageDealCall { dealId: kept }).await;
-        let l = call(&anvil, escrow, IJobEscrow::getStorageDealCall { dealId: lost }).await;
+        let k = call(&anvil, market, IStorageMarket::getStorageDealCall { dealId: kept }).await;
+        let l = call(&anvil, market, IStorageMarket::getStorageDealCall { dealId: lost }).await;
         (k.status == StorageDealStatus::Completed && l.status == StorageDealStatus::Completed).then_some(())
     })
     .await;
 
     // The honest provider was paid for both periods (1,000 wei each, less the 10% fee).
-    let paid = call(&anvil, escrow, IJobEscrow::balanceOfCall { account: honest, token: Address::ZERO }).await;
+    let paid = call(&anvil, market, IStorageMarket::balanceOfCall { account: honest }).await;
     assert_eq!(paid, U256::from(1_800), "{}", v.log());
     // The careless one earned nothing and was slashed for both periods; the buyer got the price back
     // and the slashed stake.
-    let unpaid = call(&anvil, escrow, IJobEscrow::balanceOfCall { account: careless, token: Address::ZERO }).await;
+    let unpaid = call(&anvil, market, IStorageMarket::balanceOfCall { account: careless }).await;
     assert_eq!(unpaid, U256::ZERO);
     let p = call(&anvil, registry, IProviderRegistry::getProviderCall { provider: careless }).await;
     assert!(p.timesSlashed > 0 && p.stake < stake_before, "{p:?}");
     assert_eq!(p.jobsFailed, 2, "{p:?}");
-    let buyer_after = call(&anvil, escrow, IJobEscrow::balanceOfCall { account: buyer, token: Address::ZERO }).await;
+    let buyer_after = call(&anvil, market, IStorageMarket::balanceOfCall { account: buyer }).await;
     assert!(buyer_after >= buyer_before + U256::from(2_000), "refund and slashed stake: {buyer_before} -> {buyer_after}");
     assert!(buyer_after > buyer_before + U256::from(2_000), "the slashed stake went to the buyer");
     let log = v.log();
@@ -148,7 +148,7 @@ async fn storage_periods_are_challenged_attested_and_a_lost_file_is_slashed() {
     let m = v.metrics().await;
     // Each of the honest provider's periods was covered on chain: attested by the committee, or (when
     // the attestation was late in the period's proof window) proven by the provider itself.
-    let filter = Filter::new().address(escrow).event_signature(IJobEscrow::StoragePeriodProven::SIGNATURE_HASH).from_block(0);
+    let filter = Filter::new().address(market).event_signature(IStorageMarket::StoragePeriodProven::SIGNATURE_HASH).from_block(0);
     let proven = anvil.wallet(BUYER_KEY).get_logs(&filter).await.unwrap().len() as u64;
     let attested = Verifier::metric(&m, "qor_verifier_storage_periods_attested_total");
     assert!(attested + proven >= 2 && attested <= 2, "attested {attested}, proven by the provider {proven}: {m}");

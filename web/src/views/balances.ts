@@ -1,10 +1,11 @@
-// Withdrawable escrow balances per token with a withdraw button: the escrow pulls, never pushes, so
-// providers (earnings), buyers (refunds, unspent budget) and the treasury all withdraw here.
+// Withdrawable balances per token with a withdraw button: the escrow and the storage market pull, never
+// push, so providers (earnings), buyers (refunds, unspent budget) and the treasury all withdraw here.
+// ETH credited by the storage market (deal payments, refunds, slashed collateral) is its own row.
 
 import { type Hex, zeroAddress } from 'viem';
 
 import { jobEscrowAbi } from '../abi';
-import { type App, readEscrow, send } from '../app';
+import { type App, readEscrow, readMarket, send } from '../app';
 import { explain } from '../errors';
 import { eth, h, notice, table } from '../ui';
 
@@ -38,6 +39,20 @@ export async function balances(app: App, who: Hex, done?: string): Promise<HTMLE
     });
     rows.push([name, h('span', { 'data-testid': `balance-${name}` }, token === zeroAddress ? eth(amount) : String(amount)), button]);
   }
+  const stored = await readMarket<bigint>(app, 'balanceOf', [who]);
+  const fromMarket = h('button', { disabled: stored === 0n, 'aria-label': 'Withdraw storage payments' }, 'Withdraw');
+  fromMarket.addEventListener('click', async () => {
+    fromMarket.disabled = true;
+    try {
+      notice(status, 'info', 'Confirm the withdrawal in your wallet…');
+      await send(app, 'market', 'withdraw', []);
+      section.replaceWith(await balances(app, who, `Withdrew ${eth(stored)} from the storage market to your account.`));
+    } catch (e) {
+      notice(status, 'error', explain(e));
+      fromMarket.disabled = false;
+    }
+  });
+  rows.push(['ETH (storage)', h('span', { 'data-testid': 'balance-ETH-storage' }, eth(stored)), fromMarket]);
   section.append(table(['Token', 'Balance', ''], rows), status);
   return section;
 }

@@ -4,7 +4,7 @@
 
 import { type Hex, parseEther, parseEventLogs, zeroAddress } from 'viem';
 
-import { jobEscrowAbi } from '../abi';
+import { jobEscrowAbi, storageMarketAbi } from '../abi';
 import { type Deal, type Job, type Provider, api, postJson, putBlob, putBlobOnce } from '../api';
 import { type App, account, chainNow, link, requireAccount, requireSession, send } from '../app';
 import { explain } from '../errors';
@@ -214,10 +214,10 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
     if (registered.root !== root) throw new Error(`The coordinator computed the root ${registered.root}, this page ${root}; not funding.`);
     const value = each * BigInt(n);
     notice(status, 'info', `Confirm the payment of ${eth(value)} (${n} × ${eth(each)}) in your wallet…`);
-    const receipt = await send(app, 'escrow', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, (provider.value || zeroAddress) as Hex], value, (tx) =>
+    const receipt = await send(app, 'market', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, (provider.value || zeroAddress) as Hex], value, (tx) =>
       notice(status, 'info', `Sent ${tx}; waiting for the block…`),
     );
-    const [created] = parseEventLogs({ abi: jobEscrowAbi, eventName: 'StorageDealCreated', logs: receipt.logs });
+    const [created] = parseEventLogs({ abi: storageMarketAbi, eventName: 'StorageDealCreated', logs: receipt.logs });
     notice(status, 'ok', `Deal ${created.args.dealId} funded with root ${root}.`);
     location.hash = `#/deal/${created.args.dealId}`;
   });

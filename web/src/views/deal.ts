@@ -5,7 +5,7 @@
 import { type Hex, hexToBytes } from 'viem';
 
 import { ApiError, type Deal, api, getBlob, postJson } from '../api';
-import { type App, DEAL_STATUS, readEscrow } from '../app';
+import { type App, DEAL_STATUS, readMarket } from '../app';
 import { explain } from '../errors';
 import { merkleRoot, verifyChunk } from '../hash';
 import { action, code, eth, h, pageId, table, when } from '../ui';
@@ -32,7 +32,7 @@ export async function dealPage(app: App, main: HTMLElement, idText: string): Pro
   let timer: number | undefined;
   const render = async () => {
     try {
-      const [deal, chain] = await Promise.all([api<Deal & { blobHash: Hex }>(`/v1/storage/deals/${id}`).catch(() => undefined), readEscrow<ChainDeal>(app, 'getStorageDeal', [id])]);
+      const [deal, chain] = await Promise.all([api<Deal & { blobHash: Hex }>(`/v1/storage/deals/${id}`).catch(() => undefined), readMarket<ChainDeal>(app, 'getStorageDeal', [id])]);
       body.replaceChildren(...view(deal, chain));
     } catch (e) {
       body.replaceChildren(h('p', { role: 'alert', class: 'notice error' }, explain(e)));
@@ -76,7 +76,7 @@ function view(deal: Deal | undefined, c: ChainDeal): (Node | string)[] {
 /** Asks the provider for a chunk's proof now (the signed-in buyer only) and checks it here. */
 async function probe(app: App, id: bigint): Promise<string> {
   if (!app.session) throw new Error('Sign in with Ethereum first (the button at the top): only the deal’s buyer may ask.');
-  const c = await readEscrow<ChainDeal>(app, 'getStorageDeal', [id]);
+  const c = await readMarket<ChainDeal>(app, 'getStorageDeal', [id]);
   const chunks = Math.ceil(Number(c.size) / 1024);
   const index = Math.floor(Math.random() * chunks);
   let asked: { probeId: number } | undefined;
@@ -104,7 +104,7 @@ async function probe(app: App, id: bigint): Promise<string> {
 async function downloadAndCheck(app: App, id: bigint): Promise<string> {
   const deal = await api<Deal & { blobHash: Hex | null }>(`/v1/storage/deals/${id}`);
   if (!deal.blobHash) throw new Error('The coordinator has no file for this deal.');
-  const c = await readEscrow<ChainDeal>(app, 'getStorageDeal', [id]);
+  const c = await readMarket<ChainDeal>(app, 'getStorageDeal', [id]);
   const bytes = await getBlob(deal.blobHash);
   const root = merkleRoot(bytes);
   if (root !== c.merkleRoot.toLowerCase()) throw new Error(`The file hashes to the root ${root}; the escrow holds ${c.merkleRoot}.`);

@@ -4,16 +4,17 @@
 
 import { type Hex, type Log, decodeFunctionData, parseEventLogs } from 'viem';
 
-import { jobEscrowAbi, providerRegistryAbi, verifierCommitteeAbi } from '../abi';
+import { jobEscrowAbi, providerRegistryAbi, storageMarketAbi, verifierCommitteeAbi } from '../abi';
 import type { App } from '../app';
 import { explain } from '../errors';
 import { code, h, table } from '../ui';
 
-const allAbi = [...jobEscrowAbi, ...providerRegistryAbi, ...verifierCommitteeAbi];
+const allAbi = [...jobEscrowAbi, ...storageMarketAbi, ...providerRegistryAbi, ...verifierCommitteeAbi];
 
 function contractName(app: App, address: string): string {
   const a = address.toLowerCase();
   if (a === app.info.jobEscrow.toLowerCase()) return 'JobEscrow';
+  if (a === app.info.storageMarket.toLowerCase()) return 'StorageMarket';
   if (a === app.info.providerRegistry.toLowerCase()) return 'ProviderRegistry';
   if (a === app.info.verifierCommittee.toLowerCase()) return 'VerifierCommittee';
   return address;
@@ -49,7 +50,18 @@ export async function networkPage(app: App, main: HTMLElement): Promise<() => vo
         h('dt', {}, 'Block time'),
         h('dd', {}, span ? `${span.toFixed(2)} s (last ${latest.length} blocks)` : '—'),
         h('dt', {}, 'Contracts'),
-        h('dd', {}, 'JobEscrow ', code(app.info.jobEscrow), ' · ProviderRegistry ', code(app.info.providerRegistry), ' · VerifierCommittee ', code(app.info.verifierCommittee)),
+        h(
+          'dd',
+          {},
+          'JobEscrow ',
+          code(app.info.jobEscrow),
+          ' · StorageMarket ',
+          code(app.info.storageMarket),
+          ' · ProviderRegistry ',
+          code(app.info.providerRegistry),
+          ' · VerifierCommittee ',
+          code(app.info.verifierCommittee),
+        ),
         h('dt', {}, 'Coordinator'),
         h('dd', {}, `acts on events ${app.info.confirmations} block(s) deep`),
       );
@@ -60,7 +72,7 @@ export async function networkPage(app: App, main: HTMLElement): Promise<() => vo
         ),
       );
       const from = head > 500n ? head - 500n : BigInt(app.info.deployBlock);
-      const logs = await app.client.getLogs({ address: [app.info.jobEscrow, app.info.providerRegistry, app.info.verifierCommittee], fromBlock: from, toBlock: head });
+      const logs = await app.client.getLogs({ address: [app.info.jobEscrow, app.info.storageMarket, app.info.providerRegistry, app.info.verifierCommittee], fromBlock: from, toBlock: head });
       const decoded = parseEventLogs({ abi: allAbi, logs: logs as Log[] }).slice(-25).reverse();
       events.replaceChildren(
         decoded.length

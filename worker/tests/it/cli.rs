@@ -14,7 +14,8 @@ fn deployment_file(dir: &std::path::Path) -> std::path::PathBuf {
         &path,
         r#"{"chainId": 31337, "deployBlock": 1, "owner": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
             "jobEscrow": "0x948b3c65b89df0b4894abe91e6d02fe579834f8f", "providerRegistry": "0x8464135c8f25da09e49bc8782676a84730c318bc",
-            "verifierCommittee": "0x71c95911e9a5d330f4d621842ec243ee1343292e"}"#,
+            "verifierCommittee": "0x71c95911e9a5d330f4d621842ec243ee1343292e",
+            "storageMarket": "0x712516e61c8b383df4a63cfe83d7701bce54b03e"}"#,
     )
     .unwrap();
     path
@@ -139,7 +140,7 @@ fn bad_settings_and_amounts_name_what_is_wrong() {
     }
 }
 
-const DEPLOYMENT_TOML: &str = "[deployment]\nchainId = 31337\njobEscrow = \"0xe5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5\"\nproviderRegistry = \"0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\"\nverifierCommittee = \"0xc0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\"\n";
+const DEPLOYMENT_TOML: &str = "[deployment]\nchainId = 31337\njobEscrow = \"0xe5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5\"\nproviderRegistry = \"0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e\"\nverifierCommittee = \"0xc0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\"\nstorageMarket = \"0x5757575757575757575757575757575757575757\"\n";
 
 fn toml_without_key(dir: &std::path::Path) -> String {
     format!(

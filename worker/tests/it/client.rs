@@ -18,7 +18,8 @@ fn endless(mib: usize) -> Body {
 async fn oversized_answers_and_downloads_are_cut_off_as_they_stream() {
     let deployment = qor_protocol::deployment::Deployment::from_json(
         br#"{"chainId": 1, "jobEscrow": "0x00000000000000000000000000000000000e5c40",
-             "providerRegistry": "0x00000000000000000000000000000000005e5e5e", "verifierCommittee": "0x0000000000000000000000000000000000c0c0c0"}"#,
+             "providerRegistry": "0x00000000000000000000000000000000005e5e5e", "verifierCommittee": "0x0000000000000000000000000000000000c0c0c0",
+             "storageMarket": "0x0000000000000000000000000000000000057a4e"}"#,
     )
     .unwrap();
     let routes =

@@ -16,6 +16,7 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::{SolCall, SolEvent};
 use qor_protocol::bindings::IJobEscrow::{self, ComputeJob, Settlement, SettlementBatch};
 use qor_protocol::bindings::IProviderRegistry::{self, ProviderMetadata};
+use qor_protocol::bindings::IStorageMarket;
 use qor_protocol::eip712::{Signer, escrow_domain, settlement_batch_digest};
 use qor_protocol::spec::{InputFile, JobSpec, Limits};
 use qor_testkit::{Anvil, BUYER_KEY, CoordinatorProcess, DEPLOYER_KEY, ETHER, PROVIDER_KEY, PROVIDER2_KEY, wait_for};
@@ -324,10 +325,11 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     let proof = qor_protocol::merkle::ChunkProof { index, chunk: chunk.clone(), path: path.clone() };
     assert!(qor_protocol::merkle::verify(&root, qor_protocol::merkle::chunk_count(data.len() as u64), &proof));
     let node = m.anvil.wallet(BUYER_KEY);
+    let market = m.anvil.address("storageMarket");
     let deal_now = async || {
-        let call = IJobEscrow::getStorageDealCall { dealId: deal_id };
-        let out = node.call(TransactionRequest::default().with_to(escrow).with_input(call.abi_encode())).await.unwrap();
-        IJobEscrow::getStorageDealCall::abi_decode_returns(&out).unwrap()
+        let call = IStorageMarket::getStorageDealCall { dealId: deal_id };
+        let out = node.call(TransactionRequest::default().with_to(market).with_input(call.abi_encode())).await.unwrap();
+        IStorageMarket::getStorageDealCall::abi_decode_returns(&out).unwrap()
     };
     let start = deal_now().await.startBlock.to::<u64>();
     for period in 0..2u64 {
@@ -345,9 +347,9 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     }
     let head = node.get_block_number().await.unwrap();
     m.anvil.mine((start + 8).saturating_sub(head)).await;
-    let settle = IJobEscrow::settleStorageDealCall { dealId: deal_id };
-    let receipt = send(&m.anvil, BUYER_KEY, escrow, settle.abi_encode(), U256::ZERO).await;
-    let settled = receipt.inner.logs().iter().find_map(|l| IJobEscrow::StoragePeriodsSettled::decode_log(&l.inner).ok()).unwrap().data;
+    let settle = IStorageMarket::settleStorageDealCall { dealId: deal_id };
+    let receipt = send(&m.anvil, BUYER_KEY, market, settle.abi_encode(), U256::ZERO).await;
+    let settled = receipt.inner.logs().iter().find_map(|l| IStorageMarket::StoragePeriodsSettled::decode_log(&l.inner).ok()).unwrap().data;
     assert_eq!((settled.passed, settled.missed), (U256::from(2), U256::ZERO), "both periods passed on the provider's own proofs");
     assert!(w.log().contains("proved it on chain"), "{}", w.log());
 
