@@ -21,6 +21,15 @@ for c in jobEscrow providerRegistry verifierCommittee storageMarket; do
 done
 check "registry bound to escrow" "[ \"\$(cast call \$(addr '$dep' providerRegistry) 'escrow()(address)' --rpc-url $rpc)\" = \"\$(addr '$dep' jobEscrow)\" ]"
 check "registry bound to the storage market" "[ \"\$(cast call \$(addr '$dep' providerRegistry) 'storageMarket()(address)' --rpc-url $rpc)\" = \"\$(addr '$dep' storageMarket)\" ]"
+timelock="$(addr "$dep" owner)"
+owned_by_timelock() {
+  for c in jobEscrow providerRegistry verifierCommittee storageMarket; do
+    [ "$(cast call "$(addr "$dep" $c)" 'owner()(address)' --rpc-url "$rpc" | tr A-F a-f)" = "$(echo "$timelock" | tr A-F a-f)" ] || return 1
+  done
+}
+check "outside the devnet a timelock owns all four contracts" "[ \"\$(addr '$dep' timelocked)\" = True ] && owned_by_timelock"
+check "its delay outlasts a challenge window plus resolution" "[ \$(cast call $timelock 'getMinDelay()(uint256)' --rpc-url $rpc | cut -d' ' -f1) -gt 90000 ]"
+check "the deployer key alone cannot add a committee member" "! cast send \$(addr '$dep' verifierCommittee) 'addMember(address)' 0x000000000000000000000000000000000000dEaD --private-key \$(cast wallet private-key --mnemonic \"\$QOR_MNEMONIC\" --mnemonic-index 0) --rpc-url $rpc >/dev/null 2>&1"
 check "committee is account 1 of the mnemonic" "[ \"\$(cast call \$(addr '$dep' verifierCommittee) 'isMember(address)(bool)' \$(cast wallet address --mnemonic \"\$QOR_MNEMONIC\" --mnemonic-index 1) --rpc-url $rpc)\" = true ]"
 check "a buyer can fund a job" "cast send \$(addr '$dep' jobEscrow) 'createComputeJob(bytes32,uint8,address,uint256,uint64,address)' 0x\$(printf '%064x' 1) 1 0x0000000000000000000000000000000000000000 1000 \$((\$(date +%s) + 3600)) 0x0000000000000000000000000000000000000000 --value 1000 --private-key \$(cast wallet private-key --mnemonic \"\$QOR_MNEMONIC\" --mnemonic-index 2) --rpc-url $rpc >/dev/null"
 check "job 1 is open" "[ \"\$(cast call \$(addr '$dep' jobEscrow) 'computeJobStatus(uint256)(uint8)' 1 --rpc-url $rpc)\" = 1 ]"

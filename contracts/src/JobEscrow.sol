@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -15,7 +15,7 @@ import {Bits} from "./libraries/Bits.sol";
 
 /// @title JobEscrow
 /// @notice Escrow of QOR compute jobs. See {IJobEscrow}.
-contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
+contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /*//////////////////////////////////////////////////////////////
@@ -30,11 +30,17 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     uint8 public constant MAX_REDUNDANCY = 32;
     /// @notice The longest challenge window or resolution period the owner may set.
     uint32 internal constant MAX_WINDOW = 30 days;
+    /// @notice The highest slash per lost job the owner may set.
+    uint96 public constant MAX_MINORITY_SLASH = 1 ether;
+    /// @notice The part of an upheld challenge's slashes paid to the challenger (the rest to the buyer).
+    uint256 public constant CHALLENGER_SHARE_BPS = 2_000;
+    /// @notice The most jobs one batch may settle, so that finalizing it always fits in a block.
+    uint256 public constant MAX_BATCH_JOBS = 512;
 
     bytes32 internal constant SETTLEMENT_TYPEHASH =
         keccak256("Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)");
     bytes32 internal constant SETTLEMENT_BATCH_TYPEHASH = keccak256(
-        "SettlementBatch(address token,address[] providers,Settlement[] settlements)"
+        "SettlementBatch(address token,address[] providers,Settlement[] settlements,uint64 validUntil)"
         "Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
     );
     bytes32 internal constant CHALLENGE_RESOLUTION_TYPEHASH = keccak256("ChallengeResolution(uint256 jobId,bool upheld)");
@@ -67,8 +73,12 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
 
     /// @notice Where providers stake and are slashed.
     IProviderRegistry public immutable registry;
-    /// @notice Whose signatures settle, attest and resolve.
+    /// @notice Whose signatures settle and resolve.
     IVerifierCommittee public immutable committee;
+    /// @inheritdoc IJobEscrow
+    uint32 public immutable minChallengeWindow;
+    /// @inheritdoc IJobEscrow
+    uint96 public immutable minChallengeBond;
 
     EscrowParams internal _params;
 
@@ -86,6 +96,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     mapping(uint256 batchId => uint256[]) internal _batchChallengedJobs;
     mapping(uint256 jobId => Challenge) internal _challenges;
     mapping(uint256 jobId => ChallengeParties) internal _challengeParties;
+    mapping(address token => bool) internal _allowedTokens;
 
     constructor(
         address initialOwner,
@@ -97,6 +108,9 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         if (address(committee_) == address(0)) revert JobEscrow_ZeroAddress("committee");
         registry = registry_;
         committee = committee_;
+        // The owner may raise the window and the bond, never lower them below what clients saw deployed.
+        minChallengeWindow = params_.challengeWindow;
+        minChallengeBond = params_.challengeBond;
         _setParams(params_);
         // Ids start at 1 so that 0 means "none", and the counters' slots are never written from zero
         // again: the first job costs what every later one does.
@@ -128,6 +142,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
             revert JobEscrow_InvalidRedundancy(redundancy, MAX_REDUNDANCY);
         }
         if (deadline <= block.timestamp) revert JobEscrow_DeadlineInPast(deadline, uint64(block.timestamp));
+        if (token != address(0) && !_allowedTokens[token]) revert JobEscrow_TokenNotAllowed(token);
         uint256 expectedValue = token == address(0) ? budget : 0;
         if (msg.value != expectedValue) revert JobEscrow_WrongValue(msg.value, expectedValue);
 
@@ -160,7 +175,12 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     {
         // Checks: shape, committee, providers.
         uint256 n = jobs.length;
-        if (n == 0 || n != batch.settlements.length) revert JobEscrow_InvalidBatchLength(n, batch.settlements.length);
+        if (n == 0 || n > MAX_BATCH_JOBS || n != batch.settlements.length) {
+            revert JobEscrow_InvalidBatchLength(n, batch.settlements.length);
+        }
+        if (block.timestamp > batch.validUntil) {
+            revert JobEscrow_SignaturesExpired(batch.validUntil, uint64(block.timestamp));
+        }
         (bytes32 digest, bytes32 settlementsHash) = _hashSettlementBatch(batch);
         committee.checkSignatures(digest, signatures);
 
@@ -213,14 +233,14 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         for (uint256 i; i < providers.length; ++i) {
             if (providers[i].payout != 0) balanceOf[providers[i].provider][token] += providers[i].payout;
         }
-        if (fee != 0) balanceOf[_params.treasury][token] += fee;
+        address treasury = outcome.treasury;
+        if (fee != 0) balanceOf[treasury][token] += fee;
         for (uint256 i; i < outcome.refunds.length; ++i) {
             balanceOf[outcome.refunds[i].buyer][token] += outcome.refunds[i].amount;
         }
         emit ComputeBatchFinalized(batchId);
 
         // Interactions (the registry only)
-        address treasury = _params.treasury;
         for (uint256 i; i < providers.length; ++i) {
             ProviderOutcome memory po = providers[i];
             if (po.completed == 0 && po.failed == 0) continue;
@@ -269,6 +289,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         c.price = s.price;
         c.winnersMask = s.winners;
         c.losersMask = s.losers;
+        c.treasury = proof.outcome.treasury;
         ChallengeParties storage parties = _challengeParties[jobId];
         ProviderOutcome[] calldata providers = proof.outcome.providers;
         for (uint256 i; i < providers.length; ++i) {
@@ -282,8 +303,9 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
 
     /// @inheritdoc IJobEscrow
     function resolveChallenge(uint256 jobId, bool upheld, bytes[] calldata signatures) external nonReentrant {
-        // Checks
+        // Checks: only until `resolveBy`; after it the challenge can only expire (no race between the two).
         Challenge storage c = _pendingChallenge(jobId);
+        if (block.timestamp > c.resolveBy) revert JobEscrow_ChallengeExpired(jobId, c.resolveBy, uint64(block.timestamp));
         committee.checkSignatures(hashChallengeResolution(jobId, upheld), signatures);
 
         if (!upheld) {
@@ -297,11 +319,16 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         balanceOf[c.challenger][address(0)] += c.bond;
         emit ChallengeResolved(jobId, ChallengeStatus.Upheld);
 
-        // Interactions (the registry only): the winners were wrong; the buyer is the harmed party.
+        // Interactions (the registry only): the winners were wrong. The buyer is the harmed party; the
+        // challenger, who paid to show it, gets a share of each slash.
         address[] memory winners = _challengeParties[jobId].winners;
         for (uint256 i; i < winners.length; ++i) {
             registry.recordOutcomes(winners[i], 0, 1);
-            _slash(winners[i], c.slashPerFailure, c.buyer);
+            uint256 slashed = c.slashPerFailure == 0 ? 0 : registry.slash(winners[i], c.slashPerFailure, c.buyer);
+            if (slashed == 0) continue;
+            uint256 share = slashed * CHALLENGER_SHARE_BPS / BPS;
+            balanceOf[c.challenger][address(0)] += share;
+            balanceOf[c.buyer][address(0)] += slashed - share;
         }
     }
 
@@ -362,6 +389,18 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         _setParams(params_);
     }
 
+    /// @inheritdoc IJobEscrow
+    function setTokenAllowed(address token, bool allowed) external onlyOwner {
+        if (token == address(0)) revert JobEscrow_ZeroAddress("token");
+        _allowedTokens[token] = allowed;
+        emit TokenAllowed(token, allowed);
+    }
+
+    /// @notice Disabled: the escrow always has an owner (its timelock) to change parameters through.
+    function renounceOwnership() public view override onlyOwner {
+        revert JobEscrow_OwnerRequired();
+    }
+
     /*//////////////////////////////////////////////////////////////
                                  VIEWS
     //////////////////////////////////////////////////////////////*/
@@ -395,6 +434,11 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     /// @inheritdoc IJobEscrow
     function params() external view returns (EscrowParams memory) {
         return _params;
+    }
+
+    /// @inheritdoc IJobEscrow
+    function isTokenAllowed(address token) external view returns (bool) {
+        return token == address(0) || _allowedTokens[token];
     }
 
     /// @inheritdoc IJobEscrow
@@ -441,7 +485,8 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
                     SETTLEMENT_BATCH_TYPEHASH,
                     batch.token,
                     keccak256(abi.encodePacked(batch.providers)),
-                    settlementsHash
+                    settlementsHash,
+                    batch.validUntil
                 )
             )
         );
@@ -475,6 +520,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         outcome.settlementsHash = settlementsHash;
         outcome.feeBps = _params.feeBps;
         outcome.slashPerFailure = _params.minoritySlash;
+        outcome.treasury = _params.treasury;
         outcome.providers = _batchProviders(batch.providers);
         outcome.refunds = new Refund[](n);
         outcome.jobIds = new uint256[](n);
@@ -490,13 +536,25 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
 
         // Checks and effects, per job.
         PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
+        uint256 settled;
         for (uint256 i; i < n; ++i) {
             Settlement calldata s = batch.settlements[i];
-            _settleOne(outcome, t, s, jobs[i], cursor);
-            outcome.jobIds[i] = s.jobId;
-            digests[i] = s.resultDigest;
+            if (!_settleOne(outcome, t, s, jobs[i], cursor)) continue;
+            outcome.jobIds[settled] = s.jobId;
+            digests[settled] = s.resultDigest;
+            unchecked {
+                ++settled;
+            }
         }
         _flush(cursor);
+        if (settled == 0) revert JobEscrow_InvalidBatchLength(0, n);
+        if (settled != n) {
+            uint256[] memory ids = outcome.jobIds;
+            assembly ("memory-safe") {
+                mstore(ids, settled)
+                mstore(digests, settled)
+            }
+        }
 
         for (uint256 k; k < providerCount; ++k) {
             ProviderOutcome memory po = outcome.providers[k];
@@ -512,16 +570,17 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to the tally.
-    /// Once the record has matched its commitment its words are the clean canonical encoding, so fields
-    /// are read straight from calldata (this loop is the settlement's hot path).
+    /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to the tally;
+    /// returns false (with `ComputeJobSkipped`, nothing changed) for a job no longer open or past its
+    /// deadline. Once the record has matched its commitment its words are the clean canonical encoding, so
+    /// fields are read straight from calldata (this loop is the settlement's hot path).
     function _settleOne(
         BatchOutcome memory outcome,
         Tally memory t,
         Settlement calldata s,
         ComputeJob calldata job,
         PhaseCursor memory cursor
-    ) internal {
+    ) internal returns (bool) {
         uint256 jobId;
         assembly ("memory-safe") {
             jobId := calldataload(s)
@@ -536,14 +595,24 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
             deadline := calldataload(add(job, 0x80))
         }
         uint256 phase = _movePhase(cursor, jobId, PHASE_SETTLED);
-        if (phase != PHASE_OPEN) revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
-        if (token != outcome.token) revert JobEscrow_TokenMismatch(jobId, token, outcome.token);
-        if (block.timestamp > deadline) {
-            revert JobEscrow_DeadlinePassed(jobId, uint64(deadline), uint64(block.timestamp));
+        if (phase != PHASE_OPEN) {
+            // Its deadline passed and the buyer reclaimed it while the batch was in flight: skip it. A job
+            // settled already (by another batch, or earlier in this one) still reverts the batch: a second
+            // verdict on it must never count.
+            if (phase != PHASE_RECLAIMED) revert JobEscrow_InvalidJobStatus(jobId, _statusOf(jobId, phase));
+            _movePhase(cursor, jobId, phase);
+            emit ComputeJobSkipped(jobId, ComputeJobStatus.Reclaimed);
+            return false;
         }
+        if (block.timestamp > deadline) {
+            _movePhase(cursor, jobId, phase);
+            emit ComputeJobSkipped(jobId, ComputeJobStatus.Open);
+            return false;
+        }
+        if (token != outcome.token) revert JobEscrow_TokenMismatch(jobId, token, outcome.token);
         uint256 price = _tallyVerdict(t, s, job, outcome.feeBps);
         if (price > budget) revert JobEscrow_PriceAboveBudget(jobId, price, budget);
-        if (budget == price) return;
+        if (budget == price) return true;
 
         address buyer;
         assembly ("memory-safe") {
@@ -557,6 +626,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
             refunds[count] = Refund(buyer, budget - price);
             t.refundCount = count + 1;
         }
+        return true;
     }
 
     /// @dev Sets `jobId`'s phase through `cursor`, which keeps one status word (128 jobs) in memory while
@@ -701,7 +771,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         address[] memory winners = _challengeParties[jobId].winners;
         address[] memory losers = _challengeParties[jobId].losers;
         address token = c.token;
-        address treasury = _params.treasury;
+        address treasury = c.treasury;
         (uint256 share, uint256 fee) = _split(c.price, c.feeBps, winners.length);
         for (uint256 i; i < winners.length; ++i) {
             balanceOf[winners[i]][token] += share;
@@ -746,13 +816,16 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
         if (received != amount) revert JobEscrow_TransferAmountMismatch(amount, received);
     }
 
-    /// @dev `keccak256(abi.encode(outcome))` of `finalize`'s last argument without decoding it: its canonical
-    /// encoding is the calldata from the tuple to the end. Any other encoding hashes differently and is
-    /// refused, so what matches decodes to exactly the committed outcome.
+    /// @dev `keccak256(abi.encode(outcome))` of `finalize`'s last argument without decoding it: its
+    /// canonical encoding is the calldata from the tuple on, for as many words as the arrays' lengths make
+    /// (9 head words, then each array's length word and elements: 4 words per provider, 2 per refund, 1 per
+    /// job id). Bytes after it (a forwarder's appended sender, say) are not hashed. Any other encoding
+    /// hashes differently and is refused: the hashed words include the head's offsets, so what matches
+    /// decodes to exactly the committed outcome.
     function _calldataOutcomeHash(BatchOutcome calldata outcome) internal pure returns (bytes32 h) {
+        uint256 len = 0x20 * (12 + 4 * outcome.providers.length + 2 * outcome.refunds.length + outcome.jobIds.length);
         assembly ("memory-safe") {
             let ptr := mload(0x40)
-            let len := sub(calldatasize(), outcome)
             mstore(ptr, 0x20)
             calldatacopy(add(ptr, 0x20), outcome, len)
             h := keccak256(ptr, add(len, 0x20))
@@ -800,7 +873,11 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable, ReentrancyGuardTransient {
     function _setParams(EscrowParams memory p) internal {
         if (p.treasury == address(0)) revert JobEscrow_ZeroAddress("treasury");
         if (p.feeBps > MAX_FEE_BPS) revert JobEscrow_InvalidParams("feeBps");
-        if (p.challengeWindow > MAX_WINDOW) revert JobEscrow_InvalidParams("challengeWindow");
+        if (p.challengeWindow > MAX_WINDOW || p.challengeWindow < minChallengeWindow) {
+            revert JobEscrow_InvalidParams("challengeWindow");
+        }
+        if (p.challengeBond < minChallengeBond) revert JobEscrow_InvalidParams("challengeBond");
+        if (p.minoritySlash > MAX_MINORITY_SLASH) revert JobEscrow_InvalidParams("minoritySlash");
         if (p.challengeResolutionPeriod == 0 || p.challengeResolutionPeriod > MAX_WINDOW) {
             revert JobEscrow_InvalidParams("challengeResolutionPeriod");
         }

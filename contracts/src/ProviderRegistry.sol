@@ -233,6 +233,11 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, ReentrancyGuardTra
         emit StorageMarketSet(storageMarket_);
     }
 
+    /// @notice Disabled: parameters change only through the owner (the timelock), which never goes away.
+    function renounceOwnership() public view override onlyOwner {
+        revert ProviderRegistry_OwnerRequired();
+    }
+
     /// @notice Sets the minimum stake; providers below it become inactive. Only the owner.
     function setMinStake(uint256 minStake_) external onlyOwner {
         _setMinStake(minStake_);

@@ -97,8 +97,8 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (merkleRoot == 0) revert StorageMarket_InvalidDealParameter("merkleRoot");
         if (size == 0) revert StorageMarket_InvalidDealParameter("size");
         if (periods == 0 || periods > MAX_PERIODS) revert StorageMarket_InvalidDealParameter("periods");
-        if (periodLength < MIN_PERIOD_LENGTH) revert StorageMarket_InvalidDealParameter("periodLength");
         StorageParams memory p = _params;
+        if (periodLength < p.minPeriodLength) revert StorageMarket_InvalidDealParameter("periodLength");
         if (pricePerPeriod < p.minPricePerPeriod) revert StorageMarket_InvalidDealParameter("pricePerPeriod");
         uint256 total = uint256(periods) * pricePerPeriod;
         if (msg.value != total) revert StorageMarket_WrongValue(msg.value, total);
@@ -277,7 +277,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
 
     /// @notice Disabled: the market always has an owner to change its parameters (through the timelock).
     function renounceOwnership() public view override onlyOwner {
-        revert StorageMarket_InvalidParams("owner");
+        revert StorageMarket_OwnerRequired();
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -461,6 +461,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
             revert StorageMarket_InvalidParams("slashPerPeriod");
         }
         if (p.minPricePerPeriod == 0) revert StorageMarket_InvalidParams("minPricePerPeriod");
+        if (p.minPeriodLength < MIN_PERIOD_LENGTH) revert StorageMarket_InvalidParams("minPeriodLength");
         _params = p;
         emit StorageParamsSet(p);
     }

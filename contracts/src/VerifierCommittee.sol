@@ -39,6 +39,11 @@ contract VerifierCommittee is IVerifierCommittee, Ownable2Step {
         _setThreshold(threshold_);
     }
 
+    /// @notice Disabled: membership changes only through the owner (the timelock), which never goes away.
+    function renounceOwnership() public view override onlyOwner {
+        revert VerifierCommittee_OwnerRequired();
+    }
+
     /// @inheritdoc IVerifierCommittee
     function checkSignatures(bytes32 digest, bytes[] calldata signatures) external view {
         uint256 required = threshold;

@@ -23,3 +23,10 @@ alloy_sol_types::sol!(
     #[sol(all_derives)]
     "../contracts/src/interfaces/IStorageMarket.sol"
 );
+
+// `sol!` reads the files above but does not tell cargo it did; these make an edit of an interface
+// rebuild the bindings.
+const _: &str = include_str!("../../contracts/src/interfaces/IJobEscrow.sol");
+const _: &str = include_str!("../../contracts/src/interfaces/IProviderRegistry.sol");
+const _: &str = include_str!("../../contracts/src/interfaces/IVerifierCommittee.sol");
+const _: &str = include_str!("../../contracts/src/interfaces/IStorageMarket.sol");

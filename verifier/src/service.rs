@@ -800,7 +800,9 @@ impl Service {
         if open.is_empty() {
             return Ok(());
         }
-        let (batch, jobs) = build_batch(&open);
+        // Signed for the next hour of chain time: a batch that lands later is refused, not replayed.
+        let (_, now) = self.chain.head().await?;
+        let (batch, jobs) = build_batch(&open, now + SIGNATURES_VALID_SECS);
         let digest = settlement_batch_digest(&batch, &self.domain);
         let payload = json!({ "calldata": alloy_primitives::hex::encode_prefixed((batch.clone(), jobs.clone()).abi_encode_params()) });
         let signatures = self.signatures(Kind::Settlement, digest, payload).await?;
@@ -825,6 +827,9 @@ impl Service {
                 load(&self.metrics.gas_used, receipt.gas_used);
                 load(&self.metrics.gas_spent_wei, Chain::fee_paid(&receipt).saturating_to::<u64>());
                 info!(tx = %receipt.transaction_hash, jobs = %ids.join(","), gas = receipt.gas_used, gas_per_job = receipt.gas_used / n, "settled");
+                for skipped in receipt.inner.logs().iter().filter_map(|l| IJobEscrow::ComputeJobSkipped::decode_log(&l.inner).ok()) {
+                    warn!(job_id = %skipped.data.jobId, "not settled: its deadline passed while the batch was in flight");
+                }
                 for q in &open {
                     self.forget(q.settlement.jobId).await;
                 }
@@ -960,6 +965,10 @@ impl Service {
         let (batch, jobs) = <(SettlementBatch, Vec<ComputeJob>)>::abi_decode_params(&calldata)?;
         if settlement_batch_digest(&batch, &self.domain) != digest {
             anyhow::bail!("the payload is not what the digest signs");
+        }
+        let (_, now) = self.chain.head().await?;
+        if batch.validUntil > now + 2 * SIGNATURES_VALID_SECS {
+            anyhow::bail!("the batch asks for signatures valid until {}, over two hours from now ({now})", batch.validUntil);
         }
         if jobs.len() != batch.settlements.len() {
             anyhow::bail!("{} jobs for {} settlements", jobs.len(), batch.settlements.len());
@@ -1209,7 +1218,7 @@ impl Service {
         if !attest.is_empty() {
             // Signed for the next hour of chain time: a batch that lands later is refused, not replayed.
             let (_, now) = self.chain.head().await?;
-            let valid_until = now + 3_600;
+            let valid_until = now + SIGNATURES_VALID_SECS;
             let digest = storage_attestations_digest(&attest, valid_until, &self.market_domain);
             let payload: Vec<[String; 3]> = attest.iter().map(|(d, p, m)| [d.to_string(), format!("{p:#x}"), m.to_string()]).collect();
             let signatures =
@@ -1387,9 +1396,13 @@ fn pick_batch(mut items: Vec<&Queued>, max: usize) -> Vec<Queued> {
     picked
 }
 
+/// How long the committee's signatures on a batch or an attestation stay valid, in seconds of chain time.
+pub const SIGNATURES_VALID_SECS: u64 = 3_600;
+
 /// The batch of `items` as the service sends it: the union of their providers in ascending order,
-/// and each settlement's winner and loser bits re-indexed into it.
-pub fn build_batch(items: &[Queued]) -> (SettlementBatch, Vec<ComputeJob>) {
+/// and each settlement's winner and loser bits re-indexed into it, its signatures valid until
+/// `valid_until` (unix seconds, chain time).
+pub fn build_batch(items: &[Queued], valid_until: u64) -> (SettlementBatch, Vec<ComputeJob>) {
     let mut providers: Vec<Address> = items.iter().flat_map(|q| q.providers.iter().copied()).collect();
     providers.sort();
     providers.dedup();
@@ -1411,5 +1424,5 @@ pub fn build_batch(items: &[Queued]) -> (SettlementBatch, Vec<ComputeJob>) {
         })
         .collect();
     let token = items.first().map_or(Address::ZERO, |q| q.job.token);
-    (SettlementBatch { token, providers, settlements }, items.iter().map(|q| q.job.clone()).collect())
+    (SettlementBatch { token, providers, settlements, validUntil: valid_until }, items.iter().map(|q| q.job.clone()).collect())
 }

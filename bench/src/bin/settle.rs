@@ -70,7 +70,7 @@ async fn main() {
             };
             items.push(Queued { settlement, job: created.job, providers: providers.clone(), since: Instant::now(), solo: false });
         }
-        let (batch, jobs) = build_batch(&items);
+        let (batch, jobs) = build_batch(&items, u64::MAX);
         let signature = committee.sign_hash(&settlement_batch_digest(&batch, &domain)).unwrap();
         let call = IJobEscrow::settleComputeJobsCall { batch, jobs, signatures: vec![signature.as_bytes().to_vec().into()] };
         let settled = chain.send(escrow, &call, "settleComputeJobs").await.unwrap();

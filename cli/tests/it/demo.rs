@@ -28,7 +28,7 @@ fn the_devnet_demo_runs_every_step_and_exits_cleanly() {
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
-    for needle in ["QOR devnet is up", "[1/9]", "[5/9]", "[9/9]", "hash it yourself", "escrow balance:  0 ETH", "Every step held."] {
+    for needle in ["QOR devnet is up", "[1/9]", "[5/9]", "[9/9]", "hash it yourself", "escrow + market: 0 ETH", "Every step held."] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(text.contains("(90.") && text.contains("(10."), "the 90/10 split is shown:\n{text}");

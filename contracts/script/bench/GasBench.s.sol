@@ -108,7 +108,7 @@ contract GasBench is Script {
 
     function _settleAndFinalize(IJobEscrow.Settlement[] memory list, IJobEscrow.ComputeJob[] memory jobs) internal {
         IJobEscrow.SettlementBatch memory batch =
-            IJobEscrow.SettlementBatch({token: address(0), providers: providers, settlements: list});
+            IJobEscrow.SettlementBatch({token: address(0), providers: providers, settlements: list, validUntil: uint64(block.timestamp + 1 hours)});
         bytes32 digest = escrow.hashSettlementBatch(batch);
         bytes[] memory sigs = new bytes[](2);
         for (uint256 i; i < 2; ++i) {

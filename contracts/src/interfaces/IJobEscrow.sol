@@ -53,10 +53,12 @@ interface IJobEscrow {
     /// @param token Every job in the batch is in this token.
     /// @param providers The providers the settlements' bitmaps index into (at most 256).
     /// @param settlements One per job.
+    /// @param validUntil The signatures are refused after this time.
     struct SettlementBatch {
         address token;
         address[] providers;
         Settlement[] settlements;
+        uint64 validUntil;
     }
 
     /// @notice One provider's share of a settled batch.
@@ -83,6 +85,7 @@ interface IJobEscrow {
     /// @param settlementsHash keccak256 of the concatenated EIP-712 struct hashes of the settlements.
     /// @param feeBps Protocol fee in basis points at settlement.
     /// @param slashPerFailure Stake slashed per lost job at settlement, in wei.
+    /// @param treasury Where the fee and the minority slashes go, as at settlement.
     /// @param providers Per provider, aligned with `SettlementBatch.providers`.
     /// @param fee Protocol fee credited to the treasury.
     /// @param refunds Unused budgets, consecutive jobs of one buyer merged.
@@ -92,6 +95,7 @@ interface IJobEscrow {
         bytes32 settlementsHash;
         uint16 feeBps;
         uint96 slashPerFailure;
+        address treasury;
         ProviderOutcome[] providers;
         uint256 fee;
         Refund[] refunds;
@@ -171,6 +175,7 @@ interface IJobEscrow {
         uint256 price;
         uint256 winnersMask;
         uint256 losersMask;
+        address treasury;
     }
 
     /// @notice The replicas of a disputed job: who won and who lost its settlement.
@@ -185,7 +190,8 @@ interface IJobEscrow {
     /// @param challengeWindow Seconds a settled batch stays open to challenges.
     /// @param challengeResolutionPeriod Seconds the committee has to resolve a challenge.
     /// @param challengeBond Wei a challenger locks.
-    /// @param minoritySlash Wei of stake slashed per compute job lost or per upheld challenge.
+    /// @param minoritySlash Wei of stake slashed per compute job lost or per upheld challenge, at most
+    /// `MAX_MINORITY_SLASH`.
     struct EscrowParams {
         address treasury;
         uint16 feeBps;
@@ -206,6 +212,9 @@ interface IJobEscrow {
     );
     /// @notice A settled batch was paid out.
     event ComputeBatchFinalized(uint256 indexed batchId);
+    /// @notice Job `jobId` of a batch was not settled: its deadline had passed (`status` Open) or the
+    /// buyer had reclaimed it (`status` Reclaimed) while the batch was in flight. The rest settled.
+    event ComputeJobSkipped(uint256 indexed jobId, ComputeJobStatus status);
     /// @notice The buyer took back the budget of a job that did not settle by its deadline.
     event ComputeJobReclaimed(uint256 indexed jobId, address indexed buyer, uint256 amount);
     /// @notice `challenger` disputed job `jobId` with `bond` wei.
@@ -216,6 +225,8 @@ interface IJobEscrow {
     event Withdrawn(address indexed account, address indexed token, uint256 amount);
     /// @notice The owner changed the parameters.
     event ParamsSet(EscrowParams params);
+    /// @notice The owner allowed (or stopped allowing) new jobs in `token`.
+    event TokenAllowed(address indexed token, bool allowed);
 
     // ---------------------------------------------------------------- ERRORS
 
@@ -274,6 +285,14 @@ interface IJobEscrow {
     error JobEscrow_InvalidChallengeStatus(uint256 jobId, ChallengeStatus status);
     /// @notice `jobId`'s challenge can be resolved by the committee until `resolveBy` (it is `nowTimestamp`).
     error JobEscrow_ChallengeNotExpired(uint256 jobId, uint64 resolveBy, uint64 nowTimestamp);
+    /// @notice `jobId`'s challenge could be resolved until `resolveBy` (it is `nowTimestamp`); it can only expire.
+    error JobEscrow_ChallengeExpired(uint256 jobId, uint64 resolveBy, uint64 nowTimestamp);
+    /// @notice New jobs cannot be funded in `token` (not on the allow-list).
+    error JobEscrow_TokenNotAllowed(address token);
+    /// @notice The committee's signatures expired at `validUntil` (it is `nowTimestamp`).
+    error JobEscrow_SignaturesExpired(uint64 validUntil, uint64 nowTimestamp);
+    /// @notice The escrow always has an owner (its timelock): it cannot be renounced.
+    error JobEscrow_OwnerRequired();
     /// @notice There is nothing to withdraw of `token`.
     error JobEscrow_NothingToWithdraw(address token);
     /// @notice Sending `amount` wei to `to` failed.
@@ -301,11 +320,13 @@ interface IJobEscrow {
 
     /// @notice Settles many jobs under one set of committee signatures over the EIP-712 `SettlementBatch`.
     /// Each job enters the batch's challenge window; nothing is paid until `finalize`.
-    /// @dev Requirements, per job: `jobs[i]` is the record of `batch.settlements[i].jobId`; the job is
-    /// open, in `batch.token`, before its deadline; price ≤ budget; winners and losers are disjoint, the
-    /// winners a strict majority of at least `redundancy` replicas, or no winners, no losers, price 0 and
-    /// digest 0 for a refund. Every provider is registered. A job already settled reverts the whole batch.
-    /// Emits `ComputeBatchSettled`.
+    /// @dev Requirements: at most `MAX_BATCH_JOBS` jobs; signed until `batch.validUntil` or later; per
+    /// job: `jobs[i]` is the record of `batch.settlements[i].jobId`, in `batch.token`; price ≤ budget;
+    /// winners and losers are disjoint, the winners a strict majority of at least `redundancy` replicas,
+    /// or no winners, no losers, price 0 and digest 0 for a refund. Every provider is registered. A job
+    /// past its deadline (reclaimed or not) is skipped with `ComputeJobSkipped`, so it does not sink the
+    /// rest; a job settled already reverts the batch, and so does a batch with nothing left to settle.
+    /// Emits `ComputeBatchSettled` with the jobs settled.
     /// @param jobs The records of the jobs, aligned with `batch.settlements`.
     /// @param signatures Committee signatures over `hashSettlementBatch(batch)`, signers ascending.
     /// @return batchId The new batch's id.
@@ -327,9 +348,10 @@ interface IJobEscrow {
     function challenge(uint256 jobId, ChallengeProof calldata proof) external payable;
 
     /// @notice Resolves a pending challenge with committee signatures over the EIP-712
-    /// `ChallengeResolution(jobId, upheld)`. Upheld: the buyer gets the whole budget back, each winner is
-    /// slashed `minoritySlash` for the buyer, the challenger gets the bond back. Rejected: the job is paid as
-    /// settled and the bond is shared among the winners.
+    /// `ChallengeResolution(jobId, upheld)`, until its `resolveBy`. Upheld: the buyer gets the whole budget
+    /// back, each winner is slashed `minoritySlash`, `CHALLENGER_SHARE_BPS` of it to the challenger and the
+    /// rest to the buyer, and the challenger gets the bond back. Rejected: the job is paid as settled and
+    /// the bond is shared among the winners.
     function resolveChallenge(uint256 jobId, bool upheld, bytes[] calldata signatures) external;
 
     /// @notice Ends a challenge the committee did not resolve in time: the job is paid as settled and the
@@ -347,8 +369,23 @@ interface IJobEscrow {
 
     // ---------------------------------------------------------------- ADMIN
 
-    /// @notice Sets the parameters. Only the owner. Applies to batches settled afterwards.
+    /// @notice Sets the parameters. Only the owner. Applies to batches settled afterwards. The challenge
+    /// window and bond never go below what the escrow was deployed with (`minChallengeWindow`,
+    /// `minChallengeBond`); the fee and the slash stay under their caps.
     function setParams(EscrowParams calldata params) external;
+
+    /// @notice Allows (or stops allowing) new jobs in the ERC-20 `token`; jobs already funded in it are
+    /// unaffected. Only the owner. ETH is always allowed.
+    function setTokenAllowed(address token, bool allowed) external;
+
+    /// @notice Whether new jobs may be funded in `token`.
+    function isTokenAllowed(address token) external view returns (bool);
+
+    /// @notice The shortest challenge window the parameters may ever set: the one deployed with.
+    function minChallengeWindow() external view returns (uint32);
+
+    /// @notice The smallest challenge bond the parameters may ever set: the one deployed with.
+    function minChallengeBond() external view returns (uint96);
 
     // ---------------------------------------------------------------- VIEWS
 

@@ -87,6 +87,8 @@ interface IProviderRegistry {
     error ProviderRegistry_StillUnbonding(uint64 unbondingEndsAt, uint64 nowTimestamp);
     /// @notice Only the escrow (or, for storage, the storage market) may call this; `caller` did.
     error ProviderRegistry_OnlyEscrow(address caller);
+    /// @notice The registry always has an owner (its timelock): it cannot be renounced.
+    error ProviderRegistry_OwnerRequired();
     /// @notice The storage market is already set to `storageMarket`.
     error ProviderRegistry_StorageMarketAlreadySet(address storageMarket);
     /// @notice `provider` has `free` wei of stake not reserved for other deals; the deal needs `needed`.

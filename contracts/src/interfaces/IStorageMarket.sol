@@ -64,11 +64,15 @@ interface IStorageMarket {
     /// @param slashPerPeriod Wei of collateral a provider loses to the buyer per missed period, at most
     /// `MAX_SLASH_PER_PERIOD`.
     /// @param minPricePerPeriod The lowest price per period a deal may have (no free reputation).
+    /// @param minPeriodLength The shortest period a deal may have, in blocks (at least
+    /// `MIN_PERIOD_LENGTH`); 33 leaves the provider a proof window of 32 blocks. Deployments outside the
+    /// devnet use at least that.
     struct StorageParams {
         address treasury;
         uint16 feeBps;
         uint96 slashPerPeriod;
         uint96 minPricePerPeriod;
+        uint32 minPeriodLength;
     }
 
     // ---------------------------------------------------------------- EVENTS
@@ -149,6 +153,8 @@ interface IStorageMarket {
     error StorageMarket_TransferFailed(address to, uint256 amount);
     /// @notice A parameter `field` is out of range.
     error StorageMarket_InvalidParams(string field);
+    /// @notice The market always has an owner (its timelock): it cannot be renounced.
+    error StorageMarket_OwnerRequired();
     /// @notice Native ETH is accepted only from the registry (slashed collateral); `sender` sent some.
     error StorageMarket_UnexpectedEther(address sender);
 
@@ -156,8 +162,8 @@ interface IStorageMarket {
 
     /// @notice Locks `periods * pricePerPeriod` wei (send exactly that) for a storage deal over a file whose
     /// Merkle root is `merkleRoot`.
-    /// @dev Requirements: root ≠ 0; size > 0; 1 ≤ periods ≤ 256; periodLength ≥ `MIN_PERIOD_LENGTH` blocks;
-    /// pricePerPeriod ≥ the parameters' minimum. Emits `StorageDealCreated`.
+    /// @dev Requirements: root ≠ 0; size > 0; 1 ≤ periods ≤ 256; periodLength and pricePerPeriod at least
+    /// the parameters' minimums. Emits `StorageDealCreated`.
     /// @return dealId The new deal's id (ids start at 1).
     function createStorageDeal(
         bytes32 merkleRoot,

@@ -30,6 +30,8 @@ interface IVerifierCommittee {
     error VerifierCommittee_SignersNotAscending(uint256 index, address signer, address previous);
     /// @notice A zero address was given.
     error VerifierCommittee_ZeroAddress();
+    /// @notice The committee always has an owner (its timelock): it cannot be renounced.
+    error VerifierCommittee_OwnerRequired();
 
     /// @notice Adds `member`. Only the owner. Requirements: not a member, not zero.
     function addMember(address member) external;

@@ -43,7 +43,8 @@ contract ProtocolVectors_Unit is Base {
         IJobEscrow.SettlementBatch memory b = IJobEscrow.SettlementBatch({
             token: vm.parseJsonAddress(json, ".settlementBatch.token"),
             providers: ps,
-            settlements: list
+            settlements: list,
+            validUntil: uint64(vm.parseJsonUint(json, ".settlementBatch.validUntil"))
         });
         assertEq(atVector.hashSettlementBatch(b), vm.parseJsonBytes32(json, ".settlementBatch.digest"));
     }

@@ -65,8 +65,9 @@ abstract contract Base is Test {
         vm.startPrank(owner);
         registry.setEscrow(address(escrow));
         registry.setStorageMarket(address(market));
-        vm.stopPrank();
         token = new MockERC20();
+        escrow.setTokenAllowed(address(token), true);
+        vm.stopPrank();
 
         providers.push(makeAddr("provider-a"));
         providers.push(makeAddr("provider-b"));
@@ -103,7 +104,8 @@ abstract contract Base is Test {
             treasury: treasury,
             feeBps: FEE_BPS,
             slashPerPeriod: STORAGE_SLASH,
-            minPricePerPeriod: MIN_STORAGE_PRICE
+            minPricePerPeriod: MIN_STORAGE_PRICE,
+            minPeriodLength: 2
         });
     }
 
@@ -172,6 +174,7 @@ abstract contract Base is Test {
         b.token = tok;
         b.providers = providers;
         b.settlements = settlements;
+        b.validUntil = uint64(block.timestamp + 1 hours);
     }
 
     function one(IJobEscrow.Settlement memory s) internal pure returns (IJobEscrow.Settlement[] memory list) {

@@ -38,6 +38,7 @@ pub(crate) fn batch() -> SettlementBatch {
             },
             Settlement { jobId: U256::from(2), resultDigest: B256::ZERO, price: U256::ZERO, winners: U256::ZERO, losers: U256::ZERO },
         ],
+        validUntil: 1_800_000_000,
     }
 }
 
@@ -49,7 +50,11 @@ fn type_strings_are_the_contracts() {
     );
     assert_eq!(
         SettlementBatch::eip712_encode_type(),
-        "SettlementBatch(address token,address[] providers,Settlement[] settlements)Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
+        "SettlementBatch(address token,address[] providers,Settlement[] settlements,uint64 validUntil)Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
+    );
+    assert_eq!(
+        qor_protocol::eip712::StorageAttestationBatch::eip712_encode_type(),
+        "StorageAttestationBatch(StorageAttestation[] attestations,uint64 validUntil)StorageAttestation(uint256 dealId,address provider,uint256 periods)"
     );
 }
 

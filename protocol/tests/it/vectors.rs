@@ -72,6 +72,7 @@ fn vectors() -> Value {
         },
         "settlementBatch": {
             "token": b.token.to_string(),
+            "validUntil": b.validUntil,
             "providers": b.providers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             "jobIds": b.settlements.iter().map(|s| s.jobId.to::<u64>()).collect::<Vec<_>>(),
             "resultDigests": b.settlements.iter().map(|s| s.resultDigest.to_string()).collect::<Vec<_>>(),

@@ -272,6 +272,7 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
         token: Address::ZERO,
         providers: vec![me],
         settlements: vec![Settlement { jobId: job_id, resultDigest: result_digest, price, winners: U256::from(1), losers: U256::ZERO }],
+        validUntil: u64::MAX,
     };
     let committee = Signer::from_bytes(&DEPLOYER_KEY.parse().unwrap()).unwrap();
     let sig = committee.sign_hash(&settlement_batch_digest(&batch, &escrow_domain(31337, escrow))).unwrap();

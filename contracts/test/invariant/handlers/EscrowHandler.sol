@@ -201,7 +201,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             records[i] = g.job;
         }
         IJobEscrow.SettlementBatch memory b =
-            IJobEscrow.SettlementBatch({token: tok, providers: providers, settlements: list});
+            IJobEscrow.SettlementBatch({token: tok, providers: providers, settlements: list, validUntil: uint64(block.timestamp + 1 hours)});
         bytes[] memory sigs = _sign(escrow.hashSettlementBatch(b), 2);
         vm.recordLogs();
         uint256 batchId = escrow.settleComputeJobs(b, records, sigs);
@@ -284,8 +284,16 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
     function resolve(uint256 seed, bool upheld) external {
         (bool found, uint256 ji) = _pendingChallenge(seed);
         if (!found) return;
-        calls[upheld ? bytes32("resolveUpheld") : bytes32("resolveRejected")]++;
         GJob storage g = jobs[ji];
+        // Past `resolveBy` a resolution is refused (the challenge can only expire): check that, once.
+        if (block.timestamp > g.resolveBy) {
+            bytes[] memory late = _sign(escrow.hashChallengeResolution(g.id, upheld), 2);
+            try escrow.resolveChallenge(g.id, upheld, late) {
+                violations++;
+            } catch {}
+            return;
+        }
+        calls[upheld ? bytes32("resolveUpheld") : bytes32("resolveRejected")]++;
         uint256 bond = escrow.getChallenge(g.id).bond;
         if (upheld) {
             _credit(g.job.buyer, g.job.token, g.price);
@@ -293,7 +301,13 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             uint256[] memory slashable = _slashable();
             uint256 perWinner = escrow.getChallenge(g.id).slashPerFailure;
             for (uint256 i; i < providers.length; ++i) {
-                if ((g.winners >> i) & 1 == 1) expected[g.job.buyer][address(0)] += _min(perWinner, slashable[i]);
+                if ((g.winners >> i) & 1 == 1) {
+                    // 20% of each slash to the challenger, the rest to the buyer.
+                    uint256 slashed = _min(perWinner, slashable[i]);
+                    uint256 share = slashed * 2_000 / BPS;
+                    expected[challenger][address(0)] += share;
+                    expected[g.job.buyer][address(0)] += slashed - share;
+                }
             }
             g.status = IJobEscrow.ComputeJobStatus.Refunded;
         } else {
@@ -340,7 +354,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             IJobEscrow.ComputeJob[] memory records = new IJobEscrow.ComputeJob[](1);
             records[0] = g.job;
             IJobEscrow.SettlementBatch memory b =
-                IJobEscrow.SettlementBatch({token: g.job.token, providers: providers, settlements: list});
+                IJobEscrow.SettlementBatch({token: g.job.token, providers: providers, settlements: list, validUntil: uint64(block.timestamp + 1 hours)});
             bytes[] memory sigs = _sign(escrow.hashSettlementBatch(b), 2);
             try escrow.settleComputeJobs(b, records, sigs) {
                 violations++;

@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {Base} from "../../utils/Base.t.sol";
-import {FeeOnTransferERC20} from "../../utils/Mocks.sol";
+import {FeeOnTransferERC20, MockERC20} from "../../utils/Mocks.sol";
 import {IJobEscrow} from "../../../src/interfaces/IJobEscrow.sol";
 
 contract CreateComputeJob_Unit is Base {
@@ -56,6 +56,8 @@ contract CreateComputeJob_Unit is Base {
 
     function test_RevertWhen_TokenHasNoCode() public {
         address notAToken = makeAddr("not-a-token");
+        vm.prank(owner);
+        escrow.setTokenAllowed(notAToken, true);
         vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_NotAToken.selector, notAToken));
         vm.prank(buyer);
         escrow.createComputeJob(bytes32(0), 1, notAToken, 5, uint64(block.timestamp + 1), address(0));
@@ -63,12 +65,45 @@ contract CreateComputeJob_Unit is Base {
 
     function test_RevertWhen_TokenTakesAFee() public {
         FeeOnTransferERC20 fot = new FeeOnTransferERC20();
+        vm.prank(owner);
+        escrow.setTokenAllowed(address(fot), true);
         fot.mint(buyer, 1000);
         vm.startPrank(buyer);
         fot.approve(address(escrow), 1000);
         vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_TransferAmountMismatch.selector, 1000, 990));
         escrow.createComputeJob(bytes32(0), 1, address(fot), 1000, uint64(block.timestamp + 1), address(0));
         vm.stopPrank();
+    }
+
+    /// Low: any ERC-20 could fund a job, a rebasing one making the escrow owe more than it holds. Only
+    /// tokens the owner (the timelock) allowed can; jobs already funded in a token it stops allowing still
+    /// settle and reclaim.
+    function test_RevertWhen_TokenNotAllowed() public {
+        MockERC20 other = new MockERC20();
+        other.mint(buyer, 1000);
+        vm.startPrank(buyer);
+        other.approve(address(escrow), 1000);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_TokenNotAllowed.selector, address(other)));
+        escrow.createComputeJob(bytes32(0), 1, address(other), 1000, uint64(block.timestamp + 1), address(0));
+        vm.stopPrank();
+        assertFalse(escrow.isTokenAllowed(address(other)));
+        assertTrue(escrow.isTokenAllowed(address(0)));
+
+        IJobEscrow.ComputeJob memory job = jobRecord(buyer, address(token), 500 ether, 1);
+        uint256 jobId = createJob(job);
+        vm.expectEmit(address(escrow));
+        emit IJobEscrow.TokenAllowed(address(token), false);
+        vm.prank(owner);
+        escrow.setTokenAllowed(address(token), false);
+        vm.warp(job.deadline + 1);
+        escrow.reclaim(jobId, job);
+        assertEq(escrow.balanceOf(buyer, address(token)), 500 ether);
+    }
+
+    function test_RevertWhen_StrangerAllowsAToken() public {
+        vm.expectRevert(abi.encodeWithSignature("OwnableUnauthorizedAccount(address)", stranger));
+        vm.prank(stranger);
+        escrow.setTokenAllowed(makeAddr("token"), true);
     }
 
     function test_CreatesEthJob() public {

@@ -39,6 +39,40 @@ contract Finalize_Unit is Base {
         escrow.finalize(st.batchId, st.outcome);
     }
 
+    /// Low: `finalize` hashed the outcome to the end of calldata, so a forwarder that appends the
+    /// sender (ERC-2771) could not call it. The hash covers the outcome's own encoding only.
+    function test_FinalizesThroughAForwarderThatAppendsBytes() public {
+        Settled memory st = settleOne(job, verdict(jobId, 0.6 ether, 3, 3));
+        vm.warp(st.windowEnd);
+        bytes memory data = abi.encodePacked(abi.encodeCall(escrow.finalize, (st.batchId, st.outcome)), bytes20(stranger));
+        (bool ok,) = address(escrow).call(data);
+        assertTrue(ok, "finalize with 20 bytes appended");
+        assertTrue(escrow.getBatch(st.batchId).finalized);
+    }
+
+    /// A non-canonical encoding that decodes to another outcome still does not match.
+    function test_RevertWhen_OutcomeEncodingPointsElsewhere() public {
+        Settled memory st = settleOne(job, verdict(jobId, 0.6 ether, 3, 3));
+        vm.warp(st.windowEnd);
+        bytes memory data = abi.encodeCall(escrow.finalize, (st.batchId, st.outcome));
+        // The jobIds offset (the 9th head word of the outcome) moved to a copy appended at the end.
+        uint256 headStart = 4 + 64; // selector, batchId, the outcome's offset
+        uint256 jobIdsOffset;
+        assembly {
+            jobIdsOffset := mload(add(add(data, 0x20), add(headStart, 256)))
+        }
+        bytes memory tail = abi.encode(uint256(1), uint256(999));
+        bytes memory moved = bytes.concat(data, tail);
+        uint256 newOffset = data.length - headStart;
+        assembly {
+            mstore(add(add(moved, 0x20), add(headStart, 256)), newOffset)
+        }
+        assertTrue(newOffset != jobIdsOffset);
+        (bool ok, bytes memory why) = address(escrow).call(moved);
+        assertFalse(ok);
+        assertEq(why, abi.encodeWithSelector(IJobEscrow.JobEscrow_OutcomeMismatch.selector, st.batchId));
+    }
+
     function test_RevertGiven_AlreadyFinalized() public {
         Settled memory st = settleOne(job, verdict(jobId, 0.6 ether, 3, 3));
         vm.warp(st.windowEnd);

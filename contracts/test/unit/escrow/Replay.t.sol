@@ -98,11 +98,12 @@ contract Replay_Unit is Base {
         bytes32 batchHash = keccak256(
             abi.encode(
                 keccak256(
-                    "SettlementBatch(address token,address[] providers,Settlement[] settlements)Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
+                    "SettlementBatch(address token,address[] providers,Settlement[] settlements,uint64 validUntil)Settlement(uint256 jobId,bytes32 resultDigest,uint256 price,uint256 winners,uint256 losers)"
                 ),
                 address(0),
                 keccak256(abi.encode(providers[0], providers[1], providers[2])),
-                keccak256(abi.encode(sHash))
+                keccak256(abi.encode(sHash)),
+                b.validUntil
             )
         );
         assertEq(escrow.hashSettlementBatch(b), keccak256(abi.encodePacked("\x19\x01", domain, batchHash)));

@@ -74,9 +74,11 @@ contract ResolveChallenge_Unit is Base {
         escrow.finalize(st().batchId, st().outcome);
 
         // Budget back in full: the price from the challenge, the rest from the batch; plus both
-        // winners' slashed stake, paid to the harmed buyer.
-        assertEq(escrow.balanceOf(buyer, address(0)), 1 ether + 2 * MINORITY_SLASH);
-        assertEq(escrow.balanceOf(challenger, address(0)), BOND);
+        // winners' slashed stake, 80% to the harmed buyer and 20% to the challenger who showed it (Low:
+        // an upheld challenge paid the challenger only its bond back).
+        uint256 share = MINORITY_SLASH * 2_000 / 10_000;
+        assertEq(escrow.balanceOf(buyer, address(0)), 1 ether + 2 * (MINORITY_SLASH - share));
+        assertEq(escrow.balanceOf(challenger, address(0)), BOND + 2 * share);
         assertEq(escrow.balanceOf(providers[0], address(0)), 0);
         assertEq(escrow.balanceOf(providers[1], address(0)), 0);
         assertEq(escrow.balanceOf(treasury, address(0)), 0);
@@ -103,5 +105,26 @@ contract ResolveChallenge_Unit is Base {
         assertEq(escrow.balanceOf(buyer, address(0)), 0.4 ether);
         assertEq(escrow.balanceOf(treasury, address(0)), 0.06 ether + MINORITY_SLASH);
         assertEq(registry.getProvider(providers[2]).timesSlashed, 1, "slashed once");
+    }
+
+    /// Low: a resolution sent after `resolveBy` raced `expireChallenge`. It is refused; the challenge can
+    /// only expire then.
+    function test_RevertWhen_ResolvedAfterResolveBy() public {
+        IJobEscrow.Challenge memory c = escrow.getChallenge(jobId);
+        bytes[] memory sigs = committeeSign(escrow.hashChallengeResolution(jobId, true), 2);
+        vm.warp(c.resolveBy + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobEscrow.JobEscrow_ChallengeExpired.selector, jobId, c.resolveBy, c.resolveBy + 1)
+        );
+        escrow.resolveChallenge(jobId, true, sigs);
+        escrow.expireChallenge(jobId);
+        assertEq(uint8(escrow.getChallenge(jobId).status), uint8(IJobEscrow.ChallengeStatus.Expired));
+    }
+
+    /// Resolving at `resolveBy` itself still works.
+    function test_ResolvesAtResolveBy() public {
+        vm.warp(escrow.getChallenge(jobId).resolveBy);
+        _resolve(false);
+        assertEq(uint8(escrow.getChallenge(jobId).status), uint8(IJobEscrow.ChallengeStatus.Rejected));
     }
 }

@@ -26,6 +26,15 @@ contract SettleComputeJobs_Unit is Base {
         escrow.settleComputeJobs(b, new IJobEscrow.ComputeJob[](0), sigs);
     }
 
+    /// Low: batch size was unbounded, and finalize costs ~2.5× settle per job. A batch settles at most
+    /// `MAX_BATCH_JOBS` jobs, so that finalizing it always fits in a block.
+    function test_RevertWhen_BatchTooLarge() public {
+        uint256 n = escrow.MAX_BATCH_JOBS() + 1;
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), new IJobEscrow.Settlement[](n));
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidBatchLength.selector, n, n));
+        escrow.settleComputeJobs(b, new IJobEscrow.ComputeJob[](n), new bytes[](0));
+    }
+
     function test_RevertWhen_LengthsDiffer() public {
         IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
         bytes[] memory sigs = _sigs(b);
@@ -130,16 +139,70 @@ contract SettleComputeJobs_Unit is Base {
         escrow.settleComputeJobs(b, jobs, sigs);
     }
 
-    function test_RevertGiven_JobReclaimed() public {
+    /// Low: one job whose deadline passed while its batch was in flight reverted the whole batch. It is
+    /// skipped with an event (reclaimed meanwhile or not); the others settle.
+    function test_SkipsAReclaimedJobAndSettlesTheRest() public {
+        (uint256 other, IJobEscrow.ComputeJob memory otherJob) = _laterJob();
         vm.warp(job.deadline + 1);
         escrow.reclaim(jobId, job);
+        _settlesOnlyTheSecond(other, otherJob, IJobEscrow.ComputeJobStatus.Reclaimed);
+    }
+
+    function test_SkipsAJobPastItsDeadlineAndSettlesTheRest() public {
+        (uint256 other, IJobEscrow.ComputeJob memory otherJob) = _laterJob();
+        vm.warp(job.deadline + 1);
+        _settlesOnlyTheSecond(other, otherJob, IJobEscrow.ComputeJobStatus.Open);
+        vm.warp(block.timestamp + 1);
+        escrow.reclaim(jobId, job); // the skipped job is still the buyer's to reclaim
+    }
+
+    function _laterJob() internal returns (uint256 id, IJobEscrow.ComputeJob memory j) {
+        j = jobRecord(buyer, address(0), 1 ether, 3);
+        j.deadline = uint64(block.timestamp + 10 days);
+        id = createJob(j);
+    }
+
+    function _settlesOnlyTheSecond(uint256 other, IJobEscrow.ComputeJob memory otherJob, IJobEscrow.ComputeJobStatus was)
+        internal
+    {
+        IJobEscrow.Settlement[] memory list = new IJobEscrow.Settlement[](2);
+        list[0] = verdict(jobId, 0.5 ether, 3, 3);
+        list[1] = verdict(other, 0.5 ether, 3, 3);
+        IJobEscrow.ComputeJob[] memory records = new IJobEscrow.ComputeJob[](2);
+        records[0] = job;
+        records[1] = otherJob;
+        vm.expectEmit(address(escrow));
+        emit IJobEscrow.ComputeJobSkipped(jobId, was);
+        Settled memory st = settle(batchOf(address(0), list), records);
+        assertEq(st.outcome.jobIds.length, 1);
+        assertEq(st.outcome.jobIds[0], other);
+        assertEq(st.digests.length, 1);
+        assertEq(uint8(escrow.computeJobStatus(other)), uint8(IJobEscrow.ComputeJobStatus.Settled));
+        vm.warp(st.windowEnd);
+        escrow.finalize(st.batchId, st.outcome);
+        assertEq(uint8(escrow.computeJobStatus(other)), uint8(IJobEscrow.ComputeJobStatus.Finalized));
+    }
+
+    function test_RevertWhen_EveryJobIsSkipped() public {
+        vm.warp(job.deadline + 1);
         IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
         bytes[] memory sigs = _sigs(b);
+        vm.expectRevert(abi.encodeWithSelector(IJobEscrow.JobEscrow_InvalidBatchLength.selector, 0, 1));
+        escrow.settleComputeJobs(b, one(job), sigs);
+    }
+
+    /// Low: signed batches never expired. Past `validUntil` they are refused.
+    function test_RevertWhen_SignaturesExpired() public {
+        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
+        bytes[] memory sigs = _sigs(b);
+        vm.warp(b.validUntil + 1);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IJobEscrow.JobEscrow_InvalidJobStatus.selector, jobId, IJobEscrow.ComputeJobStatus.Reclaimed
-            )
+            abi.encodeWithSelector(IJobEscrow.JobEscrow_SignaturesExpired.selector, b.validUntil, b.validUntil + 1)
         );
+        escrow.settleComputeJobs(b, one(job), sigs);
+        // Nor can the deadline be stretched: the signatures cover it.
+        b.validUntil += 1 hours;
+        vm.expectRevert();
         escrow.settleComputeJobs(b, one(job), sigs);
     }
 
@@ -148,18 +211,6 @@ contract SettleComputeJobs_Unit is Base {
         bytes[] memory sigs = _sigs(b);
         vm.expectRevert(
             abi.encodeWithSelector(IJobEscrow.JobEscrow_TokenMismatch.selector, jobId, address(0), address(token))
-        );
-        escrow.settleComputeJobs(b, one(job), sigs);
-    }
-
-    function test_RevertWhen_DeadlinePassed() public {
-        vm.warp(job.deadline + 1);
-        IJobEscrow.SettlementBatch memory b = batchOf(address(0), one(verdict(jobId, 0.5 ether, 3, 3)));
-        bytes[] memory sigs = _sigs(b);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IJobEscrow.JobEscrow_DeadlinePassed.selector, jobId, job.deadline, uint64(job.deadline + 1)
-            )
         );
         escrow.settleComputeJobs(b, one(job), sigs);
     }

@@ -59,6 +59,14 @@ abstract contract StorageBase is Base {
         market.proveStorage(dealId, period, chunks[index], path);
     }
 
+    function _expectParam(string memory field, bytes32 r, uint64 size, uint16 periods, uint32 len, uint96 price)
+        internal
+    {
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealParameter.selector, field));
+        vm.prank(buyer);
+        market.createStorageDeal{value: uint256(periods) * price}(r, size, periods, len, price, address(0));
+    }
+
     function attest(uint256 dealId, uint256 mask) internal {
         attestFor(dealId, market.getStorageDeal(dealId).provider, mask);
     }
@@ -73,14 +81,6 @@ abstract contract StorageBase is Base {
 }
 
 contract CreateStorageDeal_Unit is StorageBase {
-    function _expectParam(string memory field, bytes32 r, uint64 size, uint16 periods, uint32 len, uint96 price)
-        internal
-    {
-        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealParameter.selector, field));
-        vm.prank(buyer);
-        market.createStorageDeal{value: uint256(periods) * price}(r, size, periods, len, price, address(0));
-    }
-
     function test_RevertWhen_RootZero() public {
         _expectParam("merkleRoot", 0, 1, 1, LEN, 1);
     }
@@ -691,7 +691,7 @@ contract StorageSnapshot_Unit is StorageBase {
         vm.prank(owner);
         market.setParams(
             IStorageMarket.StorageParams({
-                treasury: otherTreasury, feeBps: 2_000, slashPerPeriod: 1 ether, minPricePerPeriod: 1
+                treasury: otherTreasury, feeBps: 2_000, slashPerPeriod: 1 ether, minPricePerPeriod: 1, minPeriodLength: 2
             })
         );
         prove(id, 0);
@@ -733,8 +733,22 @@ contract StorageSnapshot_Unit is StorageBase {
         market.setParams(p);
     }
 
+    /// Low: two-block periods left one block to prove in. A deployment sets the shortest period; outside
+    /// the devnet it leaves a 32-block proof window.
+    function test_RevertWhen_PeriodShorterThanTheMinimum() public {
+        IStorageMarket.StorageParams memory p = defaultStorageParams();
+        p.minPeriodLength = 33;
+        vm.prank(owner);
+        market.setParams(p);
+        _expectParam("periodLength", root, 1, 1, 32, PRICE);
+        p.minPeriodLength = 1;
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidParams.selector, "minPeriodLength"));
+        vm.prank(owner);
+        market.setParams(p);
+    }
+
     function test_RevertWhen_OwnerRenounces() public {
-        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidParams.selector, "owner"));
+        vm.expectRevert(IStorageMarket.StorageMarket_OwnerRequired.selector);
         vm.prank(owner);
         market.renounceOwnership();
         assertEq(market.owner(), owner);
