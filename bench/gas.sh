@@ -64,28 +64,28 @@ for label, i in (("first", 0), ("steady", 1)):
 (s_tx, s_ex), (f_tx, f_ex) = settle[2], final[2]
 print(f"settle_finalize_single_job_tx {s_tx + f_tx} gas")
 print(f"settle_finalize_single_job_execution {s_ex + f_ex} gas")
-p_tx, p_ex = by_fn["proveStorage"][0]
-print(f"prove_storage_1gib_tx {p_tx} gas")
-if p_ex is not None:
-    print(f"prove_storage_1gib_execution {p_ex} gas")
-else:
-    # At the floor the receipt hides execution; the opcode trace has it (gas at the first step minus
-    # gas left after the last, i.e. before refunds).
-    tx_hash = next(t["hash"] for t in run["transactions"] if (t.get("function") or "").startswith("proveStorage"))
-    open("/tmp/qor-prove-tx", "w").write(tx_hash)
+proofs = [t for t in run["transactions"] if (t.get("function") or "").startswith("proveStorage")]
+assert len(proofs) == 2
+traces = []
+for k, tx in zip((1, 4), proofs):
+    p_tx, p_ex = split(tx)
+    print(f"prove_storage_1gib_k{k}_tx {p_tx} gas")
+    if p_ex is not None:
+        print(f"prove_storage_1gib_k{k}_execution {p_ex} gas")
+    else:
+        # At the floor the receipt hides execution; the opcode trace has it (gas at the first step minus
+        # gas left after the last, i.e. before refunds).
+        traces.append(f"{k} {tx['hash']}")
+open("/tmp/qor-prove-txs", "w").write("\n".join(traces))
 PY
-if [ -f /tmp/qor-prove-tx ]; then
-  cast rpc debug_traceTransaction "$(cat /tmp/qor-prove-tx)" '{"disableStorage":true,"disableMemory":true,"disableStack":true}' \
+while read -r k hash; do
+  [ -n "$hash" ] || continue
+  cast rpc debug_traceTransaction "$hash" '{"disableStorage":true,"disableMemory":true,"disableStack":true}' \
     --rpc-url "http://127.0.0.1:$port" | python3 -c '
 import json, sys
 logs = json.load(sys.stdin)["structLogs"]
-import collections
-agg = collections.Counter()
-for l in logs:
-    agg[(l["depth"], l["op"])] += l["gasCost"]
-open("/tmp/qor-prove-ops.txt", "w").write("\n".join(f"{v} {k}" for k, v in agg.most_common(25)))
 first, last = logs[0], logs[-1]
-print("prove_storage_1gib_execution", first["gas"] - (last["gas"] - last["gasCost"]), "gas")
-'
-  rm -f /tmp/qor-prove-tx
-fi
+print(f"prove_storage_1gib_k{sys.argv[1]}_execution", first["gas"] - (last["gas"] - last["gasCost"]), "gas")
+' "$k"
+done < /tmp/qor-prove-txs
+rm -f /tmp/qor-prove-txs

@@ -96,13 +96,13 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
         outputs.push(j["receipts"][0]["outputs"][0].clone());
     }
 
-    step(4, "The first job's output is pinned: a storage deal, two periods of four blocks");
+    step(4, "The first job's output is pinned: a storage deal, two periods of four blocks, four chunks challenged a period");
     let out = &outputs[0];
     let worker = m.job(jobs[0]).await?["receipts"][0]["worker"].as_str().unwrap_or_default().to_string();
     let url = format!("{}/v1/jobs/{}/outputs/{}/{}", m.base, jobs[0], worker, out["path"].as_str().unwrap_or_default());
     let artifact = reqwest::get(&url).await?.bytes().await?.to_vec();
     println!("      {} ({} bytes): {:?}", out["path"].as_str().unwrap_or("?"), artifact.len(), String::from_utf8_lossy(&artifact));
-    let (root, deal) = m.store(artifact, 2, 4, 10u128.pow(14), Address::ZERO).await?;
+    let (root, deal) = m.store(artifact, 2, 4, 10u128.pow(14), 4, Address::ZERO).await?;
     let d = m
         .until("a provider to accept the deal", 60, async || {
             let d = m.onchain_deal(deal).await?;
@@ -111,7 +111,7 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
         .await?;
     println!("      deal {deal}: root {root}, pinned by {:#x} (checked the root itself, accepted on chain)", d.provider);
 
-    step(5, "A storage challenge: the chunk the market picks from the period's block hash, proven against the root");
+    step(5, "A storage challenge: the chunks the market picks from the period's block hash, proven against the root");
     // Attested by the committee once it checked the provider's answer; or, when the attestation is
     // late in the period's proof window, proven on chain by the provider itself.
     let covered = m
@@ -131,8 +131,8 @@ pub(crate) async fn run(net: &Devnet) -> anyhow::Result<()> {
     let c = m.get(&format!("/v1/storage/deals/{deal}")).await?;
     let first = &c["challenges"][0];
     println!(
-        "      period {} chunk {}: answered by the provider, checked by the verifier, {covered}",
-        first["period"], first["chunkIndex"]
+        "      period {} chunks {}: answered by the provider, checked by the verifier, {covered}",
+        first["period"], first["chunkIndexes"]
     );
 
     step(6, "The committee settles both jobs in one batch: 90% of the price to the winners, 10% to the treasury");

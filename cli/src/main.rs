@@ -228,6 +228,10 @@ enum StoreAction {
         /// Price per period, e.g. 0.0001ether.
         #[arg(long, default_value = "0.0001ether")]
         price: String,
+        /// Chunks challenged each period (1 to 16): a provider missing a fraction f of the file passes
+        /// a period with probability (1 - f)^challenges.
+        #[arg(long, default_value = "4", value_parser = clap::value_parser!(u8).range(1..=16))]
+        challenges: u8,
     },
     /// A deal's status and challenge history.
     Status {
@@ -500,10 +504,10 @@ async fn save_outputs(m: &Market, id: U256, job: &Value, dir: &std::path::Path) 
 async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
     let m = market(&conn).await?;
     match action {
-        StoreAction::Put { file, periods, period_length, price } => {
+        StoreAction::Put { file, periods, period_length, price, challenges } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let price: u128 = parse_amount(&price)?.try_into().map_err(|_| anyhow!("--price is too large"))?;
-            let (root, deal) = m.store(bytes, periods, period_length, price, Address::ZERO).await?;
+            let (root, deal) = m.store(bytes, periods, period_length, price, challenges, Address::ZERO).await?;
             print(&conn, &json!({ "dealId": deal.to_string(), "root": root }), || {
                 format!("deal {deal} funded: root {root}; follow it: qor store status {deal}")
             });
@@ -584,7 +588,12 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
                     d["provider"].as_str().unwrap_or("none yet")
                 );
                 for c in d["challenges"].as_array().into_iter().flatten() {
-                    s.push_str(&format!("  period {} chunk {}: {}\n", c["period"], c["chunkIndex"], c["status"].as_str().unwrap_or("?")));
+                    s.push_str(&format!(
+                        "  period {} chunks {}: {}\n",
+                        c["period"],
+                        c["chunkIndexes"],
+                        c["status"].as_str().unwrap_or("?")
+                    ));
                 }
                 s
             });

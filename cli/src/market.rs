@@ -209,13 +209,15 @@ impl Market {
     }
 
     /// Registers `bytes` for storage and funds a deal for it: `periods` periods of `period_length`
-    /// blocks at `price` wei each. Returns the Merkle root and the deal id.
+    /// blocks at `price` wei each, `challenges` chunks challenged a period. Returns the Merkle root and
+    /// the deal id.
     pub(crate) async fn store(
         &self,
         bytes: Vec<u8>,
         periods: u16,
         period_length: u32,
         price: u128,
+        challenges: u8,
         provider: Address,
     ) -> anyhow::Result<(B256, U256)> {
         let size = bytes.len() as u64;
@@ -228,6 +230,7 @@ impl Market {
             periods,
             periodLength: period_length,
             pricePerPeriod: alloy_primitives::Uint::from(price),
+            challengesPerPeriod: challenges,
             preferredProvider: provider,
         };
         let value = U256::from(price) * U256::from(periods);

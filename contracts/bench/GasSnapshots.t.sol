@@ -43,15 +43,20 @@ contract GasSnapshots is Base {
         );
     }
 
+    /// A period's proof of k chunks of a 1 GiB file, for k = 1, 4 and 16 (priced per chunk in the README).
     function test_proveStorage1GiB() public {
-        (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
-        vm.prank(buyer);
-        uint256 dealId = market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
-        vm.prank(providers[0]);
-        market.acceptStorageDeal(dealId);
-        vm.roll(block.number + 2);
-        market.proveStorage(dealId, 0, chunk, path);
-        vm.snapshotGasLastCall("proveStorage_1gib_tx");
-        assertEq(market.getStorageDeal(dealId).pendingPeriods, 0);
+        uint8[3] memory ks = [1, 4, 16];
+        for (uint256 i; i < ks.length; ++i) {
+            (bytes[] memory chunks, bytes32[][] memory paths, bytes32 root) = BenchFixtures.identicalGiB(ks[i]);
+            vm.prank(buyer);
+            uint256 dealId =
+                market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, ks[i], address(0));
+            vm.prank(providers[i]);
+            market.acceptStorageDeal(dealId);
+            vm.roll(block.number + 2);
+            market.proveStorage(dealId, 0, chunks, paths);
+            vm.snapshotGasLastCall(string.concat("proveStorage_1gib_k", vm.toString(ks[i]), "_tx"));
+            assertEq(market.getStorageDeal(dealId).pendingPeriods, 0);
+        }
     }
 }

@@ -29,6 +29,8 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
     uint256 public constant PROOF_WINDOW = 256;
     /// @inheritdoc IStorageMarket
     uint256 public constant REOPEN_AFTER_MISSES = 3;
+    /// @notice The most chunks a deal may challenge each period.
+    uint8 public constant MAX_CHALLENGES_PER_PERIOD = 16;
     /// @notice The highest protocol fee the owner may set (20%).
     uint16 public constant MAX_FEE_BPS = 2_000;
     /// @notice The highest slash per missed period the owner may set.
@@ -91,6 +93,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         uint16 periods,
         uint32 periodLength,
         uint96 pricePerPeriod,
+        uint8 challengesPerPeriod,
         address preferredProvider
     ) external payable nonReentrant returns (uint256 dealId) {
         // Checks
@@ -100,6 +103,9 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         StorageParams memory p = _params;
         if (periodLength < p.minPeriodLength) revert StorageMarket_InvalidDealParameter("periodLength");
         if (pricePerPeriod < p.minPricePerPeriod) revert StorageMarket_InvalidDealParameter("pricePerPeriod");
+        if (challengesPerPeriod == 0 || challengesPerPeriod > MAX_CHALLENGES_PER_PERIOD) {
+            revert StorageMarket_InvalidDealParameter("challengesPerPeriod");
+        }
         uint256 total = uint256(periods) * pricePerPeriod;
         if (msg.value != total) revert StorageMarket_WrongValue(msg.value, total);
 
@@ -116,12 +122,13 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         d.periodLength = periodLength;
         d.size = size;
         d.feeBps = p.feeBps;
+        d.challengesPerPeriod = challengesPerPeriod;
         d.slashPerPeriod = p.slashPerPeriod;
         d.preferredProvider = preferredProvider;
         d.merkleRoot = merkleRoot;
         d.treasury = p.treasury;
         emit StorageDealCreated(
-            dealId, msg.sender, merkleRoot, size, periods, periodLength, pricePerPeriod, preferredProvider
+            dealId, msg.sender, merkleRoot, size, periods, periodLength, pricePerPeriod, challengesPerPeriod, preferredProvider
         );
     }
 
@@ -203,18 +210,26 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
     /// @inheritdoc IStorageMarket
     /// @dev No reentrancy guard: the proof makes no external call and only clears one pending bit, which
     /// is as valid from inside another call as from outside (and it is the hot path of every period).
-    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path) external {
+    function proveStorage(uint256 dealId, uint256 period, bytes[] calldata chunks, bytes32[][] calldata paths)
+        external
+    {
         // Checks
         StorageDeal storage d = _deals[dealId];
-        if (chunk.length != CHUNK_SIZE) revert StorageMarket_InvalidChunkLength(chunk.length);
-        (uint256 chunks, uint256 index, uint256 pending) = _provableChallenge(d, dealId, period);
-        if (!StorageProof.verify(d.merkleRoot, chunks, index, StorageProof.leafHash(chunk), path)) {
-            revert StorageMarket_InvalidStorageProof(dealId, index);
+        (uint256 chunkCount, uint256[] memory indexes, uint256 pending) = _provableChallenge(d, dealId, period);
+        uint256 k = indexes.length;
+        if (chunks.length != k || paths.length != k) revert StorageMarket_WrongChunkCount(dealId, chunks.length, k);
+        bytes32 root = d.merkleRoot;
+        for (uint256 j; j < k; ++j) {
+            bytes calldata chunk = chunks[j];
+            if (chunk.length != CHUNK_SIZE) revert StorageMarket_InvalidChunkLength(chunk.length);
+            if (!StorageProof.verify(root, chunkCount, indexes[j], StorageProof.leafHash(chunk), paths[j])) {
+                revert StorageMarket_InvalidStorageProof(dealId, indexes[j]);
+            }
         }
 
         // Effects
         d.pendingPeriods = pending & ~(1 << period);
-        emit StoragePeriodProven(dealId, period, index);
+        emit StoragePeriodProven(dealId, period, indexes);
     }
 
     /// @inheritdoc IStorageMarket
@@ -290,7 +305,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @inheritdoc IStorageMarket
-    function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256) {
+    function storageChallengeIndexes(uint256 dealId, uint256 period) external view returns (uint256[] memory) {
         StorageDeal storage d = _deals[dealId];
         StorageDealStatus status = d.status;
         if (status != StorageDealStatus.Active && status != StorageDealStatus.Completed) {
@@ -301,7 +316,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (seedBlock >= block.number || block.number - seedBlock > PROOF_WINDOW) {
             revert StorageMarket_ChallengeSeedUnavailable(dealId, period);
         }
-        return _challengeIndex(blockhash(seedBlock), dealId, period, StorageProof.chunkCount(d.size));
+        return _challengeIndexes(blockhash(seedBlock), dealId, period, d.challengesPerPeriod, StorageProof.chunkCount(d.size));
     }
 
     /// @inheritdoc IStorageMarket
@@ -406,12 +421,12 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
     }
 
     /// @dev Checks that `period` of an active deal can be proven now and returns the deal's chunk count,
-    /// the challenged chunk and the pending bitmap. Everything but the bitmap is in the deal's second
+    /// the challenged chunks and the pending bitmap. Everything but the bitmap is in the deal's second
     /// storage slot (see the field order of `StorageDeal`), read once: this is the hot path of every period.
     function _provableChallenge(StorageDeal storage d, uint256 dealId, uint256 period)
         internal
         view
-        returns (uint256 chunks, uint256 index, uint256 pending)
+        returns (uint256 chunks, uint256[] memory indexes, uint256 pending)
     {
         uint256 word;
         assembly ("memory-safe") {
@@ -434,7 +449,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
             revert StorageMarket_OutsideProofWindow(dealId, period, seedBlock + 1, lastBlock);
         }
         chunks = StorageProof.chunkCount(uint64(word >> 120));
-        index = _challengeIndex(blockhash(seedBlock), dealId, period, chunks);
+        indexes = _challengeIndexes(blockhash(seedBlock), dealId, period, uint8(word >> 216), chunks);
     }
 
     /// @dev Periods whose seed block is already mined (their challenge is known).
@@ -445,12 +460,15 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         if (started > d.periods) started = d.periods;
     }
 
-    function _challengeIndex(bytes32 seed, uint256 dealId, uint256 period, uint256 chunks)
+    function _challengeIndexes(bytes32 seed, uint256 dealId, uint256 period, uint256 k, uint256 chunks)
         internal
         pure
-        returns (uint256)
+        returns (uint256[] memory indexes)
     {
-        return uint256(keccak256(abi.encode(seed, dealId, period))) % chunks;
+        indexes = new uint256[](k);
+        for (uint256 j; j < k; ++j) {
+            indexes[j] = uint256(keccak256(abi.encode(seed, dealId, period, j))) % chunks;
+        }
     }
 
     function _setParams(StorageParams memory p) internal {

@@ -231,6 +231,7 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
                 json!({
                     "dealId": e.dealId.to_string(), "buyer": addr(&e.buyer), "root": format!("{:#x}", e.merkleRoot), "size": e.size,
                     "periods": e.periods, "periodLength": e.periodLength, "pricePerPeriod": e.pricePerPeriod.to_string(),
+                    "challengesPerPeriod": e.challengesPerPeriod,
                     "preferredProvider": addr(&e.preferredProvider),
                 }),
             )
@@ -264,7 +265,8 @@ async fn apply_log(tx: &mut Transaction<'_, Sqlite>, state: &AppState, log: &Log
             (
                 "StoragePeriodProven",
                 json!({
-                    "dealId": e.dealId.to_string(), "period": e.period.to::<u64>(), "chunkIndex": e.chunkIndex.to::<u64>(),
+                    "dealId": e.dealId.to_string(), "period": e.period.to::<u64>(),
+                    "chunkIndexes": e.chunkIndexes.iter().map(|i| i.to::<u64>()).collect::<Vec<_>>(),
                 }),
             )
         }

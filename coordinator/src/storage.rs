@@ -94,7 +94,7 @@ async fn deal_json(state: &AppState, deal_id: &str, with_timeline: bool) -> ApiR
         return Ok(None);
     };
     let challenges = sqlx::query!(
-        "SELECT period, chunk_index, issued_by, issued_at, status, chunk, path, answered_at FROM storage_challenges
+        "SELECT period, chunk_indexes, issued_by, issued_at, status, chunk, path, answered_at FROM storage_challenges
          WHERE deal_id = ? ORDER BY period",
         deal_id
     )
@@ -109,8 +109,8 @@ async fn deal_json(state: &AppState, deal_id: &str, with_timeline: bool) -> ApiR
         "status": deal_status(&d.status, d.blob_hash.is_some(), d.offered_to.as_deref(), d.reported_root.as_deref()),
         "offeredTo": d.offered_to, "reportedRoot": d.reported_root, "blobHash": d.blob_hash, "block": d.block_number,
         "challenges": challenges.into_iter().map(|c| json!({
-            "period": c.period, "chunkIndex": c.chunk_index, "issuedBy": c.issued_by, "issuedAt": c.issued_at,
-            "status": c.status, "chunk": c.chunk, "path": c.path.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
+            "period": c.period, "chunkIndexes": json_of(&c.chunk_indexes), "issuedBy": c.issued_by, "issuedAt": c.issued_at,
+            "status": c.status, "chunks": c.chunk.as_deref().map(json_of), "paths": c.path.as_deref().map(json_of),
             "answeredAt": c.answered_at,
         })).collect::<Vec<_>>(),
     });
@@ -242,7 +242,7 @@ pub(crate) async fn storage_work(state: &AppState, worker: &str) -> ApiResult<Va
     .fetch_all(&state.read)
     .await?;
     let challenges = sqlx::query!(
-        "SELECT c.deal_id, c.period, c.chunk_index FROM storage_challenges c JOIN storage_deals d ON d.deal_id = c.deal_id
+        "SELECT c.deal_id, c.period, c.chunk_indexes FROM storage_challenges c JOIN storage_deals d ON d.deal_id = c.deal_id
          WHERE d.provider = ? AND c.status = 'open' ORDER BY c.issued_at",
         worker
     )
@@ -263,7 +263,7 @@ pub(crate) async fn storage_work(state: &AppState, worker: &str) -> ApiResult<Va
             "status": deal_status(&d.status, d.blob_hash.is_some(), d.offered_to.as_deref(), d.reported_root.as_deref()),
         })).collect::<Vec<_>>(),
         "challenges": challenges.into_iter().map(|c| json!({
-            "dealId": c.deal_id, "period": c.period, "chunkIndex": c.chunk_index,
+            "dealId": c.deal_id, "period": c.period, "chunkIndexes": json_of(&c.chunk_indexes),
         })).collect::<Vec<_>>(),
     }))
 }
@@ -390,6 +390,22 @@ pub struct AnswerBody {
     pub path: Vec<B256>,
 }
 
+/// Body of `POST /v1/worker/storage/{deal_id}/challenges/{period}`: one chunk and path per challenged
+/// index, in the challenge's order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChallengeAnswerBody {
+    /// The chunks, 0x-hex, each zero padded to the chunk size.
+    pub chunks: Vec<alloy_primitives::Bytes>,
+    /// Their Merkle paths, leaf to root.
+    pub paths: Vec<Vec<B256>>,
+}
+
+/// A JSON column's value (`null` when it does not parse).
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
 /// Whether `chunk` and `path` prove chunk `index` of the file of `size` bytes under `root`.
 fn check_proof(root: &str, size: i64, index: i64, chunk: &[u8], path: &[B256]) -> ApiResult<()> {
     if chunk.len() != CHUNK_SIZE {
@@ -416,10 +432,10 @@ pub async fn answer_challenge(
     Signed { worker, body }: Signed,
 ) -> ApiResult<Json<Value>> {
     let id = deal_id_of(&deal_id)?;
-    let AnswerBody { chunk, path } = parse_json(&body)?;
+    let ChallengeAnswerBody { chunks, paths } = parse_json(&body)?;
     let key = format!("{worker:#x}");
     let c = sqlx::query!(
-        "SELECT c.chunk_index, c.status, c.chunk, d.root, d.size FROM storage_challenges c JOIN storage_deals d ON d.deal_id = c.deal_id
+        "SELECT c.chunk_indexes, c.status, d.root, d.size FROM storage_challenges c JOIN storage_deals d ON d.deal_id = c.deal_id
          WHERE c.deal_id = ? AND c.period = ? AND d.provider = ?",
         id,
         period,
@@ -428,12 +444,27 @@ pub async fn answer_challenge(
     .fetch_optional(&state.read)
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no challenge for period {period} of deal {id} held by {key}")))?;
-    check_proof(&c.root, c.size, c.chunk_index, &chunk, &path)?;
-    let chunk_hex = alloy_primitives::hex::encode_prefixed(&chunk);
+    let indexes: Vec<i64> = serde_json::from_str(&c.chunk_indexes).map_err(ApiError::internal)?;
+    if chunks.len() != indexes.len() || paths.len() != indexes.len() {
+        return Err(ApiError::field(
+            "invalid_proof",
+            "chunks",
+            format!(
+                "period {period} of deal {id} challenges {} chunks; {} chunks and {} paths were sent",
+                indexes.len(),
+                chunks.len(),
+                paths.len()
+            ),
+        ));
+    }
+    for ((index, chunk), path) in indexes.iter().zip(&chunks).zip(&paths) {
+        check_proof(&c.root, c.size, *index, chunk, path)?;
+    }
     if c.status == "answered" {
         return Ok(Json(json!({ "dealId": id, "period": period, "status": "answered", "duplicate": true })));
     }
-    let path_json = serde_json::to_string(&path).map_err(ApiError::internal)?;
+    let chunk_hex = serde_json::to_string(&chunks).map_err(ApiError::internal)?;
+    let path_json = serde_json::to_string(&paths).map_err(ApiError::internal)?;
     let now = now_ms();
     let mut tx = state.db.begin().await?;
     sqlx::query!(
@@ -451,7 +482,7 @@ pub async fn answer_challenge(
         &format!("deal:{id}"),
         &format!("worker:{key}"),
         "challenge_answered",
-        json!({ "period": period, "chunkIndex": c.chunk_index }),
+        json!({ "period": period, "chunkIndexes": indexes }),
         None,
     )
     .await?;
@@ -624,9 +655,12 @@ pub async fn answer_probe(
 pub struct ChallengeBody {
     /// The period challenged.
     pub period: u64,
-    /// The chunk the escrow's `storageChallengeIndex(dealId, period)` names.
-    pub chunk_index: u64,
+    /// The chunks the market's `storageChallengeIndexes(dealId, period)` names, in its order.
+    pub chunk_indexes: Vec<u64>,
 }
+
+/// The most chunks a period challenges (`StorageMarket.MAX_CHALLENGES_PER_PERIOD`).
+pub const MAX_CHALLENGES_PER_PERIOD: usize = 16;
 
 /// `POST /v1/verifier/storage/{deal_id}/challenges`: a committee member relays a period's challenge to
 /// the deal's provider. The same challenge twice is one challenge; another index for the same period
@@ -637,7 +671,7 @@ pub async fn relay_challenge(
     VerifierSigned { verifier, body }: VerifierSigned,
 ) -> ApiResult<Json<Value>> {
     let id = deal_id_of(&deal_id)?;
-    let ChallengeBody { period, chunk_index } = parse_json(&body)?;
+    let ChallengeBody { period, chunk_indexes } = parse_json(&body)?;
     let d = sqlx::query!("SELECT status, size, periods, provider FROM storage_deals WHERE deal_id = ?", id)
         .fetch_optional(&state.read)
         .await?
@@ -649,16 +683,26 @@ pub async fn relay_challenge(
         return Err(ApiError::field("invalid_period", "period", format!("deal {id} has {} periods", d.periods)));
     }
     let chunks = chunk_count(d.size as u64);
-    if chunk_index >= chunks {
-        return Err(ApiError::field("invalid_chunk_index", "chunkIndex", format!("deal {id} has {chunks} chunks")));
+    if chunk_indexes.is_empty() || chunk_indexes.len() > MAX_CHALLENGES_PER_PERIOD {
+        return Err(ApiError::field(
+            "invalid_chunk_index",
+            "chunkIndexes",
+            format!("a period challenges 1 to {MAX_CHALLENGES_PER_PERIOD} chunks, not {}", chunk_indexes.len()),
+        ));
     }
-    let (period_i, index_i, key, now) = (period as i64, chunk_index as i64, format!("{verifier:#x}"), now_ms());
+    if let Some(bad) = chunk_indexes.iter().find(|i| **i >= chunks) {
+        return Err(ApiError::field("invalid_chunk_index", "chunkIndexes", format!("chunk {bad}: deal {id} has {chunks} chunks")));
+    }
+    let indexes_json = serde_json::to_string(&chunk_indexes).map_err(ApiError::internal)?;
+    let (period_i, index_i, key, now) = (period as i64, chunk_indexes[0] as i64, format!("{verifier:#x}"), now_ms());
     let mut tx = state.db.begin().await?;
     let inserted = sqlx::query!(
-        "INSERT OR IGNORE INTO storage_challenges (deal_id, period, chunk_index, issued_by, issued_at, status) VALUES (?, ?, ?, ?, ?, 'open')",
+        "INSERT OR IGNORE INTO storage_challenges (deal_id, period, chunk_index, chunk_indexes, issued_by, issued_at, status)
+         VALUES (?, ?, ?, ?, ?, ?, 'open')",
         id,
         period_i,
         index_i,
+        indexes_json,
         key,
         now
     )
@@ -667,30 +711,30 @@ pub async fn relay_challenge(
     .rows_affected()
         == 1;
     if !inserted {
-        let existing = sqlx::query_scalar!("SELECT chunk_index FROM storage_challenges WHERE deal_id = ? AND period = ?", id, period_i)
+        let existing = sqlx::query_scalar!("SELECT chunk_indexes FROM storage_challenges WHERE deal_id = ? AND period = ?", id, period_i)
             .fetch_one(&mut *tx)
             .await?;
-        if existing != index_i {
+        if existing != indexes_json {
             return Err(ApiError::conflict(
                 "challenge_conflict",
-                format!("period {period} of deal {id} was already challenged at chunk {existing}"),
+                format!("period {period} of deal {id} was already challenged at chunks {existing}"),
             ));
         }
-        return Ok(Json(json!({ "dealId": id, "period": period, "chunkIndex": chunk_index, "duplicate": true })));
+        return Ok(Json(json!({ "dealId": id, "period": period, "chunkIndexes": chunk_indexes, "duplicate": true })));
     }
     timeline(
         &mut tx,
         &format!("deal:{id}"),
         &format!("verifier:{key}"),
         "challenged",
-        json!({ "period": period, "chunkIndex": chunk_index }),
+        json!({ "period": period, "chunkIndexes": chunk_indexes }),
         None,
     )
     .await?;
     tx.commit().await?;
-    state.publish(json!({ "type": "challenged", "dealId": id, "period": period, "chunkIndex": chunk_index }));
+    state.publish(json!({ "type": "challenged", "dealId": id, "period": period, "chunkIndexes": chunk_indexes }));
     if let Some(p) = d.provider {
         state.wake.assigned(&p);
     }
-    Ok(Json(json!({ "dealId": id, "period": period, "chunkIndex": chunk_index, "duplicate": false })))
+    Ok(Json(json!({ "dealId": id, "period": period, "chunkIndexes": chunk_indexes, "duplicate": false })))
 }

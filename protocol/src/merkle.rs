@@ -226,11 +226,16 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// The chunk the escrow challenges in `period` of deal `deal_id` (a file of `chunks` chunks), from the
-/// hash of the period's seed block: `keccak256(abi.encode(seedHash, dealId, period)) % chunks`, as
-/// `StorageDealLogic` derives it. Anyone who can see the seed block computes it; nobody before.
-pub fn challenge_index(seed_hash: B256, deal_id: alloy_primitives::U256, period: u64, chunks: u64) -> u64 {
+/// The chunks the storage market challenges in `period` of deal `deal_id` (a file of `chunks` chunks),
+/// `k` of them, from the hash of the period's seed block: for each `j < k`,
+/// `keccak256(abi.encode(seedHash, dealId, period, j)) % chunks`, as `StorageMarket` derives them (two
+/// may coincide). Anyone who can see the seed block computes them; nobody before.
+pub fn challenge_indexes(seed_hash: B256, deal_id: alloy_primitives::U256, period: u64, k: u8, chunks: u64) -> Vec<u64> {
     use alloy_sol_types::SolValue;
-    let h = keccak256((seed_hash, deal_id, alloy_primitives::U256::from(period)).abi_encode());
-    (alloy_primitives::U256::from_be_bytes(h.0) % alloy_primitives::U256::from(chunks.max(1))).to::<u64>()
+    (0..u64::from(k))
+        .map(|j| {
+            let h = keccak256((seed_hash, deal_id, alloy_primitives::U256::from(period), alloy_primitives::U256::from(j)).abi_encode());
+            (alloy_primitives::U256::from_be_bytes(h.0) % alloy_primitives::U256::from(chunks.max(1))).to::<u64>()
+        })
+        .collect()
 }

@@ -129,7 +129,8 @@ impl Anvil {
 
     /// A buyer's storage deal: uploads `data` to the coordinator at `base`, registers it (the
     /// coordinator computes the Merkle root), and funds a deal for that root from `buyer_key`: `periods`
-    /// periods of 4 blocks at 1,000 wei each. Returns the root and the deal id.
+    /// periods of 4 blocks at 1,000 wei each, [`CHALLENGES_PER_PERIOD`] chunks challenged a period.
+    /// Returns the root and the deal id.
     pub async fn fund_storage_deal(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16) -> (B256, U256) {
         self.fund_storage_deal_for(base, buyer_key, data, periods, Address::ZERO).await
     }
@@ -155,6 +156,7 @@ impl Anvil {
             periods,
             periodLength: 4,
             pricePerPeriod: alloy_primitives::Uint::from(price),
+            challengesPerPeriod: CHALLENGES_PER_PERIOD,
             preferredProvider: provider,
         };
         let tx = TransactionRequest::default()
@@ -168,13 +170,13 @@ impl Anvil {
         (root, deal.data.dealId)
     }
 
-    /// The chunk the market challenges in `period` of `deal` (mines two blocks so its seed exists).
-    pub async fn challenge_index(&self, deal: U256, period: u64) -> u64 {
+    /// The chunks the market challenges in `period` of `deal` (mines two blocks so its seed exists).
+    pub async fn challenge_indexes(&self, deal: U256, period: u64) -> Vec<u64> {
         self.mine(2).await;
-        let call = IStorageMarket::storageChallengeIndexCall { dealId: deal, period: U256::from(period) };
+        let call = IStorageMarket::storageChallengeIndexesCall { dealId: deal, period: U256::from(period) };
         let tx = TransactionRequest::default().with_to(self.address("storageMarket")).with_input(call.abi_encode());
-        let out = self.wallet(BUYER_KEY).call(tx).await.expect("storageChallengeIndex");
-        IStorageMarket::storageChallengeIndexCall::abi_decode_returns(&out).expect("a uint").to::<u64>()
+        let out = self.wallet(BUYER_KEY).call(tx).await.expect("storageChallengeIndexes");
+        IStorageMarket::storageChallengeIndexesCall::abi_decode_returns(&out).expect("uints").iter().map(|i| i.to::<u64>()).collect()
     }
 
     /// Mines `n` empty blocks.
@@ -182,6 +184,9 @@ impl Anvil {
         let _: Value = self.wallet(DEPLOYER_KEY).raw_request("anvil_mine".into(), (n,)).await.expect("anvil_mine");
     }
 }
+
+/// Chunks a test's storage deal challenges each period.
+pub const CHALLENGES_PER_PERIOD: u8 = 4;
 
 /// A coordinator in this process, on the anvil's contracts, over real sockets and a SQLite file.
 #[derive(Debug)]

@@ -144,8 +144,8 @@ pub struct Queued {
 /// What the verifier knows of a storage period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Period {
-    /// Challenged at this chunk; waiting for the answer until the period ends.
-    Relayed { index: u64 },
+    /// Challenged; waiting for the answer until the period ends.
+    Relayed,
     /// The answer checked out; to attest.
     Passed,
     /// Attested on chain, proven by the provider, or settled.
@@ -1021,8 +1021,8 @@ impl Service {
             let listed = self.coordinator.get(&format!("/v1/storage/deals/{deal_id}")).await.map_err(|e| anyhow!("deal {deal_id}: {e}"))?;
             for period in (0..256u64).filter(|p| mask.bit(*p as usize)) {
                 let seed = deal.startBlock.to::<u64>() + period * u64::from(deal.periodLength);
-                let index = self.challenge_index(&deal, deal_id, period, seed).await?;
-                if !answer_checks(&deal, &listed, period, index) {
+                let indexes = self.challenge_indexes(&deal, deal_id, period, seed).await?;
+                if !answer_checks(&deal, &listed, period, &indexes) {
                     anyhow::bail!("deal {deal_id} period {period}: no answer that checks against the root");
                 }
             }
@@ -1200,7 +1200,7 @@ impl Service {
                 let state = self.period(&deal, deal_id, period, seed, head, &d).await?;
                 match state {
                     Period::Passed => mask |= U256::from(1) << period,
-                    Period::Relayed { .. } => {}
+                    Period::Relayed => {}
                     Period::Done | Period::Missed => {}
                 }
                 let ended = head >= seed + len;
@@ -1291,20 +1291,21 @@ impl Service {
             _ if !pending && known != Some(Period::Missed) => Period::Done,
             Some(s @ (Period::Done | Period::Missed | Period::Passed)) => s,
             None => {
-                let index = self.challenge_index(deal, deal_id, period, seed).await?;
-                let body = json!({ "period": period, "chunkIndex": index });
+                let indexes = self.challenge_indexes(deal, deal_id, period, seed).await?;
+                let body = json!({ "period": period, "chunkIndexes": indexes });
                 self.coordinator
                     .signed("POST", &format!("/v1/verifier/storage/{deal_id}/challenges"), Some(&body))
                     .await
                     .map_err(|e| anyhow!("challenging period {period} of deal {deal_id}: {e}"))?;
-                info!(deal = %deal_id, period, index, provider = %deal.provider, "challenged");
-                Period::Relayed { index }
+                info!(deal = %deal_id, period, chunks = ?indexes, provider = %deal.provider, "challenged");
+                Period::Relayed
             }
-            Some(Period::Relayed { index }) => {
+            Some(Period::Relayed) => {
                 let answered = listed["challenges"]
                     .as_array()
                     .is_some_and(|cs| cs.iter().any(|c| c["period"].as_u64() == Some(period) && c["status"] == "answered"));
-                let ok = answer_checks(deal, listed, period, index);
+                let indexes = self.challenge_indexes(deal, deal_id, period, seed).await?;
+                let ok = answer_checks(deal, listed, period, &indexes);
                 if ok {
                     load(&self.metrics.storage_passed, 1);
                     info!(deal = %deal_id, period, "storage proof checked");
@@ -1314,7 +1315,7 @@ impl Service {
                     warn!(deal = %deal_id, period, provider = %deal.provider, answered, "storage period missed: no valid proof in time; settling it slashes the provider");
                     Period::Missed
                 } else {
-                    Period::Relayed { index }
+                    Period::Relayed
                 }
             }
         };
@@ -1322,34 +1323,36 @@ impl Service {
         Ok(state)
     }
 
-    /// The chunk the market challenges in `period`: keccak(seed block hash, deal, period) mod chunks,
-    /// as `StorageMarket` derives it.
-    async fn challenge_index(&self, deal: &StorageDeal, deal_id: U256, period: u64, seed: u64) -> anyhow::Result<u64> {
+    /// The chunks the market challenges in `period`: keccak(seed block hash, deal, period, j) mod chunks
+    /// for each j below the deal's `challengesPerPeriod`, as `StorageMarket` derives them.
+    async fn challenge_indexes(&self, deal: &StorageDeal, deal_id: U256, period: u64, seed: u64) -> anyhow::Result<Vec<u64>> {
         let block = self
             .chain
             .provider()
             .get_block_by_number(seed.into())
             .await?
             .ok_or_else(|| anyhow!("seed block {seed} of deal {deal_id} is missing"))?;
-        Ok(qor_protocol::merkle::challenge_index(block.header.hash, deal_id, period, chunk_count(deal.size)))
+        Ok(qor_protocol::merkle::challenge_indexes(block.header.hash, deal_id, period, deal.challengesPerPeriod, chunk_count(deal.size)))
     }
 }
 
 /// Whether the provider's answer to `period`'s challenge (in the coordinator's deal document) is the
-/// chunk at `index` with a path to the deal's root.
-fn answer_checks(deal: &StorageDeal, listed: &Value, period: u64, index: u64) -> bool {
+/// chunks at `indexes`, in that order, each with a path to the deal's root.
+fn answer_checks(deal: &StorageDeal, listed: &Value, period: u64, indexes: &[u64]) -> bool {
     let Some(a) = listed["challenges"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["period"].as_u64() == Some(period) && c["status"] == "answered"))
     else {
         return false;
     };
-    let chunk = a["chunk"].as_str().and_then(|c| alloy_primitives::hex::decode(c).ok());
-    let path: Option<Vec<B256>> = serde_json::from_value(a["path"].clone()).ok();
-    match (chunk, path) {
-        (Some(chunk), Some(path)) => verify(&deal.merkleRoot, chunk_count(deal.size), &ChunkProof { index, chunk, path }),
-        _ => false,
-    }
+    let chunks: Option<Vec<alloy_primitives::Bytes>> = serde_json::from_value(a["chunks"].clone()).ok();
+    let paths: Option<Vec<Vec<B256>>> = serde_json::from_value(a["paths"].clone()).ok();
+    let (Some(chunks), Some(paths)) = (chunks, paths) else { return false };
+    chunks.len() == indexes.len()
+        && paths.len() == indexes.len()
+        && indexes.iter().zip(chunks).zip(paths).all(|((index, chunk), path)| {
+            verify(&deal.merkleRoot, chunk_count(deal.size), &ChunkProof { index: *index, chunk: chunk.to_vec(), path })
+        })
 }
 
 /// What a committee proposal is of.

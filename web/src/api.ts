@@ -149,6 +149,6 @@ export interface Deal {
   periodLength: number;
   pricePerPeriod: string;
   startBlock: number | null;
-  challenges: { period: number; chunkIndex: number; status: string; issuedBy: string; issuedAt: number; answeredAt: number | null }[];
+  challenges: { period: number; chunkIndexes: number[]; status: string; issuedBy: string; issuedAt: number; answeredAt: number | null }[];
   timeline: TimelineEntry[];
 }

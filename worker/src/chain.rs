@@ -83,15 +83,16 @@ impl Chain {
         Ok(self.provider.get_block_number().await?)
     }
 
-    /// Proves `period` of `deal_id` on chain with `chunk` and its Merkle `path`.
+    /// Proves `period` of `deal_id` on chain with the challenged `chunks` and their Merkle `paths`.
     pub async fn prove_storage(
         &self,
         deal_id: U256,
         period: u64,
-        chunk: Vec<u8>,
-        path: Vec<alloy_primitives::B256>,
+        chunks: Vec<Vec<u8>>,
+        paths: Vec<Vec<alloy_primitives::B256>>,
     ) -> anyhow::Result<alloy_primitives::B256> {
-        let call = IStorageMarket::proveStorageCall { dealId: deal_id, period: U256::from(period), chunk: chunk.into(), path };
+        let chunks = chunks.into_iter().map(Into::into).collect();
+        let call = IStorageMarket::proveStorageCall { dealId: deal_id, period: U256::from(period), chunks, paths };
         self.send(self.info.storage_market, call.abi_encode(), U256::ZERO, "prove storage").await
     }
 

@@ -639,23 +639,43 @@ impl Daemon {
         Ok(())
     }
 
-    /// Answers a period's challenge, or a buyer's probe (`probeId`), with the chunk and its path read
-    /// from the hosted file.
+    /// Answers a period's challenge (every chunk it names), or a buyer's probe (`probeId`, one chunk),
+    /// with the chunks and their paths read from the hosted file.
     async fn answer(&self, deal: U256, c: &Value) -> anyhow::Result<()> {
-        let index = c["chunkIndex"].as_u64().context("chunkIndex")?;
-        let hosting = self.hosting.clone();
         let started = std::time::Instant::now();
-        let proof = tokio::task::spawn_blocking(move || hosting.prove(deal, index)).await??;
-        let body = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
         if let Some(probe) = c["probeId"].as_i64() {
+            let index = c["chunkIndex"].as_u64().context("chunkIndex")?;
+            let hosting = self.hosting.clone();
+            let proof = tokio::task::spawn_blocking(move || hosting.prove(deal, index)).await??;
+            let body = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
             self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/probes/{probe}"), Some(&body)).await?;
             info!(probe, chunk = index, took = ?started.elapsed(), "buyer's probe answered");
-        } else {
-            let period = c["period"].as_u64().context("period")?;
-            self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/challenges/{period}"), Some(&body)).await?;
-            info!(period, chunk = index, took = ?started.elapsed(), "challenge answered");
+            return Ok(());
         }
+        let period = c["period"].as_u64().context("period")?;
+        let indexes: Vec<u64> = serde_json::from_value(c["chunkIndexes"].clone()).context("chunkIndexes")?;
+        let (chunks, paths) = self.prove_chunks(deal, indexes.clone()).await?;
+        let chunks: Vec<String> = chunks.iter().map(alloy_primitives::hex::encode_prefixed).collect();
+        let body = json!({ "chunks": chunks, "paths": paths });
+        self.coordinator.signed("POST", &format!("/v1/worker/storage/{deal}/challenges/{period}"), Some(&body)).await?;
+        info!(period, chunks = ?indexes, took = ?started.elapsed(), "challenge answered");
         Ok(())
+    }
+
+    /// The chunks at `indexes` of deal `deal`'s hosted file and their Merkle paths, in that order.
+    async fn prove_chunks(&self, deal: U256, indexes: Vec<u64>) -> anyhow::Result<(Vec<Vec<u8>>, Vec<Vec<alloy_primitives::B256>>)> {
+        let hosting = self.hosting.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut chunks = Vec::with_capacity(indexes.len());
+            let mut paths = Vec::with_capacity(indexes.len());
+            for index in indexes {
+                let proof = hosting.prove(deal, index)?;
+                chunks.push(proof.chunk);
+                paths.push(proof.path);
+            }
+            anyhow::Ok((chunks, paths))
+        })
+        .await?
     }
 
     /// Follows the deals hosted here on chain and proves a period itself when no attestation (nor an
@@ -709,12 +729,17 @@ impl Daemon {
                 self.proven.lock().expect("not poisoned").remove(&(deal_id, period));
                 continue;
             };
-            let index = qor_protocol::merkle::challenge_index(seed_hash, deal_id, period, qor_protocol::merkle::chunk_count(deal.size));
-            let hosting = self.hosting.clone();
-            let proof = tokio::task::spawn_blocking(move || hosting.prove(deal_id, index)).await??;
-            match self.chain.prove_storage(deal_id, period, proof.chunk, proof.path).await {
+            let indexes = qor_protocol::merkle::challenge_indexes(
+                seed_hash,
+                deal_id,
+                period,
+                deal.challengesPerPeriod,
+                qor_protocol::merkle::chunk_count(deal.size),
+            );
+            let (chunks, paths) = self.prove_chunks(deal_id, indexes.clone()).await?;
+            match self.chain.prove_storage(deal_id, period, chunks, paths).await {
                 Ok(tx) => {
-                    info!(deal = %deal_id, period, chunk = index, %tx, "no attestation covered the period in time: proved it on chain")
+                    info!(deal = %deal_id, period, chunks = ?indexes, %tx, "no attestation covered the period in time: proved it on chain")
                 }
                 Err(e) => {
                     // Attested meanwhile (the proof is refused as not pending), or a transient failure:

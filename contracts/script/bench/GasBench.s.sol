@@ -67,17 +67,22 @@ contract GasBench is Script {
 
         // A storage deal over 1 GiB of identical 1 KiB chunks (every chunk has the same proof, whichever
         // the chain challenges), accepted, one filler transaction so the seed block is mined, the proof.
-        (bytes memory chunk, bytes32[] memory path, bytes32 root) = BenchFixtures.identicalGiB();
-        vm.broadcast(buyerKey);
-        uint256 dealId = market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, address(0));
-        vm.broadcast(providerKeys[0]);
-        market.acceptStorageDeal(dealId);
-        vm.broadcast(buyerKey);
-        payable(vm.addr(buyerKey)).transfer(1);
-        // The simulation runs in one block; on chain each transaction mines its own.
-        vm.roll(block.number + 2);
-        vm.broadcast(buyerKey);
-        market.proveStorage(dealId, 0, chunk, path);
+        // Proofs of k = 1 and k = 4 chunks a period.
+        uint8[2] memory ks = [1, 4];
+        for (uint256 i; i < ks.length; ++i) {
+            (bytes[] memory chunks, bytes32[][] memory paths, bytes32 root) = BenchFixtures.identicalGiB(ks[i]);
+            vm.broadcast(buyerKey);
+            uint256 dealId =
+                market.createStorageDeal{value: 0.01 ether}(root, uint64(1 << 30), 1, 100, 0.01 ether, ks[i], address(0));
+            vm.broadcast(providerKeys[i]);
+            market.acceptStorageDeal(dealId);
+            vm.broadcast(buyerKey);
+            payable(vm.addr(buyerKey)).transfer(1);
+            // The simulation runs in one block; on chain each transaction mines its own.
+            vm.roll(block.number + 2);
+            vm.broadcast(buyerKey);
+            market.proveStorage(dealId, 0, chunks, paths);
+        }
     }
 
     function _job(uint256 buyerKey, uint256 i)

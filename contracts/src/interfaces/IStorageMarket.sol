@@ -3,8 +3,8 @@ pragma solidity ^0.8.24;
 
 /// @title IStorageMarket
 /// @notice Buyers lock payment here for storage deals; a provider takes a deal by reserving, out of its
-/// stake in the registry, collateral for every period's slash. Each period the provider proves one
-/// challenged chunk (on chain, or attested by the verifier committee); a proven period pays the provider
+/// stake in the registry, collateral for every period's slash. Each period the provider proves the
+/// deal's `challengesPerPeriod` challenged chunks (on chain, or attested by the verifier committee); a proven period pays the provider
 /// (less the fee), a missed one refunds the buyer and pays it the period's collateral. After
 /// `REOPEN_AFTER_MISSES` missed periods in a row, or when its provider is no longer active, the buyer may
 /// re-open the deal to another provider for the periods left, or cancel it and take back what is unearned.
@@ -37,6 +37,8 @@ interface IStorageMarket {
     /// @param feeBps, slashPerPeriod, treasury The market's parameters when the deal was created; they hold
     /// for the deal's whole life.
     /// @param missedInARow Settled periods missed in a row by the current provider.
+    /// @param challengesPerPeriod Chunks challenged each period (1 to `MAX_CHALLENGES_PER_PERIOD`): a
+    /// provider missing a fraction f of the file passes a period with probability (1 - f)^k.
     /// @dev Field order is storage layout: a proof reads only the second slot, the root and the pending
     /// bitmap.
     struct StorageDeal {
@@ -50,6 +52,7 @@ interface IStorageMarket {
         uint64 size;
         uint16 missedInARow;
         uint16 feeBps;
+        uint8 challengesPerPeriod;
         address provider;
         uint96 slashPerPeriod;
         address preferredProvider;
@@ -86,6 +89,7 @@ interface IStorageMarket {
         uint16 periods,
         uint32 periodLength,
         uint96 pricePerPeriod,
+        uint8 challengesPerPeriod,
         address preferredProvider
     );
     /// @notice `provider` took deal `dealId` with `collateral` wei of its stake reserved; period 0 starts at
@@ -96,8 +100,8 @@ interface IStorageMarket {
     /// @notice The buyer re-opened deal `dealId`, dropping `previousProvider`; `periodsLeft` periods are
     /// offered to the next provider.
     event StorageDealReopened(uint256 indexed dealId, address indexed previousProvider, uint256 periodsLeft);
-    /// @notice Deal `dealId` proved period `period` on chain with chunk `chunkIndex`.
-    event StoragePeriodProven(uint256 indexed dealId, uint256 period, uint256 chunkIndex);
+    /// @notice Deal `dealId` proved period `period` on chain with the chunks `chunkIndexes`.
+    event StoragePeriodProven(uint256 indexed dealId, uint256 period, uint256[] chunkIndexes);
     /// @notice The committee attested the periods set in `periods` for deal `dealId`.
     event StoragePeriodsAttested(uint256 indexed dealId, uint256 periods);
     /// @notice An attestation for `dealId` was skipped: the deal is not active, its provider is not the one
@@ -136,6 +140,8 @@ interface IStorageMarket {
     error StorageMarket_PeriodNotPending(uint256 dealId, uint256 period);
     /// @notice The chunk is `length` bytes; chunks are exactly `CHUNK_SIZE` bytes (the last one zero padded).
     error StorageMarket_InvalidChunkLength(uint256 length);
+    /// @notice `given` chunks (or paths) were given; deal `dealId` challenges `expected` each period.
+    error StorageMarket_WrongChunkCount(uint256 dealId, uint256 given, uint256 expected);
     /// @notice The Merkle path does not prove chunk `index` of `dealId`.
     error StorageMarket_InvalidStorageProof(uint256 dealId, uint256 index);
     /// @notice The block hash that seeds `period`'s challenge of `dealId` is not available yet or any more.
@@ -163,7 +169,8 @@ interface IStorageMarket {
     /// @notice Locks `periods * pricePerPeriod` wei (send exactly that) for a storage deal over a file whose
     /// Merkle root is `merkleRoot`.
     /// @dev Requirements: root ≠ 0; size > 0; 1 ≤ periods ≤ 256; periodLength and pricePerPeriod at least
-    /// the parameters' minimums. Emits `StorageDealCreated`.
+    /// the parameters' minimums; 1 ≤ challengesPerPeriod ≤ `MAX_CHALLENGES_PER_PERIOD`. Emits
+    /// `StorageDealCreated`.
     /// @return dealId The new deal's id (ids start at 1).
     function createStorageDeal(
         bytes32 merkleRoot,
@@ -171,6 +178,7 @@ interface IStorageMarket {
         uint16 periods,
         uint32 periodLength,
         uint96 pricePerPeriod,
+        uint8 challengesPerPeriod,
         address preferredProvider
     ) external payable returns (uint256 dealId);
 
@@ -190,11 +198,12 @@ interface IStorageMarket {
     /// is released.
     function reopenStorageDeal(uint256 dealId) external;
 
-    /// @notice Proves period `period` on chain with the challenged chunk (exactly `CHUNK_SIZE` bytes) and
-    /// its Merkle path, leaf to root, siblings only (a level where the node has no sibling is skipped).
+    /// @notice Proves period `period` on chain with the challenged chunks (each exactly `CHUNK_SIZE` bytes,
+    /// in the order of `storageChallengeIndexes`) and their Merkle paths, leaf to root, siblings only (a
+    /// level where the node has no sibling is skipped).
     /// @dev Allowed in blocks `(challengeBlock, challengeBlock + min(periodLength - 1, 256)]`, while the
     /// seed's block hash is available. Anyone may submit.
-    function proveStorage(uint256 dealId, uint256 period, bytes calldata chunk, bytes32[] calldata path) external;
+    function proveStorage(uint256 dealId, uint256 period, bytes[] calldata chunks, bytes32[][] calldata paths) external;
 
     /// @notice Records committee attestations (EIP-712 `StorageAttestationBatch`) of passed periods, valid
     /// until `validUntil`. An entry whose deal is not active, whose provider changed, or whose periods are
@@ -221,10 +230,11 @@ interface IStorageMarket {
     /// @notice A storage deal.
     function getStorageDeal(uint256 dealId) external view returns (StorageDeal memory);
 
-    /// @notice The chunk index challenged in `period` of `dealId`:
-    /// `uint256(keccak256(abi.encode(blockhash(challengeBlock), dealId, period))) % chunkCount`.
+    /// @notice The chunk indexes challenged in `period` of `dealId`, one for each j below the deal's
+    /// `challengesPerPeriod`: `uint256(keccak256(abi.encode(blockhash(challengeBlock), dealId, period, j))) %
+    /// chunkCount` (two may coincide).
     /// @dev Reverts while the challenge block is not mined, or when its hash is older than 256 blocks.
-    function storageChallengeIndex(uint256 dealId, uint256 period) external view returns (uint256);
+    function storageChallengeIndexes(uint256 dealId, uint256 period) external view returns (uint256[] memory);
 
     /// @notice `account`'s withdrawable balance in wei.
     function balanceOf(address account) external view returns (uint256);

@@ -85,7 +85,7 @@ contract StorageDeal_Fuzz is Base {
         (bytes32 root,) = merkle(leavesOf(chunksOf(file)), 0);
         vm.prank(buyer);
         uint256 id = market.createStorageDeal{value: uint256(periods) * price}(
-            root, uint64(file.length), periods, 5, price, address(0)
+            root, uint64(file.length), periods, 5, price, 4, address(0)
         );
         vm.prank(providers[0]);
         market.acceptStorageDeal(id);

@@ -56,6 +56,20 @@ contract ProtocolVectors_Unit is Base {
         );
     }
 
+    /// The chunks a period challenges, as the worker and the verifier derive them (the market's own
+    /// derivation is checked against the same formula in StorageMarket.t.sol).
+    function test_StorageChallengeIndexes() public view {
+        bytes32 seed = vm.parseJsonBytes32(json, ".storageChallenge.seed");
+        uint256 dealId = vm.parseJsonUint(json, ".storageChallenge.dealId");
+        uint256 period = vm.parseJsonUint(json, ".storageChallenge.period");
+        uint256 chunks = vm.parseJsonUint(json, ".storageChallenge.chunks");
+        uint256[] memory indexes = vm.parseJsonUintArray(json, ".storageChallenge.indexes");
+        assertEq(indexes.length, 4);
+        for (uint256 j; j < indexes.length; ++j) {
+            assertEq(indexes[j], uint256(keccak256(abi.encode(seed, dealId, period, j))) % chunks);
+        }
+    }
+
     function test_StorageAttestationsDigest() public view {
         uint256[] memory deals = vm.parseJsonUintArray(json, ".storageAttestations.dealIds");
         address[] memory ps = vm.parseJsonAddressArray(json, ".storageAttestations.providers");

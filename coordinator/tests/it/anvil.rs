@@ -200,20 +200,23 @@ async fn funding_matching_receipts_reorgs_and_restarts_against_anvil() {
         (get(&http, format!("{base}/v1/storage/deals/{deal_id}")).await["status"] == "active").then_some(())
     })
     .await;
-    let chunk_index = anvil.challenge_index(deal_u, 0).await;
+    let indexes = anvil.challenge_indexes(deal_u, 0).await;
     let verifier = Signer::from_bytes(&DEPLOYER_KEY.parse::<B256>().unwrap()).unwrap();
     let relay = format!("/v1/verifier/storage/{deal_id}/challenges");
-    worker_call(&http, &base, &verifier, "POST", &relay, json!({ "period": 0, "chunkIndex": chunk_index })).await;
+    worker_call(&http, &base, &verifier, "POST", &relay, json!({ "period": 0, "chunkIndexes": indexes })).await;
     let work = worker_call(&http, &base, &worker, "GET", "/v1/worker/storage", json!(null)).await;
-    assert_eq!(work["challenges"][0]["chunkIndex"], chunk_index, "{work}");
-    let proof = tree.prove(&fetched, chunk_index).unwrap();
-    let answer = json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
+    assert_eq!(work["challenges"][0]["chunkIndexes"], json!(indexes), "{work}");
+    let proofs: Vec<_> = indexes.iter().map(|i| tree.prove(&fetched, *i).unwrap()).collect();
+    let chunks: Vec<Vec<u8>> = proofs.iter().map(|p| p.chunk.clone()).collect();
+    let paths: Vec<Vec<B256>> = proofs.iter().map(|p| p.path.clone()).collect();
+    let hex: Vec<String> = chunks.iter().map(alloy_primitives::hex::encode_prefixed).collect();
+    let answer = json!({ "chunks": hex, "paths": paths });
     worker_call(&http, &base, &worker, "POST", &format!("/v1/worker/storage/{deal_id}/challenges/0"), answer).await;
     let prove = IStorageMarket::proveStorageCall {
         dealId: deal_u,
         period: U256::ZERO,
-        chunk: proof.chunk.clone().into(),
-        path: proof.path.clone(),
+        chunks: chunks.into_iter().map(Into::into).collect(),
+        paths,
     };
     let tx = TransactionRequest::default().with_to(market).with_input(prove.abi_encode());
     assert!(as_provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap().status(), "the market accepts the answer");

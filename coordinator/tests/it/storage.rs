@@ -81,8 +81,9 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     assert_eq!(body["next"], "acceptStorageDeal(1)");
     assert_eq!(h.get("/v1/storage/deals/1").await.1["status"], "awaiting_acceptance");
 
-    // Challenges: only an active deal, only a committee member, only a real period and chunk.
-    let challenge = json!({ "period": 0, "chunkIndex": 3 });
+    // Challenges: only an active deal, only a committee member, only a real period and chunks (a
+    // period challenges the deal's k chunks at once; here 2).
+    let challenge = json!({ "period": 0, "chunkIndexes": [3, 1] });
     let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("deal_not_active")), "{body}");
     h.accept_deal(1, second).await;
@@ -90,42 +91,56 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_a_verifier")), "{body}");
     let (status, body) = h.call(second, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a provider is not a verifier: {body}");
-    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndex": 5 })).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndex")), "{body}");
-    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 3, "chunkIndex": 1 })).await;
+    let (status, body) =
+        h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndexes": [1, 5] })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndexes")), "{body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndexes": [] })).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndexes")), "{body}");
+    let seventeen = json!({ "period": 0, "chunkIndexes": vec![0; 17] });
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", seventeen).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunkIndexes")), "{body}");
+    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 3, "chunkIndexes": [1] })).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("period")), "{body}");
     let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
     assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
     let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", challenge.clone()).await;
     assert_eq!((status, body["duplicate"].as_bool()), (StatusCode::OK, Some(true)), "the same challenge twice is one: {body}");
-    let (status, body) = h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndex": 2 })).await;
+    let (status, body) =
+        h.call(&verifier, "POST", "/v1/verifier/storage/1/challenges", json!({ "period": 0, "chunkIndexes": [3, 2] })).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("challenge_conflict")), "{body}");
 
-    // The provider sees the challenge; a proof of another chunk, or a tampered one, is refused.
+    // The provider sees the challenge; a proof of another chunk, a tampered one, or one chunk short, is
+    // refused.
     let (_, work) = h.call(second, "GET", "/v1/worker/storage", Value::Null).await;
-    assert_eq!(work["challenges"], json!([{ "dealId": "1", "period": 0, "chunkIndex": 3 }]), "{work}");
-    let answer = |proof: qor_protocol::merkle::ChunkProof| json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
-    let wrong_chunk = tree.prove(&data, 2).unwrap();
-    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(wrong_chunk)).await;
+    assert_eq!(work["challenges"], json!([{ "dealId": "1", "period": 0, "chunkIndexes": [3, 1] }]), "{work}");
+    let answers = |proofs: Vec<qor_protocol::merkle::ChunkProof>| {
+        let chunks: Vec<String> = proofs.iter().map(|p| alloy_primitives::hex::encode_prefixed(&p.chunk)).collect();
+        let paths: Vec<Vec<B256>> = proofs.into_iter().map(|p| p.path).collect();
+        json!({ "chunks": chunks, "paths": paths })
+    };
+    let prove = |i: u64| tree.prove(&data, i).unwrap();
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answers(vec![prove(3), prove(2)])).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
-    let mut tampered = tree.prove(&data, 3).unwrap();
+    let mut tampered = prove(1);
     tampered.path[0] = B256::repeat_byte(7);
-    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(tampered)).await;
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answers(vec![prove(3), tampered])).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
-    let short = json!({ "chunk": "0x00", "path": [] });
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answers(vec![prove(3)])).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunks")), "{body}");
+    let short = json!({ "chunks": ["0x00", "0x00"], "paths": [[], []] });
     let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", short).await;
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("chunk")), "{body}");
-    let (status, _) = h.call(first, "POST", "/v1/worker/storage/1/challenges/0", answer(tree.prove(&data, 3).unwrap())).await;
+    let (status, _) = h.call(first, "POST", "/v1/worker/storage/1/challenges/0", answers(vec![prove(3), prove(1)])).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "only the deal's provider answers");
-    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answer(tree.prove(&data, 3).unwrap())).await;
+    let (status, body) = h.call(second, "POST", "/v1/worker/storage/1/challenges/0", answers(vec![prove(3), prove(1)])).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("answered")), "{body}");
 
     // The history: every challenge with its answer, and a timeline of who did what.
     let deal = h.get("/v1/storage/deals/1").await.1;
     assert_eq!(deal["status"], "active");
     let c = &deal["challenges"][0];
-    assert_eq!((c["status"].as_str(), c["chunkIndex"].as_i64()), (Some("answered"), Some(3)), "{deal}");
-    assert_eq!(c["path"], json!(tree.path(3).unwrap()));
+    assert_eq!((c["status"].as_str(), c["chunkIndexes"].clone()), (Some("answered"), json!([3, 1])), "{deal}");
+    assert_eq!(c["paths"], json!([tree.path(3).unwrap(), tree.path(1).unwrap()]));
     let kinds: Vec<&str> = deal["timeline"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["offered", "refused", "offered", "root_verified", "challenged", "challenge_answered"], "{deal}");
     let (_, listed) = h.get(&format!("/v1/storage/deals?provider={}", second.address())).await;
@@ -155,6 +170,7 @@ async fn a_deal_is_hosted_challenged_and_answered_with_a_checked_proof() {
     let (_, other) = h.call(first, "GET", "/v1/worker/storage", Value::Null).await;
     assert_eq!(other["probes"], json!([]), "only the deal's provider is asked: {other}");
     let probe_path = format!("/v1/worker/storage/1/probes/{probe}");
+    let answer = |proof: qor_protocol::merkle::ChunkProof| json!({ "chunk": alloy_primitives::hex::encode_prefixed(&proof.chunk), "path": proof.path });
     let (status, body) = h.call(second, "POST", &probe_path, answer(tree.prove(&data, 3).unwrap())).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_proof")), "{body}");
     assert_eq!(h.get(&format!("/v1/storage/deals/1/probes/{probe}")).await.1["status"], "open", "a wrong proof is not kept");

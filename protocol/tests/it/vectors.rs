@@ -87,6 +87,13 @@ fn vectors() -> Value {
             "upheld": true,
             "digest": challenge_resolution_digest(U256::from(7), true, &domain).to_string(),
         },
+        "storageChallenge": {
+            "seed": alloy_primitives::keccak256("seed block").to_string(),
+            "dealId": 9,
+            "period": 3,
+            "chunks": 1_000_003u64,
+            "indexes": qor_protocol::merkle::challenge_indexes(alloy_primitives::keccak256("seed block"), U256::from(9), 3, 4, 1_000_003),
+        },
         "storageAttestations": {
             "dealIds": [1, 2],
             "providers": providers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),

@@ -155,9 +155,10 @@ function computeForm(app: App, providers: Provider[]): HTMLElement {
 function storageForm(app: App, providers: Provider[]): HTMLElement {
   const text = h('textarea', { rows: 3, name: 'text', placeholder: 'Paste text to store, or choose a file below' });
   const file = h('input', { type: 'file', name: 'file' });
-  const periods = h('input', { type: 'number', min: 1, max: 65535, value: 2, required: true, name: 'periods' });
+  const periods = h('input', { type: 'number', min: 1, max: 256, value: 2, required: true, name: 'periods' });
   const periodLength = h('input', { type: 'number', min: 1, value: 4, required: true, name: 'periodLength' });
   const price = h('input', { type: 'text', inputmode: 'decimal', value: '0.0001', required: true, name: 'price' });
+  const challenges = h('input', { type: 'number', min: 1, max: 16, value: 4, required: true, name: 'challenges' });
   const provider = providerSelect(providers);
   const rootBox = h('p', { class: 'quote', 'aria-live': 'polite', 'data-testid': 'root' });
   const status = h('p', { class: 'notice', 'data-testid': 'deal-status' });
@@ -189,8 +190,9 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
       'div',
       { class: 'row' },
       field('Periods', periods),
-      field('Blocks per period', periodLength, 'Each period one chunk, picked by a block hash, must be proven.'),
+      field('Blocks per period', periodLength, 'Each period the challenged chunks, picked by a block hash, must be proven.'),
       field('Price per period (ETH)', price),
+      field('Chunks per period', challenges, 'A provider missing a fraction f of the file passes a period with probability (1 − f)^chunks.'),
     ),
     field('Provider', provider),
     rootBox,
@@ -203,7 +205,9 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
     if (bytes.length === 0) throw new Error('There is nothing to store: paste text or choose a file.');
     const n = Number(periods.value);
     const len = Number(periodLength.value);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error('Periods must be a whole number from 1 to 65535.');
+    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error('Periods must be a whole number from 1 to 256.');
+    const k = Number(challenges.value);
+    if (!Number.isInteger(k) || k < 1 || k > 16) throw new Error('Chunks per period must be a whole number from 1 to 16.');
     if (!Number.isInteger(len) || len < 1) throw new Error('Blocks per period must be a whole number of at least 1.');
     const each = parseEthField(price.value, 'price', '0.0001');
     const root = merkleRoot(bytes);
@@ -214,7 +218,7 @@ function storageForm(app: App, providers: Provider[]): HTMLElement {
     if (registered.root !== root) throw new Error(`The coordinator computed the root ${registered.root}, this page ${root}; not funding.`);
     const value = each * BigInt(n);
     notice(status, 'info', `Confirm the payment of ${eth(value)} (${n} × ${eth(each)}) in your wallet…`);
-    const receipt = await send(app, 'market', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, (provider.value || zeroAddress) as Hex], value, (tx) =>
+    const receipt = await send(app, 'market', 'createStorageDeal', [root, BigInt(bytes.length), n, len, each, k, (provider.value || zeroAddress) as Hex], value, (tx) =>
       notice(status, 'info', `Sent ${tx}; waiting for the block…`),
     );
     const [created] = parseEventLogs({ abi: storageMarketAbi, eventName: 'StorageDealCreated', logs: receipt.logs });

@@ -21,6 +21,8 @@ interface ChainDeal {
   size: bigint;
   provider: Hex;
   merkleRoot: Hex;
+  challengesPerPeriod: number;
+  missedInARow: number;
 }
 
 export async function dealPage(app: App, main: HTMLElement, idText: string): Promise<() => void> {
@@ -59,13 +61,13 @@ function view(deal: Deal | undefined, c: ChainDeal): (Node | string)[] {
   return [
     h('p', {}, 'On chain: ', h('strong', { 'data-testid': 'deal-chain-status' }, DEAL_STATUS[c.status] ?? 'unknown'), deal ? ` · coordinator: ${deal.status}` : ''),
     table(
-      ['Root', 'Size', 'Periods settled', 'Blocks per period', 'Price per period', 'Provider', 'Starts at block'],
-      [[code(c.merkleRoot), `${c.size} B`, `${c.settledPeriods} of ${c.periods}`, c.periodLength, eth(c.pricePerPeriod), code(c.provider), c.startBlock || '—']],
+      ['Root', 'Size', 'Periods settled', 'Blocks per period', 'Chunks per period', 'Missed in a row', 'Price per period', 'Provider', 'Starts at block'],
+      [[code(c.merkleRoot), `${c.size} B`, `${c.settledPeriods} of ${c.periods}`, c.periodLength, c.challengesPerPeriod, c.missedInARow, eth(c.pricePerPeriod), code(c.provider), c.startBlock || '—']],
     ),
     deal?.challenges.length
       ? table(
-          ['Period', 'Chunk', 'Status', 'Asked by', 'Asked', 'Answered'],
-          deal.challenges.map((x) => [x.period, x.chunkIndex, x.status, code(x.issuedBy), when(x.issuedAt), when(x.answeredAt)]),
+          ['Period', 'Chunks', 'Status', 'Asked by', 'Asked', 'Answered'],
+          deal.challenges.map((x) => [x.period, x.chunkIndexes.join(', '), x.status, code(x.issuedBy), when(x.issuedAt), when(x.answeredAt)]),
           'Challenge history',
         )
       : h('p', {}, 'No challenges yet: the first comes in the first period after a provider accepts.'),

@@ -309,10 +309,10 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
         (m.http.get(&format!("/v1/storage/deals/{deal_id}")).await.ok()?["status"] == "active").then_some(())
     })
     .await;
-    let index = m.anvil.challenge_index(deal_id, 0).await;
+    let indexes = m.anvil.challenge_indexes(deal_id, 0).await;
     let verifier = Client::new(&m.coordinator.base, committee.clone());
     verifier
-        .signed("POST", &format!("/v1/verifier/storage/{deal_id}/challenges"), Some(&json!({ "period": 0, "chunkIndex": index })))
+        .signed("POST", &format!("/v1/verifier/storage/{deal_id}/challenges"), Some(&json!({ "period": 0, "chunkIndexes": indexes })))
         .await
         .unwrap();
     let answered = wait_for("the challenge to be answered", 60, async || {
@@ -321,10 +321,13 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     })
     .await;
     let c = &answered["challenges"][0];
-    let chunk = alloy_primitives::hex::decode(c["chunk"].as_str().unwrap()).unwrap();
-    let path: Vec<B256> = serde_json::from_value(c["path"].clone()).unwrap();
-    let proof = qor_protocol::merkle::ChunkProof { index, chunk: chunk.clone(), path: path.clone() };
-    assert!(qor_protocol::merkle::verify(&root, qor_protocol::merkle::chunk_count(data.len() as u64), &proof));
+    let chunks: Vec<alloy_primitives::Bytes> = serde_json::from_value(c["chunks"].clone()).unwrap();
+    let paths: Vec<Vec<B256>> = serde_json::from_value(c["paths"].clone()).unwrap();
+    assert_eq!((chunks.len(), paths.len()), (indexes.len(), indexes.len()), "every challenged chunk answered: {c}");
+    for ((index, chunk), path) in indexes.iter().zip(chunks).zip(paths) {
+        let proof = qor_protocol::merkle::ChunkProof { index: *index, chunk: chunk.to_vec(), path };
+        assert!(qor_protocol::merkle::verify(&root, qor_protocol::merkle::chunk_count(data.len() as u64), &proof));
+    }
     let node = m.anvil.wallet(BUYER_KEY);
     let market = m.anvil.address("storageMarket");
     let deal_now = async || {
@@ -566,7 +569,7 @@ async fn a_lying_coordinator_gets_no_stake_no_signature_and_no_file_outside_the_
                     "assignments": assignments,
                     "storage": {
                         "deals": [{ "dealId": "../../../escape", "status": "offered", "root": keccak256(b"root"), "size": 12, "blobHash": blob }],
-                        "challenges": [{ "dealId": "../../../escape", "period": 0, "chunkIndex": 0 }],
+                        "challenges": [{ "dealId": "../../../escape", "period": 0, "chunkIndexes": [0] }],
                         "probes": [{ "probeId": 1, "dealId": "1/../../../escape", "chunkIndex": 0 }],
                     },
                 }))

@@ -406,7 +406,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 total = uint256(periods) * price;
         vm.deal(b, b.balance + total);
         vm.prank(b);
-        uint256 id = market.createStorageDeal{value: total}(root, uint64(CHUNKS * 1024 - 10), periods, len, price, address(0));
+        uint256 id = market.createStorageDeal{value: total}(root, uint64(CHUNKS * 1024 - 10), periods, len, price, 3, address(0));
         GDeal storage d = deals.push();
         d.id = id;
         d.buyer = b;
@@ -493,9 +493,14 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             uint256 seedBlock = d.start + p * d.len;
             if (block.number <= seedBlock + _min(d.len - 1, 256)) {
                 calls["proveStorage"]++;
-                uint256 index = market.storageChallengeIndex(d.id, p);
-                (, bytes32[] memory path) = TestMerkle.merkle(TestMerkle.leavesOf(chunks), index);
-                market.proveStorage(d.id, p, chunks[index], path);
+                uint256[] memory indexes = market.storageChallengeIndexes(d.id, p);
+                bytes[] memory answer = new bytes[](indexes.length);
+                bytes32[][] memory paths = new bytes32[][](indexes.length);
+                for (uint256 j; j < indexes.length; ++j) {
+                    answer[j] = chunks[indexes[j]];
+                    (, paths[j]) = TestMerkle.merkle(TestMerkle.leavesOf(chunks), indexes[j]);
+                }
+                market.proveStorage(d.id, p, answer, paths);
             } else {
                 calls["attestStorage"]++;
                 IStorageMarket.StorageAttestation[] memory a = new IStorageMarket.StorageAttestation[](1);

@@ -11,6 +11,8 @@ abstract contract StorageBase is Base {
     uint16 internal constant PERIODS = 4;
     uint32 internal constant LEN = 10;
     uint96 internal constant PRICE = 0.1 ether;
+    /// @dev Chunks challenged each period.
+    uint8 internal constant K = 4;
 
     bytes internal file;
     bytes[] internal chunks;
@@ -35,7 +37,7 @@ abstract contract StorageBase is Base {
     function createDealOf(uint16 periods, address preferred) internal returns (uint256 dealId) {
         vm.prank(buyer);
         dealId = market.createStorageDeal{value: uint256(periods) * PRICE}(
-            root, uint64(file.length), periods, LEN, PRICE, preferred
+            root, uint64(file.length), periods, LEN, PRICE, K, preferred
         );
     }
 
@@ -50,13 +52,36 @@ abstract contract StorageBase is Base {
         return d.startBlock + period * d.periodLength;
     }
 
-    /// @dev Rolls into `period`'s proof window and proves it with the right chunk.
+    /// @dev Rolls into `period`'s proof window and proves it with the right chunks.
     function prove(uint256 dealId, uint256 period) internal {
         vm.roll(seedBlock(dealId, period) + 1);
-        uint256 index = market.storageChallengeIndex(dealId, period);
+        (, bytes[] memory c, bytes32[][] memory paths) = proofOf(dealId, period);
+        market.proveStorage(dealId, period, c, paths);
+    }
+
+    /// @dev The challenged chunks of `period` (its seed block mined) and their paths.
+    function proofOf(uint256 dealId, uint256 period)
+        internal
+        view
+        returns (uint256[] memory indexes, bytes[] memory c, bytes32[][] memory paths)
+    {
+        indexes = market.storageChallengeIndexes(dealId, period);
+        c = new bytes[](indexes.length);
+        paths = new bytes32[][](indexes.length);
         bytes32[] memory leaves = leavesOf(chunks);
-        (, bytes32[] memory path) = merkle(leaves, index);
-        market.proveStorage(dealId, period, chunks[index], path);
+        for (uint256 j; j < indexes.length; ++j) {
+            c[j] = chunks[indexes[j]];
+            (, paths[j]) = merkle(leaves, indexes[j]);
+        }
+    }
+
+    /// @dev `k` copies of one chunk and one path (for calls that fail before any proof is checked).
+    function filler(uint256 k, uint256 length) internal pure returns (bytes[] memory c, bytes32[][] memory paths) {
+        c = new bytes[](k);
+        paths = new bytes32[][](k);
+        for (uint256 j; j < k; ++j) {
+            c[j] = new bytes(length);
+        }
     }
 
     function _expectParam(string memory field, bytes32 r, uint64 size, uint16 periods, uint32 len, uint96 price)
@@ -64,7 +89,7 @@ abstract contract StorageBase is Base {
     {
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealParameter.selector, field));
         vm.prank(buyer);
-        market.createStorageDeal{value: uint256(periods) * price}(r, size, periods, len, price, address(0));
+        market.createStorageDeal{value: uint256(periods) * price}(r, size, periods, len, price, K, address(0));
     }
 
     function attest(uint256 dealId, uint256 mask) internal {
@@ -113,12 +138,12 @@ contract CreateStorageDeal_Unit is StorageBase {
     function test_RevertWhen_ValueWrong() public {
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_WrongValue.selector, 1, uint256(PERIODS) * PRICE));
         vm.prank(buyer);
-        market.createStorageDeal{value: 1}(root, 1, PERIODS, LEN, PRICE, address(0));
+        market.createStorageDeal{value: 1}(root, 1, PERIODS, LEN, PRICE, K, address(0));
     }
 
     function test_CreatesDeal() public {
         vm.expectEmit(address(market));
-        emit IStorageMarket.StorageDealCreated(1, buyer, root, uint64(file.length), PERIODS, LEN, PRICE, host);
+        emit IStorageMarket.StorageDealCreated(1, buyer, root, uint64(file.length), PERIODS, LEN, PRICE, K, host);
         uint256 id = createDeal(host);
         IStorageMarket.StorageDeal memory d = market.getStorageDeal(id);
         assertEq(d.buyer, buyer);
@@ -213,107 +238,139 @@ contract ProveStorage_Unit is StorageBase {
         id = activeDeal();
     }
 
-    function _args(uint256 period) internal view returns (uint256 index, bytes memory chunk, bytes32[] memory path) {
-        index = market.storageChallengeIndex(id, period);
-        (, path) = merkle(leavesOf(chunks), index);
-        chunk = chunks[index];
+    function _prove(uint256 period, bytes[] memory c, bytes32[][] memory paths) internal {
+        market.proveStorage(id, period, c, paths);
     }
 
     function test_RevertWhen_PeriodOutOfRange() public {
+        (bytes[] memory c, bytes32[][] memory paths) = filler(K, CHUNK);
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidPeriod.selector, id, 4, 4));
-        market.proveStorage(id, 4, new bytes(CHUNK), new bytes32[](0));
+        _prove(4, c, paths);
     }
 
     function test_RevertWhen_SeedBlockNotMined() public {
         uint256 seed = seedBlock(id, 1);
         vm.roll(seed);
+        (bytes[] memory c, bytes32[][] memory paths) = filler(K, CHUNK);
         vm.expectRevert(
             abi.encodeWithSelector(IStorageMarket.StorageMarket_OutsideProofWindow.selector, id, 1, seed + 1, seed + LEN - 1)
         );
-        market.proveStorage(id, 1, new bytes(CHUNK), new bytes32[](0));
+        _prove(1, c, paths);
     }
 
     function test_RevertWhen_AfterWindow() public {
         uint256 seed = seedBlock(id, 0);
         vm.roll(seed + LEN);
+        (bytes[] memory c, bytes32[][] memory paths) = filler(K, CHUNK);
         vm.expectRevert(
             abi.encodeWithSelector(IStorageMarket.StorageMarket_OutsideProofWindow.selector, id, 0, seed + 1, seed + LEN - 1)
         );
-        market.proveStorage(id, 0, new bytes(CHUNK), new bytes32[](0));
+        _prove(0, c, paths);
     }
 
     function test_RevertWhen_ChunkNotPadded() public {
         vm.roll(seedBlock(id, 0) + 1);
+        (bytes[] memory c, bytes32[][] memory paths) = filler(K, 100);
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidChunkLength.selector, 100));
-        market.proveStorage(id, 0, new bytes(100), new bytes32[](0));
+        _prove(0, c, paths);
     }
 
-    function test_RevertWhen_WrongChunk() public {
+    /// Low: one chunk per period let a provider keeping 15/16 of a file pass 93% of periods. A deal
+    /// challenges `K` chunks each period, and a proof must answer all of them.
+    function test_RevertWhen_FewerChunksThanChallenged() public {
         vm.roll(seedBlock(id, 0) + 1);
-        (uint256 index, bytes memory chunk, bytes32[] memory path) = _args(0);
-        chunk[0] = bytes1(uint8(chunk[0]) ^ 1);
-        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, index));
-        market.proveStorage(id, 0, chunk, path);
+        (, bytes[] memory c, bytes32[][] memory paths) = proofOf(id, 0);
+        bytes[] memory one = new bytes[](1);
+        bytes32[][] memory onePath = new bytes32[][](1);
+        one[0] = c[0];
+        onePath[0] = paths[0];
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_WrongChunkCount.selector, id, 1, K));
+        _prove(0, one, onePath);
+    }
+
+    function test_RevertWhen_AnyOneChunkIsWrong() public {
+        vm.roll(seedBlock(id, 0) + 1);
+        for (uint256 j; j < K; ++j) {
+            (uint256[] memory indexes, bytes[] memory c, bytes32[][] memory paths) = proofOf(id, 0);
+            c[j][0] = bytes1(uint8(c[j][0]) ^ 1);
+            vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, indexes[j]));
+            _prove(0, c, paths);
+        }
     }
 
     function test_RevertWhen_OtherChunkWithItsValidPath() public {
         // The index is bound by the path's left/right order: a valid proof of another chunk fails.
         vm.roll(seedBlock(id, 0) + 1);
-        uint256 index = market.storageChallengeIndex(id, 0);
-        uint256 other = (index + 1) % chunks.length;
-        (, bytes32[] memory path) = merkle(leavesOf(chunks), other);
-        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, index));
-        market.proveStorage(id, 0, chunks[other], path);
+        (uint256[] memory indexes, bytes[] memory c, bytes32[][] memory paths) = proofOf(id, 0);
+        uint256 other = (indexes[0] + 1) % chunks.length;
+        c[0] = chunks[other];
+        (, paths[0]) = merkle(leavesOf(chunks), other);
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, indexes[0]));
+        _prove(0, c, paths);
     }
 
     function test_RevertWhen_PathTooLong() public {
         vm.roll(seedBlock(id, 0) + 1);
-        (uint256 index, bytes memory chunk, bytes32[] memory path) = _args(0);
-        bytes32[] memory longer = new bytes32[](path.length + 1);
-        for (uint256 i; i < path.length; ++i) {
-            longer[i] = path[i];
+        (uint256[] memory indexes, bytes[] memory c, bytes32[][] memory paths) = proofOf(id, 0);
+        bytes32[] memory longer = new bytes32[](paths[0].length + 1);
+        for (uint256 i; i < paths[0].length; ++i) {
+            longer[i] = paths[0][i];
         }
-        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, index));
-        market.proveStorage(id, 0, chunk, longer);
+        paths[0] = longer;
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidStorageProof.selector, id, indexes[0]));
+        _prove(0, c, paths);
     }
 
     function test_RevertGiven_AlreadyProven() public {
         prove(id, 0);
-        (, bytes memory chunk, bytes32[] memory path) = _args(0);
+        (, bytes[] memory c, bytes32[][] memory paths) = proofOf(id, 0);
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_PeriodNotPending.selector, id, 0));
-        market.proveStorage(id, 0, chunk, path);
+        _prove(0, c, paths);
     }
 
     function test_RevertGiven_DealNotActive() public {
         uint256 open = createDeal(address(0));
+        (bytes[] memory c, bytes32[][] memory paths) = filler(K, CHUNK);
         vm.expectRevert(
             abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealStatus.selector, open, IStorageMarket.StorageDealStatus.Open)
         );
-        market.proveStorage(open, 0, new bytes(CHUNK), new bytes32[](0));
+        market.proveStorage(open, 0, c, paths);
     }
 
     function test_ProvesEveryPeriod() public {
         for (uint256 p; p < PERIODS; ++p) {
             vm.roll(seedBlock(id, p) + 1);
-            (uint256 index,,) = _args(p);
+            (uint256[] memory indexes,,) = proofOf(id, p);
             vm.expectEmit(address(market));
-            emit IStorageMarket.StoragePeriodProven(id, p, index);
+            emit IStorageMarket.StoragePeriodProven(id, p, indexes);
             prove(id, p);
         }
         assertEq(market.getStorageDeal(id).pendingPeriods, 0);
     }
 
-    function test_ChallengeIndexFollowsTheSeedBlock() public {
+    function test_ChallengeIndexesFollowTheSeedBlock() public {
         vm.roll(seedBlock(id, 0) + 1);
-        uint256 expected =
-            uint256(keccak256(abi.encode(blockhash(seedBlock(id, 0)), id, uint256(0)))) % chunks.length;
-        assertEq(market.storageChallengeIndex(id, 0), expected);
+        uint256[] memory got = market.storageChallengeIndexes(id, 0);
+        assertEq(got.length, K);
+        for (uint256 j; j < K; ++j) {
+            uint256 expected = uint256(keccak256(abi.encode(blockhash(seedBlock(id, 0)), id, uint256(0), j))) % chunks.length;
+            assertEq(got[j], expected);
+        }
     }
 
     function test_RevertWhen_SeedTooOld() public {
         vm.roll(seedBlock(id, 0) + 257);
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_ChallengeSeedUnavailable.selector, id, 0));
-        market.storageChallengeIndex(id, 0);
+        market.storageChallengeIndexes(id, 0);
+    }
+
+    function test_RevertWhen_ChallengesPerPeriodOutOfRange() public {
+        vm.startPrank(buyer);
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealParameter.selector, "challengesPerPeriod"));
+        market.createStorageDeal{value: PRICE}(root, uint64(file.length), 1, LEN, PRICE, 0, address(0));
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_InvalidDealParameter.selector, "challengesPerPeriod"));
+        market.createStorageDeal{value: PRICE}(root, uint64(file.length), 1, LEN, PRICE, 17, address(0));
+        vm.stopPrank();
     }
 }
 
@@ -706,7 +763,7 @@ contract StorageSnapshot_Unit is StorageBase {
     /// Low: a fee that rounded to zero gave reputation away. It rounds up.
     function test_FeeRoundsUp() public {
         vm.prank(buyer);
-        uint256 id = market.createStorageDeal{value: 1_001}(root, uint64(file.length), 1, LEN, 1_001, address(0));
+        uint256 id = market.createStorageDeal{value: 1_001}(root, uint64(file.length), 1, LEN, 1_001, K, address(0));
         vm.prank(host);
         market.acceptStorageDeal(id);
         prove(id, 0);
