@@ -76,7 +76,7 @@ for k, tx in zip((1, 4), proofs):
         # At the floor the receipt hides execution; the opcode trace has it (gas at the first step minus
         # gas left after the last, i.e. before refunds).
         traces.append(f"{k} {tx['hash']}")
-open("/tmp/qor-prove-txs", "w").write("\n".join(traces))
+open("/tmp/qor-prove-txs", "w").write("".join(t + "\n" for t in traces))
 PY
 while read -r k hash; do
   [ -n "$hash" ] || continue

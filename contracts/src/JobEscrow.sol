@@ -535,18 +535,7 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         });
 
         // Checks and effects, per job.
-        PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
-        uint256 settled;
-        for (uint256 i; i < n; ++i) {
-            Settlement calldata s = batch.settlements[i];
-            if (!_settleOne(outcome, t, s, jobs[i], cursor)) continue;
-            outcome.jobIds[settled] = s.jobId;
-            digests[settled] = s.resultDigest;
-            unchecked {
-                ++settled;
-            }
-        }
-        _flush(cursor);
+        uint256 settled = _settleAll(batch.settlements, jobs, outcome, t, digests);
         if (settled == 0) revert JobEscrow_InvalidBatchLength(0, n);
         if (settled != n) {
             uint256[] memory ids = outcome.jobIds;
@@ -568,6 +557,31 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         assembly ("memory-safe") {
             mstore(refunds, refundCount)
         }
+    }
+
+    /// @dev Settles every job it can, in order, writing the settled ones' ids and digests to the front of
+    /// `outcome.jobIds` and `digests`; returns how many.
+    function _settleAll(
+        Settlement[] calldata settlements,
+        ComputeJob[] calldata jobs,
+        BatchOutcome memory outcome,
+        Tally memory t,
+        bytes32[] memory digests
+    ) internal returns (uint256 settled) {
+        PhaseCursor memory cursor = PhaseCursor({wordIndex: NO_WORD, word: 0});
+        uint256[] memory ids = outcome.jobIds;
+        for (uint256 i; i < jobs.length; ++i) {
+            Settlement calldata s = settlements[i];
+            if (!_settleOne(outcome, t, s, jobs[i], cursor)) continue;
+            // `settled` < the arrays' length: no bounds check needed (this loop is the hot path).
+            assembly ("memory-safe") {
+                let offset := shl(5, add(settled, 1))
+                mstore(add(ids, offset), calldataload(s))
+                mstore(add(digests, offset), calldataload(add(s, 0x20)))
+                settled := add(settled, 1)
+            }
+        }
+        _flush(cursor);
     }
 
     /// @dev Checks one job of a batch, marks it settled and adds its payouts and refund to the tally;

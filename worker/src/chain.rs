@@ -50,6 +50,14 @@ pub struct Registration {
     /// The registry's minimum stake.
     #[serde(serialize_with = "decimal")]
     pub min_stake: U256,
+    /// No stake can be withdrawn before this (unix seconds): the end of the last challenge window plus
+    /// resolution period of a batch that named this provider.
+    pub locked_until: u64,
+    /// Storage deals this provider holds; while any is open no stake can be withdrawn.
+    pub open_deals: u32,
+    /// Stake reserved as those deals' collateral, wei; new deals need stake beyond it.
+    #[serde(serialize_with = "decimal")]
+    pub collateral: U256,
 }
 
 impl Chain {
@@ -183,6 +191,7 @@ impl Chain {
         let active = self.call(registry, IProviderRegistry::isActiveCall { provider: self.me }).await?;
         let min_stake = self.call(registry, IProviderRegistry::minStakeCall {}).await?;
         let p = self.call(registry, IProviderRegistry::getProviderCall { provider: self.me }).await?;
+        let lock = self.call(registry, IProviderRegistry::stakeLockCall { provider: self.me }).await?;
         Ok(Registration {
             registered,
             active,
@@ -193,6 +202,9 @@ impl Chain {
             failed: p.jobsFailed,
             slashed: u64::from(p.timesSlashed),
             min_stake,
+            locked_until: lock.until,
+            open_deals: lock.openDeals,
+            collateral: lock.collateral,
         })
     }
 

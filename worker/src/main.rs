@@ -244,6 +244,14 @@ async fn status(ctx: &Loaded, as_json: bool) -> anyhow::Result<()> {
     if !reg.unbonding.is_zero() {
         println!("unbonding     {} until unix {}", format_ether(reg.unbonding), reg.unbonding_ends_at);
     }
+    if reg.open_deals != 0 || reg.locked_until != 0 {
+        println!(
+            "obligations   stake held until unix {} and while {} storage deal(s) run; {} reserved as their collateral",
+            reg.locked_until,
+            reg.open_deals,
+            format_ether(reg.collateral)
+        );
+    }
     println!("record        {} completed, {} failed, {} slashed", reg.completed, reg.failed, reg.slashed);
     println!("withdrawable  {} (wallet {})", format_ether(balance), format_ether(wallet));
     println!("queued        {} in settled batches still in their challenge window", format_ether(earnings.queued));
