@@ -12,14 +12,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::SolEvent;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use qor_protocol::bindings::IJobEscrow;
+use qor_protocol::bindings::{IJobEscrow, IStorageMarket};
 use qor_protocol::spec::JobSpec;
 use serde_json::{Value, json};
 
 use crate::devnet::{Devnet, DevnetConfig};
-use crate::market::{Market, parse_amount};
+use crate::market::{Market, ether, parse_amount};
 
 #[derive(Debug, Parser)]
 #[command(name = "qor", version, about = "QOR: verified compute and storage. `qor devnet --demo` shows the whole market on this machine")]
@@ -232,6 +233,19 @@ enum StoreAction {
         /// a period with probability (1 - f)^challenges.
         #[arg(long, default_value = "4", value_parser = clap::value_parser!(u8).range(1..=16))]
         challenges: u8,
+    },
+    /// Cancel a deal: an open one at any time, an active one once its provider missed three periods in
+    /// a row or is no longer active. The price of the periods left is credited back to you in the
+    /// storage market (withdraw it from the web app's balances).
+    Cancel {
+        /// The deal id.
+        deal: U256,
+    },
+    /// Drop a deal's provider (after three missed periods in a row, or once it is no longer active) and
+    /// offer the periods left to another provider; the coordinator offers them to anyone but it.
+    Reopen {
+        /// The deal id.
+        deal: U256,
     },
     /// A deal's status and challenge history.
     Status {
@@ -567,6 +581,43 @@ async fn store_command(action: StoreAction, conn: Conn) -> anyhow::Result<()> {
             if !ok {
                 bail!("deal {deal}: the provider's proof of chunk {index} does not check against the deal's root");
             }
+        }
+        StoreAction::Cancel { deal } => {
+            let r =
+                m.chain.send(m.info.storage_market, &IStorageMarket::cancelStorageDealCall { dealId: deal }, "cancelStorageDeal").await?;
+            let refund =
+                r.inner.logs().iter().find_map(|l| IStorageMarket::StorageDealCancelled::decode_log(&l.inner).ok()).map(|e| e.data.refund);
+            let status = m.onchain_deal(deal).await?.status;
+            print(&conn, &json!({ "dealId": deal.to_string(), "refund": refund.map(|r| r.to_string()), "tx": r.transaction_hash }), || {
+                match refund {
+                    Some(refund) => format!(
+                        "deal {deal} cancelled: {} of unearned periods credited back to you ({})",
+                        ether(refund),
+                        r.transaction_hash
+                    ),
+                    None => format!(
+                        "deal {deal} ran to its end before it could be cancelled (status {}); its periods are settled",
+                        status as u8
+                    ),
+                }
+            });
+        }
+        StoreAction::Reopen { deal } => {
+            let r =
+                m.chain.send(m.info.storage_market, &IStorageMarket::reopenStorageDealCall { dealId: deal }, "reopenStorageDeal").await?;
+            let reopened =
+                r.inner.logs().iter().find_map(|l| IStorageMarket::StorageDealReopened::decode_log(&l.inner).ok()).map(|e| e.data);
+            print(
+                &conn,
+                &json!({ "dealId": deal.to_string(), "tx": r.transaction_hash, "periodsLeft": reopened.as_ref().map(|e| e.periodsLeft.to::<u64>()) }),
+                || match &reopened {
+                    Some(e) => format!(
+                        "deal {deal} re-opened: {:#x} dropped, {} period(s) offered to another provider ({})",
+                        e.previousProvider, e.periodsLeft, r.transaction_hash
+                    ),
+                    None => format!("deal {deal} ran to its end before it could be re-opened; its periods are settled"),
+                },
+            );
         }
         StoreAction::Status { deal } => {
             let d = match m.get(&format!("/v1/storage/deals/{deal}")).await {

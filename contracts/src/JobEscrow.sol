@@ -299,6 +299,13 @@ contract JobEscrow is IJobEscrow, EIP712, Ownable2Step, ReentrancyGuardTransient
         b.challenges += 1;
         _batchChallengedJobs[batchId].push(jobId);
         emit ComputeJobChallenged(jobId, batchId, msg.sender, bond);
+
+        // Interactions (the registry only): the parties' stake stays until the challenge can be resolved,
+        // even if the resolution period was raised after the batch settled.
+        uint64 resolveBy = c.resolveBy;
+        for (uint256 i; i < providers.length; ++i) {
+            if (((s.winners | s.losers) >> i) & 1 == 1) registry.lockStake(providers[i].provider, resolveBy);
+        }
     }
 
     /// @inheritdoc IJobEscrow

@@ -139,6 +139,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         address preferred = d.preferredProvider;
         if (preferred != address(0) && msg.sender != preferred) revert StorageMarket_Unauthorized(msg.sender, preferred);
         if (msg.sender == d.buyer) revert StorageMarket_BuyerIsProvider(msg.sender);
+        if (msg.sender == d.droppedProvider) revert StorageMarket_ProviderDropped(msg.sender);
         if (!registry.isActive(msg.sender)) revert StorageMarket_ProviderNotActive(msg.sender);
 
         // Effects: the first unsettled period starts at the next block (period numbers never change, so a
@@ -198,6 +199,7 @@ contract StorageMarket is IStorageMarket, EIP712, Ownable2Step, ReentrancyGuardT
         d.status = StorageDealStatus.Open;
         d.provider = address(0);
         d.preferredProvider = address(0);
+        d.droppedProvider = previous;
         d.startBlock = 0;
         d.pendingPeriods = 0;
         d.missedInARow = 0;

@@ -137,6 +137,20 @@ impl Anvil {
 
     /// [`Self::fund_storage_deal`] preferring `provider`.
     pub async fn fund_storage_deal_for(&self, base: &str, buyer_key: &str, data: &[u8], periods: u16, provider: Address) -> (B256, U256) {
+        self.fund_storage_deal_sized(base, buyer_key, data, periods, provider, data.len() as u64).await
+    }
+
+    /// [`Self::fund_storage_deal_for`] declaring `size` bytes on chain (a lying buyer's deal when it is
+    /// not the file's length).
+    pub async fn fund_storage_deal_sized(
+        &self,
+        base: &str,
+        buyer_key: &str,
+        data: &[u8],
+        periods: u16,
+        provider: Address,
+        size: u64,
+    ) -> (B256, U256) {
         let http = alloy::transports::http::reqwest::Client::new();
         let blob = upload(base, buyer_key, data).await;
         let file: Value = http
@@ -152,7 +166,7 @@ impl Anvil {
         let price = 1_000u64;
         let create = IStorageMarket::createStorageDealCall {
             merkleRoot: root,
-            size: data.len() as u64,
+            size,
             periods,
             periodLength: 4,
             pricePerPeriod: alloy_primitives::Uint::from(price),

@@ -16,6 +16,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall;
 use qor_protocol::bindings::IJobEscrow::IJobEscrowErrors;
+use qor_protocol::bindings::IProviderRegistry::IProviderRegistryErrors;
+use qor_protocol::bindings::IStorageMarket::IStorageMarketErrors;
 use qor_protocol::bindings::IVerifierCommittee::IVerifierCommitteeErrors;
 use qor_protocol::deployment::Deployment;
 use tokio::sync::Mutex;
@@ -71,6 +73,12 @@ fn decode_refusal(e: &alloy::transports::TransportError) -> String {
             return format!("{err:?}");
         }
         if let Some(err) = payload.as_decoded_interface_error::<IVerifierCommitteeErrors>() {
+            return format!("{err:?}");
+        }
+        if let Some(err) = payload.as_decoded_interface_error::<IStorageMarketErrors>() {
+            return format!("{err:?}");
+        }
+        if let Some(err) = payload.as_decoded_interface_error::<IProviderRegistryErrors>() {
             return format!("{err:?}");
         }
         return payload.message.to_string();

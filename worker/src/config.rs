@@ -29,6 +29,10 @@ pub struct WorkerConfig {
     pub max_jobs: u32,
     /// Disk the hosted storage files may take, bytes.
     pub storage_quota_bytes: u64,
+    /// Longest storage deal taken, in blocks (periods × period length): a deal holds the stake until
+    /// its last period is settled, so one that runs for decades would freeze it.
+    #[serde(default = "default_max_deal_blocks")]
+    pub max_deal_blocks: u64,
     /// Region tag shown to buyers.
     pub region: String,
     /// Most memory compiling one buyer's module may take, MiB (a module past it fails that job alone).
@@ -49,6 +53,11 @@ pub struct WorkerConfig {
 
 const fn yes() -> bool {
     true
+}
+
+/// About a year of 12-second blocks.
+const fn default_max_deal_blocks() -> u64 {
+    2_628_000
 }
 
 fn default_compile_memory_mib() -> u64 {
@@ -174,6 +183,7 @@ pub fn defaults(data_dir: PathBuf, deployment: Deployment) -> WorkerConfig {
         price_per_fuel: "1".into(),
         max_jobs: 2,
         storage_quota_bytes: 10 << 30,
+        max_deal_blocks: default_max_deal_blocks(),
         region: "local".into(),
         compile_memory_mib: default_compile_memory_mib(),
         compile_secs: default_compile_secs(),

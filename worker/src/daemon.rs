@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     pub max_jobs: usize,
     /// Disk the hosted files may take.
     pub storage_quota_bytes: u64,
+    /// Longest storage deal taken, in blocks (see `WorkerConfig::max_deal_blocks`).
+    pub max_deal_blocks: u64,
     /// How long running jobs may finish after a shutdown signal before their leases are released.
     pub grace: Duration,
     /// Heartbeat period.
@@ -594,9 +596,19 @@ impl Daemon {
     }
 
     async fn host(&self, deal: U256, d: &Value) -> anyhow::Result<()> {
-        let root: B256 = d["root"].as_str().context("root")?.parse()?;
-        let size = d["size"].as_u64().context("size")?;
         let blob: B256 = d["blobHash"].as_str().context("blobHash")?.parse()?;
+        // The deal's terms come from the chain, never from the coordinator: the root and size the
+        // market will check proofs against, and how long the deal would hold the stake.
+        let onchain = self.chain.storage_deal(deal).await?;
+        if onchain.status != StorageDealStatus::Open {
+            return Ok(());
+        }
+        let (root, size) = (onchain.merkleRoot, onchain.size);
+        let blocks = u64::from(onchain.periods - onchain.settledPeriods) * u64::from(onchain.periodLength);
+        if blocks > self.cfg.max_deal_blocks {
+            let why = format!("the deal runs {blocks} blocks; this provider takes deals of at most {} blocks", self.cfg.max_deal_blocks);
+            return self.decline(deal, &why).await;
+        }
         if !self.hosting.has(deal) {
             // The file and its tree (two hashes per 1 KiB chunk, at most) must fit in the quota.
             let need = size + size / 16 + 4096;
@@ -614,6 +626,11 @@ impl Daemon {
             let mut coordinator = Coordinator::new(self.coordinator.base(), self.signer.clone());
             coordinator.max_download_bytes = size;
             match coordinator.download_into(blob, part, self.cfg.progress).await {
+                // A file shorter than the deal says would make every proof fail against the deal's
+                // chunk count, and every period a slash: refused before anything is accepted.
+                Ok(got) if got != size => {
+                    return self.decline(deal, &format!("the file is {got} bytes; the deal on chain says {size}")).await;
+                }
                 Ok(_) => {}
                 Err(ClientError::Io(e)) => return self.decline(deal, &format!("cannot store the file: {e}")).await,
                 Err(e) => return Err(anyhow!("fetching the file: {e}")),

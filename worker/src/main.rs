@@ -286,6 +286,7 @@ async fn run(ctx: Loaded, grace: Duration, corrupt_digest: bool) -> anyhow::Resu
         data_dir: ctx.cfg.data_dir.clone(),
         max_jobs: ctx.cfg.max_jobs as usize,
         storage_quota_bytes: ctx.cfg.storage_quota_bytes,
+        max_deal_blocks: ctx.cfg.max_deal_blocks,
         grace,
         heartbeat: Duration::from_secs(10),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -90,6 +90,7 @@ async fn jobs_per_second() {
         data_dir: tmp.path().join("worker"),
         max_jobs: SLOTS,
         storage_quota_bytes: 0,
+        max_deal_blocks: 0,
         grace: Duration::from_secs(5),
         heartbeat: Duration::from_secs(5),
         progress: false,

@@ -79,6 +79,13 @@ async fn a_byzantine_worker_loses_to_the_majority_and_is_slashed() {
         assert!(Instant::now() < deadline, "deal {deal} was not hosted");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // While it runs (2 periods of 20 blocks), a provider that proves its periods cannot be dropped: cancelling or re-opening the deal is refused
+    // by the market, with its reason.
+    for action in ["cancel", "reopen"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_qor")).args([&["store", action, &deal][..], &conn[..]].concat()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("StorageMarket_ProviderInGoodStanding"), "store {action}: {err}");
+    }
     let probe = qor(&[&["store", "challenge", &deal, "--chunk", "7"][..], &conn[..]].concat());
     assert_eq!(
         (probe["valid"].as_bool(), probe["chunkIndex"].as_u64(), probe["chunks"].as_u64()),

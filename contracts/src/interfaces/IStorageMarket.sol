@@ -37,6 +37,7 @@ interface IStorageMarket {
     /// @param feeBps, slashPerPeriod, treasury The market's parameters when the deal was created; they hold
     /// for the deal's whole life.
     /// @param missedInARow Settled periods missed in a row by the current provider.
+    /// @param droppedProvider The provider the buyer last dropped; it cannot take the deal back.
     /// @param challengesPerPeriod Chunks challenged each period (1 to `MAX_CHALLENGES_PER_PERIOD`): a
     /// provider missing a fraction f of the file passes a period with probability (1 - f)^k.
     /// @dev Field order is storage layout: a proof reads only the second slot, the root and the pending
@@ -59,6 +60,7 @@ interface IStorageMarket {
         bytes32 merkleRoot;
         uint256 pendingPeriods;
         address treasury;
+        address droppedProvider;
     }
 
     /// @notice Owner-set parameters, copied into each deal when it is created.
@@ -130,6 +132,8 @@ interface IStorageMarket {
     error StorageMarket_Unauthorized(address caller, address expected);
     /// @notice `provider` is not an active (registered and staked) provider.
     error StorageMarket_ProviderNotActive(address provider);
+    /// @notice `provider` was dropped from this deal and cannot take it back.
+    error StorageMarket_ProviderDropped(address provider);
     /// @notice The buyer cannot hold its own deal.
     error StorageMarket_BuyerIsProvider(address account);
     /// @notice Period `period` of `dealId` does not exist (the deal has `periods`).

@@ -367,6 +367,20 @@ async fn a_provider_registers_runs_jobs_hosts_files_and_withdraws_earnings() {
     .await;
     assert!(declined["detail"]["reason"].as_str().unwrap().contains("quota"), "{declined}");
 
+    // A buyer that declares a larger file on chain than the one it uploaded would make every proof
+    // fail against the deal's chunk count, and collect the provider's collateral every period: the
+    // deal's terms are read from the chain, and the file must be exactly as long.
+    let liar: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (_, lying_deal) = m.anvil.fund_storage_deal_sized(&m.coordinator.base, BUYER_KEY, &liar, 2, Address::ZERO, 20_000).await;
+    let declined = wait_for("the deal declaring the wrong size to be declined", 60, async || {
+        let d = m.http.get(&format!("/v1/storage/deals/{lying_deal}")).await.ok()?;
+        d["timeline"].as_array()?.iter().find(|t| t["kind"] == "declined").cloned()
+    })
+    .await;
+    assert!(declined["detail"]["reason"].as_str().unwrap().contains("the deal on chain says 20000"), "{declined}");
+    let d = m.http.get(&format!("/v1/storage/deals/{lying_deal}")).await.unwrap();
+    assert_ne!(d["chainStatus"], "active", "never accepted: {d}");
+
     // An input whose stored bytes no longer match its hash is refused, never run.
     let input = b"the input".to_vec();
     let input_hash = m.put_blob(&input).await;

@@ -156,4 +156,20 @@ contract Challenge_Unit is Base {
         assertEq(escrow.getBatch(st().batchId).challenges, 1);
         assertEq(uint8(escrow.computeJobStatus(jobId)), uint8(IJobEscrow.ComputeJobStatus.Challenged));
     }
+
+    /// A challenge holds its parties' stake until it can be resolved, even when the resolution period
+    /// was raised after the batch settled (its stake hold ended with the old period).
+    function test_HoldsThePartiesStakeUntilTheChallengeCanBeResolved() public {
+        IJobEscrow.EscrowParams memory p = defaultParams();
+        p.challengeResolutionPeriod = RESOLUTION + 1 days;
+        vm.prank(owner);
+        escrow.setParams(p);
+        vm.prank(challenger);
+        escrow.challenge{value: BOND}(jobId, _proof());
+        uint64 resolveBy = escrow.getChallenge(jobId).resolveBy;
+        for (uint256 i; i < 3; ++i) {
+            (uint64 until,,) = registry.stakeLock(providers[i]);
+            assertGe(until, resolveBy, "every party of the challenged settlement");
+        }
+    }
 }

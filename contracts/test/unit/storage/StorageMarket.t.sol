@@ -670,7 +670,11 @@ contract ReopenStorageDeal_Unit is StorageBase {
         assertEq(reserved, 0, "the dropped provider's hold and collateral are released");
         assertEq(market.balanceOf(buyer), 3 * (PRICE + STORAGE_SLASH));
 
-        // Another provider takes the periods left; period 4 starts at the next block.
+        // The dropped provider cannot take it back (and reset its misses); another provider takes the
+        // periods left; period 4 starts at the next block.
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.StorageMarket_ProviderDropped.selector, host));
+        vm.prank(host);
+        market.acceptStorageDeal(id);
         vm.roll(block.number + 50);
         address next = providers[1];
         vm.prank(next);
