@@ -65,6 +65,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 passed; // model bitmap
         uint16 settled;
         uint16 missedInARow;
+        address dropped; // the provider the buyer last dropped: it cannot take the deal back
         IStorageMarket.StorageDealStatus status;
     }
 
@@ -426,7 +427,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
         uint256 slash = market.params().slashPerPeriod;
         for (uint256 k; k < deals.length; ++k) {
             GDeal storage d = deals[_at(seed, k, deals.length)];
-            if (d.status != IStorageMarket.StorageDealStatus.Open) continue;
+            if (d.status != IStorageMarket.StorageDealStatus.Open || d.dropped == p) continue;
             uint256 collateral = uint256(d.periods - d.settled) * slash;
             if (collateral > free) continue;
             calls["acceptDeal"]++;
@@ -475,6 +476,7 @@ contract EscrowHandler is CommonBase, StdCheats, StdUtils {
             vm.prank(d.buyer);
             market.reopenStorageDeal(d.id);
             d.status = IStorageMarket.StorageDealStatus.Open;
+            d.dropped = d.provider;
             d.provider = address(0);
             d.passed = 0;
             return;
